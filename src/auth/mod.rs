@@ -1,0 +1,132 @@
+//! Authentication and authorization, free of any protocol: callers hand in the
+//! raw credential header values; out comes a [`Principal`], and for admin
+//! operations a [`SuperAdmin`] capability.
+//!
+//! Invariant: [`SuperAdmin`] can be constructed only by [`Authenticator::admin_gate`],
+//! and every admin operation takes one by reference. No handler can reach an
+//! admin operation by forgetting an `if`.
+
+mod api_keys;
+mod cache;
+mod error;
+mod jwks;
+mod jwt;
+
+pub use api_keys::{ApiKeyVerifier, NewApiKey, generate_api_key, hash_secret};
+pub use error::AuthError;
+pub use jwks::{JwksCache, JwksConfig};
+pub use jwt::{JwtConfig, JwtVerifier};
+
+use std::sync::Arc;
+
+/// Who is calling, once a credential has been verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// A person, from a login JWT.
+    User(UserPrincipal),
+    /// A script or service, from an api-key.
+    ApiKey(ApiKeyPrincipal),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPrincipal {
+    pub subject: String,
+    pub organization_id: Option<String>,
+    pub role: Option<String>,
+    pub platform_roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyPrincipal {
+    pub key_id: String,
+    pub organization_id: String,
+    pub permissions: Vec<String>,
+}
+
+pub const SUPER_ADMIN_ROLE: &str = "super_admin";
+
+/// Proof that the caller is a platform super_admin. Only [`Authenticator`]
+/// creates it; admin operations require it as an argument.
+#[derive(Debug, Clone)]
+pub struct SuperAdmin {
+    subject: String,
+}
+
+impl SuperAdmin {
+    /// The `sub` of the super_admin's login JWT, for audit.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+/// The credential header values of one request, as received.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Credentials<'a> {
+    pub authorization: Option<&'a str>,
+    pub x_api_key: Option<&'a str>,
+}
+
+enum Credential<'a> {
+    Jwt(&'a str),
+    ApiKey(&'a str),
+}
+
+fn classify<'a>(creds: Credentials<'a>) -> Result<Credential<'a>, AuthError> {
+    let bearer = match creds.authorization {
+        None => None,
+        Some(value) => {
+            let (scheme, token) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(AuthError::UnsupportedScheme);
+            }
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(AuthError::EmptyToken);
+            }
+            Some(token)
+        }
+    };
+    match (bearer, creds.x_api_key.map(str::trim)) {
+        (Some(_), Some(_)) => Err(AuthError::ConflictingCredentials),
+        (None, None) => Err(AuthError::MissingCredential),
+        (None, Some("")) => Err(AuthError::EmptyToken),
+        (None, Some(key)) => Ok(Credential::ApiKey(key)),
+        (Some(token), None) if token.starts_with(api_keys::API_KEY_PREFIX) => Ok(Credential::ApiKey(token)),
+        (Some(token), None) => Ok(Credential::Jwt(token)),
+    }
+}
+
+/// Turns credentials into principals. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    jwt: Arc<JwtVerifier>,
+    api_keys: Arc<ApiKeyVerifier>,
+}
+
+impl Authenticator {
+    pub fn new(jwt: JwtVerifier, api_keys: ApiKeyVerifier) -> Self {
+        Self { jwt: Arc::new(jwt), api_keys: Arc::new(api_keys) }
+    }
+
+    pub fn jwks(&self) -> &Arc<JwksCache> {
+        self.jwt.jwks()
+    }
+
+    pub async fn authenticate(&self, creds: Credentials<'_>) -> Result<Principal, AuthError> {
+        match classify(creds)? {
+            Credential::Jwt(token) => self.jwt.verify(token).await.map(Principal::User),
+            Credential::ApiKey(key) => self.api_keys.verify(key).await.map(Principal::ApiKey),
+        }
+    }
+
+    /// The only way to obtain a [`SuperAdmin`].
+    pub async fn admin_gate(&self, creds: Credentials<'_>) -> Result<SuperAdmin, AuthError> {
+        match self.authenticate(creds).await? {
+            Principal::User(user) if user.platform_roles.iter().any(|r| r == SUPER_ADMIN_ROLE) => {
+                Ok(SuperAdmin { subject: user.subject })
+            }
+            Principal::User(_) => Err(AuthError::NotSuperAdmin),
+            Principal::ApiKey(_) => Err(AuthError::ApiKeyNotAllowed),
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Backfill jobs (issue 4).

@@ -1,0 +1,98 @@
+//! The `wa-gateway` binary: one file per command. Every flag also reads
+//! `WA_GATEWAY_<FLAG>` from the environment.
+
+mod api_keys;
+mod serve;
+mod sessions;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wa-gateway",
+    version,
+    about = "Admin control plane of a multi-tenant WhatsApp gateway",
+    long_about = "Admin control plane of a multi-tenant WhatsApp gateway: platform super_admins list \
+                  every session across organizations and backfill a session's contacts and groups \
+                  from the session host that holds it.\n\nEvery flag can also be set through the \
+                  environment as WA_GATEWAY_<FLAG> (for example --jwks-url as WA_GATEWAY_JWKS_URL)."
+)]
+pub struct Cli {
+    /// Database: a SQLite file path or sqlite:// URL (created if missing).
+    #[arg(long, env = "WA_GATEWAY_DATABASE_URL", default_value = "wa-gateway.db", global = true)]
+    pub database_url: String,
+
+    /// Log line format (logs go to stderr).
+    #[arg(long, env = "WA_GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    pub log_format: LogFormat,
+
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info,wa_gateway=debug`).
+    #[arg(long, env = "WA_GATEWAY_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve gRPC and REST (applies migrations first).
+    Serve(serve::ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage sessions in the database.
+    #[command(subcommand)]
+    Sessions(sessions::SessionsCommand),
+    /// Manage api-keys for scripts and services.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(api_keys::ApiKeysCommand),
+}
+
+fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(&cli.database_url, args).await,
+            Command::Migrate => {
+                crate::store::Store::open(&cli.database_url).await?.close().await;
+                eprintln!("migrations applied to {}", cli.database_url);
+                Ok(())
+            }
+            Command::Sessions(cmd) => sessions::run(&cli.database_url, cmd).await,
+            Command::ApiKeys(cmd) => api_keys::run(&cli.database_url, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,109 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::auth::{JwksConfig, JwtConfig};
+use crate::server::{self, ServeConfig};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address of the gRPC server.
+    #[arg(long, env = "WA_GATEWAY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+
+    /// Address of the HTTP server (REST, health, metrics).
+    #[arg(long, env = "WA_GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+
+    /// URL of the frontend's JWKS (public keys of login JWTs).
+    #[arg(long, env = "WA_GATEWAY_JWKS_URL")]
+    pub jwks_url: String,
+
+    /// Required `iss` of login JWTs (not checked when unset).
+    #[arg(long, env = "WA_GATEWAY_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of login JWTs (not checked when unset).
+    #[arg(long, env = "WA_GATEWAY_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Clock-skew allowance for exp/nbf/iat, in seconds.
+    #[arg(long, env = "WA_GATEWAY_JWT_LEEWAY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub jwt_leeway_secs: u64,
+
+    /// Claim holding the user's organization.
+    #[arg(long, env = "WA_GATEWAY_JWT_ORG_CLAIM", default_value = "org_id")]
+    pub jwt_org_claim: String,
+
+    /// Claim holding the user's organization role.
+    #[arg(long, env = "WA_GATEWAY_JWT_ROLE_CLAIM", default_value = "role")]
+    pub jwt_role_claim: String,
+
+    /// Claim holding the platform role (`super_admin`).
+    #[arg(long, env = "WA_GATEWAY_JWT_PLATFORM_ROLE_CLAIM", default_value = "platform_role")]
+    pub jwt_platform_role_claim: String,
+
+    /// JWKS refresh interval when the response has no Cache-Control max-age.
+    #[arg(long, env = "WA_GATEWAY_JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=86400))]
+    pub jwks_refresh_secs: u64,
+
+    /// Minimum seconds between JWKS refetches caused by unknown key ids.
+    #[arg(long, env = "WA_GATEWAY_JWKS_COOLDOWN_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub jwks_cooldown_secs: u64,
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(&args.jwks_url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
+    anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "--jwks-url must be an http(s) URL");
+    let config = ServeConfig {
+        grpc_addr: args.grpc_addr,
+        http_addr: args.http_addr,
+        database_url: database_url.to_owned(),
+        jwks: JwksConfig {
+            url: args.jwks_url,
+            default_refresh: Duration::from_secs(args.jwks_refresh_secs),
+            unknown_kid_cooldown: Duration::from_secs(args.jwks_cooldown_secs),
+            fetch_timeout: Duration::from_secs(10),
+        },
+        jwt: JwtConfig {
+            issuer: args.jwt_issuer,
+            audience: args.jwt_audience,
+            leeway_secs: args.jwt_leeway_secs,
+            org_claim: args.jwt_org_claim,
+            role_claim: args.jwt_role_claim,
+            platform_role_claim: args.jwt_platform_role_claim,
+        },
+    };
+    let running = server::start(config).await?;
+    // Tests and scripts read this line to find the bound ports.
+    println!("wa-gateway listening: grpc={} http={}", running.grpc_addr, running.http_addr);
+    tracing::info!(grpc = %running.grpc_addr, http = %running.http_addr, "serving");
+    let stopped = running.shutdown_token();
+    tokio::select! {
+        () = shutdown_signal() => tracing::info!("shutting down"),
+        () = stopped.cancelled() => {}
+    }
+    running.shutdown().await
+}

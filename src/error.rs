@@ -1,0 +1,43 @@
+//! The error-code contract: every domain error maps to exactly one
+//! [`ErrorCode`], which fixes its gRPC code (here, in `grpc::status`) and its
+//! HTTP status (in gateway-rest, from the gRPC code). Domain modules implement
+//! [`ServiceError`] for their one `thiserror` enum and never pick a status
+//! themselves.
+
+/// The closed set of outcomes a caller can observe (CONTRACT §1 table).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidArgument,
+    Unauthenticated,
+    PermissionDenied,
+    NotFound,
+    Conflict,
+    RateLimited,
+    Internal,
+    NotImplemented,
+    Unavailable,
+    DeadlineExceeded,
+}
+
+/// Implemented by every domain error enum.
+pub trait ServiceError: std::error::Error {
+    fn error_code(&self) -> ErrorCode;
+
+    /// Machine-readable reason (UPPER_SNAKE), carried as ErrorInfo.reason.
+    fn reason(&self) -> &'static str;
+
+    /// Machine-readable context, carried as ErrorInfo.metadata and rendered as
+    /// the REST envelope's `details`.
+    fn details(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
+    /// The message shown to callers. Internal errors hide their cause, which is
+    /// logged instead.
+    fn public_message(&self) -> String {
+        match self.error_code() {
+            ErrorCode::Internal => "internal error".to_owned(),
+            _ => self.to_string(),
+        }
+    }
+}

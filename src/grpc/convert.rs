@@ -1,0 +1,91 @@
+//! proto <-> domain conversions. Requests become domain values through
+//! `TryFrom` (a bad field is INVALID_ARGUMENT here, before any domain code
+//! runs); domain values become proto messages through `From`.
+
+use prost_types::Timestamp;
+
+use super::status::InvalidField;
+use crate::proto::admin as pb;
+use crate::sessions::{self, IdError, Session, SessionFilter, SessionId, SessionStatus};
+use crate::time::UnixMillis;
+
+pub fn timestamp(ms: UnixMillis) -> Timestamp {
+    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+}
+
+fn invalid(field: &'static str, message: impl ToString) -> InvalidField {
+    InvalidField { field, message: message.to_string() }
+}
+
+fn optional_id(field: &'static str, raw: String) -> Result<Option<String>, InvalidField> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    sessions::check_id_field(field, &raw).map_err(|e: IdError| invalid(field, e))?;
+    Ok(Some(raw))
+}
+
+pub fn session_id(raw: &str) -> Result<SessionId, InvalidField> {
+    SessionId::parse(raw).map_err(|e| invalid("session_id", e))
+}
+
+fn session_status_from_pb(raw: i32) -> Result<Option<SessionStatus>, InvalidField> {
+    match pb::SessionStatus::try_from(raw) {
+        Ok(pb::SessionStatus::Unspecified) => Ok(None),
+        Ok(pb::SessionStatus::Stopped) => Ok(Some(SessionStatus::Stopped)),
+        Ok(pb::SessionStatus::Starting) => Ok(Some(SessionStatus::Starting)),
+        Ok(pb::SessionStatus::ScanQrCode) => Ok(Some(SessionStatus::ScanQrCode)),
+        Ok(pb::SessionStatus::Working) => Ok(Some(SessionStatus::Working)),
+        Ok(pb::SessionStatus::Failed) => Ok(Some(SessionStatus::Failed)),
+        Err(_) => Err(invalid("status", format!("unknown session status {raw}"))),
+    }
+}
+
+fn session_status_to_pb(status: SessionStatus) -> pb::SessionStatus {
+    match status {
+        SessionStatus::Stopped => pb::SessionStatus::Stopped,
+        SessionStatus::Starting => pb::SessionStatus::Starting,
+        SessionStatus::ScanQrCode => pb::SessionStatus::ScanQrCode,
+        SessionStatus::Working => pb::SessionStatus::Working,
+        SessionStatus::Failed => pb::SessionStatus::Failed,
+    }
+}
+
+impl TryFrom<pb::ListSessionsRequest> for sessions::ListSessions {
+    type Error = InvalidField;
+    fn try_from(req: pb::ListSessionsRequest) -> Result<Self, Self::Error> {
+        Ok(Self {
+            limit: req.limit.map(i64::from),
+            cursor: Some(req.cursor).filter(|c| !c.is_empty()),
+            filter: SessionFilter {
+                organization_id: optional_id("organization_id", req.organization_id)?,
+                status: session_status_from_pb(req.status)?,
+                gateway_id: optional_id("gateway_id", req.gateway_id)?,
+            },
+        })
+    }
+}
+
+impl From<Session> for pb::Session {
+    fn from(s: Session) -> Self {
+        Self {
+            id: s.id.as_str().to_owned(),
+            organization_id: s.organization_id,
+            created_by_user_id: s.created_by_user_id,
+            gateway_id: s.gateway_id,
+            label: s.label,
+            phone_number: s.phone_number,
+            wa_jid: s.wa_jid,
+            wa_lid: s.wa_lid,
+            status: session_status_to_pb(s.status).into(),
+            auto_read: s.auto_read,
+            presence_typing: s.presence_typing,
+            is_admin_session: s.is_admin_session,
+            rate_per_min: s.rate_per_min,
+            rate_per_hour: s.rate_per_hour,
+            created_at: Some(timestamp(s.created_at)),
+            updated_at: Some(timestamp(s.updated_at)),
+            last_connected_at: s.last_connected_at.map(timestamp),
+        }
+    }
+}

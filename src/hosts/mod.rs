@@ -1,0 +1,1 @@
+//! Session hosts (issue 4).

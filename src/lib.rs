@@ -1,0 +1,19 @@
+//! wa-gateway: the admin control plane of a multi-tenant WhatsApp gateway.
+//!
+//! Capabilities live in their own modules (`auth`, `sessions`, `backfill`,
+//! `hosts`, `store`); protocol glue stays at the edges (`grpc`, the
+//! `gateway-rest` crate, `cli`). See ARCHITECTURE.md for the codemap and the
+//! invariants.
+
+pub mod auth;
+pub mod backfill;
+pub mod cli;
+pub mod error;
+pub mod grpc;
+pub mod hosts;
+pub mod paging;
+pub mod proto;
+pub mod server;
+pub mod sessions;
+pub mod store;
+pub mod time;

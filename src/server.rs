@@ -1,0 +1,168 @@
+//! Wiring: store, auth, the gRPC services behind the auth layer, the HTTP
+//! port (health, readiness, REST), and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tower::Layer;
+
+use crate::auth::{ApiKeyVerifier, Authenticator, JwksCache, JwksConfig, JwtConfig, JwtVerifier};
+use crate::grpc::{AdminApi, AuthLayer};
+use crate::paging::CursorCodec;
+use crate::proto::admin::admin_service_server::AdminServiceServer;
+use crate::store::Store;
+
+/// Largest gRPC request message accepted; admin requests are tiny.
+const MAX_REQUEST_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest gRPC response message sent (a page of 500 groups with members).
+const MAX_RESPONSE_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest header block accepted on either port.
+const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub database_url: String,
+    pub jwks: JwksConfig,
+    pub jwt: JwtConfig,
+}
+
+/// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    background: Vec<tokio::task::AbortHandle>,
+    store: Store,
+}
+
+#[derive(Clone)]
+struct HttpState {
+    store: Store,
+    jwks: Arc<JwksCache>,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<HttpState>) -> (http::StatusCode, String) {
+    let store = state.store.ping().await;
+    let keys = state.jwks.is_loaded();
+    let status = if store && keys { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE };
+    (status, format!("store: {}\njwks: {}\n", if store { "ok" } else { "unavailable" }, if keys { "loaded" } else { "not loaded" }))
+}
+
+pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
+    let store = Store::open(&config.database_url)
+        .await
+        .with_context(|| format!("opening database {}", config.database_url))?;
+    let codec = CursorCodec::new(store.cursor_key().await?);
+
+    let jwks = Arc::new(JwksCache::new(config.jwks.clone()).context("building the JWKS client")?);
+    let jwks_refresh = jwks.start().await;
+    let auth = Authenticator::new(JwtVerifier::new(config.jwt.clone(), jwks.clone()), ApiKeyVerifier::new(store.clone()));
+
+    let admin = AdminServiceServer::new(AdminApi::new(store.clone(), codec))
+        .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_RESPONSE_MESSAGE_BYTES);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AdminServiceServer<AdminApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let routes = tonic::service::Routes::new(admin)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .prepare();
+    let grpc_service = AuthLayer::new(auth).layer(routes);
+
+    let grpc_listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("binding the gRPC address {}", config.grpc_addr))?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+
+    let shutdown = CancellationToken::new();
+    let grpc_task = {
+        let shutdown = shutdown.clone();
+        let service = grpc_service.clone();
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .timeout(Duration::from_secs(60))
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+                .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+                .concurrency_limit_per_connection(256)
+                .serve_with_incoming_shutdown(service, TcpListenerStream::new(grpc_listener), shutdown.cancelled_owned())
+                .await
+                .context("gRPC server failed")
+        })
+    };
+
+    let http_router = axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(HttpState { store: store.clone(), jwks: jwks.clone() });
+    let http_task = {
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(http_listener, http_router)
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .context("HTTP server failed")
+        })
+    };
+
+    Ok(RunningServer {
+        grpc_addr,
+        http_addr,
+        shutdown,
+        tasks: vec![grpc_task, http_task],
+        background: vec![jwks_refresh],
+        store,
+    })
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight calls finish, and closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        for handle in &self.background {
+            handle.abort();
+        }
+        let mut result = Ok(());
+        for task in self.tasks {
+            match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => result = Err(e),
+                Ok(Err(join)) => result = Err(anyhow::anyhow!("server task panicked: {join}")),
+                Err(_) => result = Err(anyhow::anyhow!("server did not stop within 30 s")),
+            }
+        }
+        self.store.close().await;
+        result
+    }
+
+    /// Resolves when either server task ends on its own (a failure).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}

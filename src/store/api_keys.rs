@@ -1,0 +1,87 @@
+use sqlx::{Row, sqlite::SqliteRow};
+
+use super::{Store, StoreError};
+use crate::time::UnixMillis;
+
+/// An api-key as stored: never the secret, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub organization_id: String,
+    pub name: Option<String>,
+    pub permissions: Vec<String>,
+    pub secret_hash: Vec<u8>,
+    pub created_at: UnixMillis,
+    pub last_used_at: Option<UnixMillis>,
+    pub revoked_at: Option<UnixMillis>,
+}
+
+fn from_row(row: &SqliteRow) -> Result<ApiKeyRow, StoreError> {
+    let permissions: String = row.try_get("permissions")?;
+    Ok(ApiKeyRow {
+        id: row.try_get("id")?,
+        organization_id: row.try_get("organization_id")?,
+        name: row.try_get("name")?,
+        permissions: serde_json::from_str(&permissions)
+            .map_err(|e| StoreError::Corrupt(format!("api-key permissions: {e}")))?,
+        secret_hash: row.try_get("secret_hash")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
+        revoked_at: row.try_get("revoked_at")?,
+    })
+}
+
+impl Store {
+    pub async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+        let permissions = serde_json::to_string(&key.permissions)
+            .map_err(|e| StoreError::Corrupt(format!("api-key permissions: {e}")))?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, organization_id, name, permissions, secret_hash, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.organization_id)
+        .bind(&key.name)
+        .bind(permissions)
+        .bind(&key.secret_hash)
+        .bind(key.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    pub async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+        let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Marks a key revoked. Returns false when no such key exists; revoking a
+    /// revoked key keeps its first revocation time.
+    pub async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

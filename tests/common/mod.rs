@@ -1,0 +1,153 @@
+//! Shared test harness: the real `wa-gateway` binary on 127.0.0.1:0 with a
+//! temporary SQLite file, a real JWKS HTTP server with real RSA, EC and
+//! Ed25519 keys, and token minting.
+#![allow(dead_code)]
+
+pub mod jwks;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+use wa_gateway::proto::admin::admin_service_client::AdminServiceClient;
+
+pub use jwks::{JwksServer, KeyKind, claims, mint, super_admin_claims};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
+
+/// Runs a one-shot CLI command against `db`.
+pub fn cli(db: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .arg("--database-url")
+        .arg(db)
+        .args(args)
+        .output()
+        .expect("run wa-gateway")
+}
+
+/// Imports JSON Lines through `wa-gateway sessions import -`.
+pub fn import(db: &Path, jsonl: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(BIN)
+        .arg("--database-url")
+        .arg(db)
+        .args(["sessions", "import", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn import");
+    child.stdin.take().unwrap().write_all(jsonl.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn session_line(id: &str, org: &str, status: &str, gateway: &str) -> String {
+    serde_json::json!({
+        "id": id, "organizationId": org, "gatewayId": gateway, "status": status,
+        "label": format!("line {id}"), "phoneNumber": "6281234567890",
+        "createdAt": 1719662400000i64, "updatedAt": 1719662400000i64,
+    })
+    .to_string()
+}
+
+/// A running `wa-gateway serve`.
+pub struct Gateway {
+    pub child: Child,
+    pub grpc_addr: String,
+    pub http_addr: String,
+    pub db: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Gateway {
+    /// Starts with a fresh database.
+    pub async fn start(jwks_url: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("gateway.db");
+        let mut gw = Self::start_with_db(&db, jwks_url, extra).await;
+        gw._dir = Some(dir);
+        gw
+    }
+
+    pub async fn start_with_db(db: &Path, jwks_url: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .arg("--database-url")
+            .arg(db)
+            .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--jwks-url", jwks_url])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn wa-gateway serve");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("server did not report its addresses within 60 s")
+            .unwrap()
+            .expect("server exited before listening");
+        let addr = |key: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                .to_owned()
+        };
+        let (grpc_addr, http_addr) = (addr("grpc="), addr("http="));
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, grpc_addr, http_addr, db: db.to_owned(), _dir: None }
+    }
+
+    pub async fn client(&self) -> AdminServiceClient<Channel> {
+        let channel = Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("connect to gRPC");
+        AdminServiceClient::new(channel)
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.http_addr, path)
+    }
+
+    /// SIGTERM, then the exit status.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("server did not stop within 30 s of SIGTERM")
+            .unwrap()
+    }
+}
+
+/// A tonic request carrying `authorization: Bearer <token>`.
+pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// Polls `check` until it returns `Some` or the deadline passes.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
