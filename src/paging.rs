@@ -97,7 +97,8 @@ impl CursorCodec {
     }
 
     fn tag(&self, scope: &str, last_key: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(&[CURSOR_VERSION]);
         mac.update(&(scope.len() as u64).to_be_bytes());
         mac.update(scope.as_bytes());
@@ -166,7 +167,10 @@ impl CursorCodec {
         } else {
             None
         };
-        Page { items: rows, next_cursor }
+        Page {
+            items: rows,
+            next_cursor,
+        }
     }
 }
 
@@ -189,9 +193,15 @@ mod tests {
         let codec = CursorCodec::new([7; 32]);
         let c = codec.encode("sessions|org=a", "01ABC");
         assert_eq!(codec.decode("sessions|org=a", &c).unwrap(), "01ABC");
-        assert_eq!(codec.decode("sessions|org=b", &c), Err(PagingError::InvalidCursor));
+        assert_eq!(
+            codec.decode("sessions|org=b", &c),
+            Err(PagingError::InvalidCursor)
+        );
         let other = CursorCodec::new([8; 32]);
-        assert_eq!(other.decode("sessions|org=a", &c), Err(PagingError::InvalidCursor));
+        assert_eq!(
+            other.decode("sessions|org=a", &c),
+            Err(PagingError::InvalidCursor)
+        );
         for forged in ["", "AQ", "not base64!", &"A".repeat(5000)] {
             assert_eq!(codec.decode("s", forged), Err(PagingError::InvalidCursor));
         }

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
 use crate::auth::{ApiKeyVerifier, Authenticator, JwksCache, JwksConfig, JwtConfig, JwtVerifier};
+use crate::backfill::{BackfillConfig, Backfills};
 use crate::grpc::{AdminApi, AuthLayer};
+use crate::hosts::HostRegistry;
 use crate::paging::CursorCodec;
 use crate::proto::admin::admin_service_server::AdminServiceServer;
 use crate::store::Store;
@@ -24,16 +26,19 @@ use crate::store::Store;
 const MAX_REQUEST_MESSAGE_BYTES: usize = 64 * 1024;
 /// Largest gRPC response message sent (a page of 500 groups with members).
 const MAX_RESPONSE_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-/// Largest header block accepted on either port.
-const MAX_HEADER_LIST_BYTES: u32 = 32 * 1024;
+/// Largest gRPC header block accepted. Well above the 8 KiB token cap, so an
+/// oversized token gets a precise UNAUTHENTICATED rather than a bare HTTP 431.
+const MAX_HEADER_LIST_BYTES: u32 = 96 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeConfig {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub database_url: String,
     pub jwks: JwksConfig,
     pub jwt: JwtConfig,
+    pub hosts: HostRegistry,
+    pub backfill: BackfillConfig,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -44,6 +49,7 @@ pub struct RunningServer {
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
     background: Vec<tokio::task::AbortHandle>,
     store: Store,
+    backfills: Backfills,
 }
 
 #[derive(Clone)]
@@ -59,8 +65,31 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<HttpState>) -> (http::StatusCode, String) {
     let store = state.store.ping().await;
     let keys = state.jwks.is_loaded();
-    let status = if store && keys { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE };
-    (status, format!("store: {}\njwks: {}\n", if store { "ok" } else { "unavailable" }, if keys { "loaded" } else { "not loaded" }))
+    let status = if store && keys {
+        http::StatusCode::OK
+    } else {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        format!(
+            "store: {}\njwks: {}\n",
+            if store { "ok" } else { "unavailable" },
+            if keys { "loaded" } else { "not loaded" }
+        ),
+    )
+}
+
+/// Reflection advertises exactly the services this port serves (the
+/// descriptor set also holds SessionHostService, which it does not).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("wa.gateway.admin.v1.AdminService")
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
+        .with_service_name("grpc.reflection.v1alpha.ServerReflection")
 }
 
 pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
@@ -68,21 +97,32 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("opening database {}", config.database_url))?;
     let codec = CursorCodec::new(store.cursor_key().await?);
+    let swept = store.sweep_unpublished_generations().await?;
+    if swept > 0 {
+        tracing::info!(
+            rows = swept,
+            "removed rows of backfills interrupted by a previous stop"
+        );
+    }
+    let backfills = Backfills::new(store.clone(), config.hosts.clone(), config.backfill.clone());
 
     let jwks = Arc::new(JwksCache::new(config.jwks.clone()).context("building the JWKS client")?);
     let jwks_refresh = jwks.start().await;
-    let auth = Authenticator::new(JwtVerifier::new(config.jwt.clone(), jwks.clone()), ApiKeyVerifier::new(store.clone()));
+    let auth = Authenticator::new(
+        JwtVerifier::new(config.jwt.clone(), jwks.clone()),
+        ApiKeyVerifier::new(store.clone()),
+    );
 
-    let admin = AdminServiceServer::new(AdminApi::new(store.clone(), codec))
+    let admin = AdminServiceServer::new(AdminApi::new(store.clone(), codec, backfills.clone()))
         .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_MESSAGE_BYTES);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AdminServiceServer<AdminApi>>().await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+    let reflection_v1alpha = reflection()
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let routes = tonic::service::Routes::new(admin)
         .add_service(health_service)
@@ -111,7 +151,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
                 .http2_keepalive_timeout(Some(Duration::from_secs(10)))
                 .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
                 .concurrency_limit_per_connection(256)
-                .serve_with_incoming_shutdown(service, TcpListenerStream::new(grpc_listener), shutdown.cancelled_owned())
+                .serve_with_incoming_shutdown(
+                    service,
+                    TcpListenerStream::new(grpc_listener),
+                    shutdown.cancelled_owned(),
+                )
                 .await
                 .context("gRPC server failed")
         })
@@ -120,7 +164,10 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     let http_router = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(HttpState { store: store.clone(), jwks: jwks.clone() });
+        .with_state(HttpState {
+            store: store.clone(),
+            jwks: jwks.clone(),
+        });
     let http_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -138,6 +185,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         tasks: vec![grpc_task, http_task],
         background: vec![jwks_refresh],
         store,
+        backfills,
     })
 }
 
@@ -145,6 +193,9 @@ impl RunningServer {
     /// Stops accepting, lets in-flight calls finish, and closes the store.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.shutdown.cancel();
+        // Running jobs stop and discard their staged rows; open WatchBackfill
+        // streams end with the jobs' terminal state.
+        self.backfills.shutdown(Duration::from_secs(15)).await;
         for handle in &self.background {
             handle.abort();
         }

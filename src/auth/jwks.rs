@@ -63,9 +63,12 @@ pub struct JwksCache {
 fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
     let implied = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
-        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            Algorithm::ES256
+        }
         AlgorithmParameters::OctetKeyPair(okp)
-            if okp.key_type == OctetKeyPairType::OctetKeyPair && okp.curve == EllipticCurve::Ed25519 =>
+            if okp.key_type == OctetKeyPairType::OctetKeyPair
+                && okp.curve == EllipticCurve::Ed25519 =>
         {
             Algorithm::EdDSA
         }
@@ -89,11 +92,25 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, Str
     let raw: RawSet = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let mut keys = HashMap::new();
     for value in raw.keys {
-        let Ok(jwk) = serde_json::from_value::<Jwk>(value) else { continue };
-        let Some(kid) = jwk.common.key_id.clone() else { continue };
-        let Some(algorithm) = key_algorithm(&jwk) else { continue };
-        let Ok(decoding) = DecodingKey::from_jwk(&jwk) else { continue };
-        keys.insert(kid, Arc::new(VerifyingKey { decoding, algorithm }));
+        let Ok(jwk) = serde_json::from_value::<Jwk>(value) else {
+            continue;
+        };
+        let Some(kid) = jwk.common.key_id.clone() else {
+            continue;
+        };
+        let Some(algorithm) = key_algorithm(&jwk) else {
+            continue;
+        };
+        let Ok(decoding) = DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        keys.insert(
+            kid,
+            Arc::new(VerifyingKey {
+                decoding,
+                algorithm,
+            }),
+        );
     }
     Ok(keys)
 }
@@ -138,15 +155,24 @@ impl JwksCache {
     }
 
     fn lookup(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
-        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
+        self.keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kid)
+            .cloned()
     }
 
-    async fn fetch(&self) -> Result<(HashMap<String, Arc<VerifyingKey>>, Option<Duration>), FetchError> {
+    async fn fetch(
+        &self,
+    ) -> Result<(HashMap<String, Arc<VerifyingKey>>, Option<Duration>), FetchError> {
         let mut response = self.client.get(&self.config.url).send().await?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
-        if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+        {
             return Err(FetchError::TooLarge);
         }
         let ttl = max_age(response.headers());
@@ -160,6 +186,16 @@ impl JwksCache {
         Ok((parse_jwks(&body).map_err(FetchError::Parse)?, ttl))
     }
 
+    /// Installs a key set directly (a JWKS document), as a successful fetch
+    /// would. For callers that hold the keys themselves: the demo, benchmarks.
+    pub fn install(&self, jwks_json: &[u8]) -> Result<usize, String> {
+        let keys = parse_jwks(jwks_json)?;
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        self.loaded.store(true, Ordering::Release);
+        Ok(count)
+    }
+
     /// Fetches the JWKS once and, on success, replaces the key set. Returns
     /// when to refresh next.
     pub async fn refresh(&self) -> Duration {
@@ -169,7 +205,8 @@ impl JwksCache {
                 tracing::info!(keys = keys.len(), "JWKS loaded");
                 *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
                 self.loaded.store(true, Ordering::Release);
-                ttl.unwrap_or(self.config.default_refresh).clamp(MIN_REFRESH, MAX_REFRESH)
+                ttl.unwrap_or(self.config.default_refresh)
+                    .clamp(MIN_REFRESH, MAX_REFRESH)
             }
             Err(error) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);

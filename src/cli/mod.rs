@@ -2,6 +2,7 @@
 //! `WA_GATEWAY_<FLAG>` from the environment.
 
 mod api_keys;
+mod host_sim;
 mod serve;
 mod sessions;
 
@@ -21,7 +22,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Database: a SQLite file path or sqlite:// URL (created if missing).
-    #[arg(long, env = "WA_GATEWAY_DATABASE_URL", default_value = "wa-gateway.db", global = true)]
+    #[arg(
+        long,
+        env = "WA_GATEWAY_DATABASE_URL",
+        default_value = "wa-gateway.db",
+        global = true
+    )]
     pub database_url: String,
 
     /// Log line format (logs go to stderr).
@@ -54,12 +60,16 @@ pub enum Command {
     /// Manage api-keys for scripts and services.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(api_keys::ApiKeysCommand),
+    /// Run a simulated session host with deterministic data.
+    HostSim(host_sim::HostSimArgs),
 }
 
 fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -69,7 +79,10 @@ fn init_logging(cli: &Cli) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -80,12 +93,16 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.database_url, args).await,
             Command::Migrate => {
-                crate::store::Store::open(&cli.database_url).await?.close().await;
+                crate::store::Store::open(&cli.database_url)
+                    .await?
+                    .close()
+                    .await;
                 eprintln!("migrations applied to {}", cli.database_url);
                 Ok(())
             }
             Command::Sessions(cmd) => sessions::run(&cli.database_url, cmd).await,
             Command::ApiKeys(cmd) => api_keys::run(&cli.database_url, cmd).await,
+            Command::HostSim(args) => host_sim::run(args).await,
         }
     });
     match result {

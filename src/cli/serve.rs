@@ -4,6 +4,8 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::auth::{JwksConfig, JwtConfig};
+use crate::backfill::BackfillConfig;
+use crate::hosts::HostRegistry;
 use crate::server::{self, ServeConfig};
 
 #[derive(Args, Debug)]
@@ -41,7 +43,11 @@ pub struct ServeArgs {
     pub jwt_role_claim: String,
 
     /// Claim holding the platform role (`super_admin`).
-    #[arg(long, env = "WA_GATEWAY_JWT_PLATFORM_ROLE_CLAIM", default_value = "platform_role")]
+    #[arg(
+        long,
+        env = "WA_GATEWAY_JWT_PLATFORM_ROLE_CLAIM",
+        default_value = "platform_role"
+    )]
     pub jwt_platform_role_claim: String,
 
     /// JWKS refresh interval when the response has no Cache-Control max-age.
@@ -51,13 +57,33 @@ pub struct ServeArgs {
     /// Minimum seconds between JWKS refetches caused by unknown key ids.
     #[arg(long, env = "WA_GATEWAY_JWKS_COOLDOWN_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub jwks_cooldown_secs: u64,
+
+    /// Session host of a gateway, as GATEWAY_ID=URL (repeatable; the env
+    /// variable takes a comma-separated list).
+    #[arg(
+        long = "host",
+        env = "WA_GATEWAY_HOSTS",
+        value_delimiter = ',',
+        value_name = "GATEWAY_ID=URL"
+    )]
+    pub hosts: Vec<String>,
+
+    /// Backfill jobs running at once; further jobs wait as `queued`.
+    #[arg(long, env = "WA_GATEWAY_BACKFILL_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub backfill_concurrency: u16,
+
+    /// A session-host stream silent for this many seconds fails its job.
+    #[arg(long, env = "WA_GATEWAY_HOST_STALL_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub host_stall_timeout_secs: u64,
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
@@ -75,8 +101,13 @@ async fn shutdown_signal() {
 }
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let url = reqwest::Url::parse(&args.jwks_url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
-    anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "--jwks-url must be an http(s) URL");
+    let url =
+        reqwest::Url::parse(&args.jwks_url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "http" | "https"),
+        "--jwks-url must be an http(s) URL"
+    );
+    let hosts = HostRegistry::from_specs(&args.hosts)?;
     let config = ServeConfig {
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
@@ -95,10 +126,18 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             role_claim: args.jwt_role_claim,
             platform_role_claim: args.jwt_platform_role_claim,
         },
+        hosts,
+        backfill: BackfillConfig {
+            concurrency: usize::from(args.backfill_concurrency),
+            stall_timeout: Duration::from_secs(args.host_stall_timeout_secs),
+        },
     };
     let running = server::start(config).await?;
     // Tests and scripts read this line to find the bound ports.
-    println!("wa-gateway listening: grpc={} http={}", running.grpc_addr, running.http_addr);
+    println!(
+        "wa-gateway listening: grpc={} http={}",
+        running.grpc_addr, running.http_addr
+    );
     tracing::info!(grpc = %running.grpc_addr, http = %running.http_addr, "serving");
     let stopped = running.shutdown_token();
     tokio::select! {

@@ -4,11 +4,13 @@
 
 use std::pin::Pin;
 
-use tokio_stream::Stream;
+use futures_util::stream::{self, Stream};
 use tonic::{Request, Response, Status};
 
+use super::convert::session_id;
 use super::status::to_status;
 use crate::auth::SuperAdmin;
+use crate::backfill::{Backfills, Job};
 use crate::paging::CursorCodec;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 use crate::sessions;
@@ -19,11 +21,16 @@ use crate::store::Store;
 pub struct AdminApi {
     store: Store,
     codec: CursorCodec,
+    backfills: Backfills,
 }
 
 impl AdminApi {
-    pub fn new(store: Store, codec: CursorCodec) -> Self {
-        Self { store, codec }
+    pub fn new(store: Store, codec: CursorCodec, backfills: Backfills) -> Self {
+        Self {
+            store,
+            codec,
+            backfills,
+        }
     }
 }
 
@@ -34,10 +41,16 @@ fn super_admin<T>(request: &Request<T>) -> Result<SuperAdmin, Status> {
         .extensions()
         .get::<SuperAdmin>()
         .cloned()
-        .ok_or_else(|| Status::permission_denied("admin API requires the platform super_admin role"))
+        .ok_or_else(|| {
+            Status::permission_denied("admin API requires the platform super_admin role")
+        })
 }
 
 type JobStream = Pin<Box<dyn Stream<Item = Result<pb::WatchBackfillResponse, Status>> + Send>>;
+
+fn cursor(raw: String) -> Option<String> {
+    Some(raw).filter(|c| !c.is_empty())
+}
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
@@ -60,16 +73,32 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::StartBackfillRequest>,
     ) -> Result<Response<pb::StartBackfillResponse>, Status> {
-        super_admin(&request)?;
-        Err(Status::unimplemented("backfill is not available yet"))
+        let admin = super_admin(&request)?;
+        let session = session_id(&request.get_ref().session_id)?;
+        let job = self
+            .backfills
+            .start(&admin, &session)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::StartBackfillResponse {
+            job: Some(job.into()),
+        }))
     }
 
     async fn get_backfill(
         &self,
         request: Request<pb::GetBackfillRequest>,
     ) -> Result<Response<pb::GetBackfillResponse>, Status> {
-        super_admin(&request)?;
-        Err(Status::unimplemented("backfill is not available yet"))
+        let admin = super_admin(&request)?;
+        let session = session_id(&request.get_ref().session_id)?;
+        let job = self
+            .backfills
+            .get(&admin, &session)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::GetBackfillResponse {
+            job: Some(job.into()),
+        }))
     }
 
     type WatchBackfillStream = JobStream;
@@ -78,23 +107,84 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::WatchBackfillRequest>,
     ) -> Result<Response<Self::WatchBackfillStream>, Status> {
-        super_admin(&request)?;
-        Err(Status::unimplemented("backfill is not available yet"))
+        let admin = super_admin(&request)?;
+        let session = session_id(&request.get_ref().session_id)?;
+        let receiver = self
+            .backfills
+            .watch(&admin, &session)
+            .await
+            .map_err(|e| to_status(&e))?;
+        // The current state first, then each change; the stream ends after
+        // the terminal state. Driven by the watch channel, no polling.
+        let updates = stream::unfold(
+            (receiver, false, true),
+            |(mut rx, done, first)| async move {
+                if done {
+                    return None;
+                }
+                if !first && rx.changed().await.is_err() {
+                    return None;
+                }
+                let job: Job = rx.borrow_and_update().clone();
+                let finished = !job.status.is_active();
+                Some((
+                    Ok(pb::WatchBackfillResponse {
+                        job: Some(job.into()),
+                    }),
+                    (rx, finished, false),
+                ))
+            },
+        );
+        Ok(Response::new(Box::pin(updates)))
     }
 
     async fn list_session_contacts(
         &self,
         request: Request<pb::ListSessionContactsRequest>,
     ) -> Result<Response<pb::ListSessionContactsResponse>, Status> {
-        super_admin(&request)?;
-        Err(Status::unimplemented("backfill is not available yet"))
+        let admin = super_admin(&request)?;
+        let req = request.into_inner();
+        let session = session_id(&req.session_id)?;
+        let cursor = cursor(req.cursor);
+        let page = self
+            .backfills
+            .contacts(
+                &admin,
+                &self.codec,
+                &session,
+                req.limit.map(i64::from),
+                cursor.as_deref(),
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListSessionContactsResponse {
+            data: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
+        }))
     }
 
     async fn list_session_groups(
         &self,
         request: Request<pb::ListSessionGroupsRequest>,
     ) -> Result<Response<pb::ListSessionGroupsResponse>, Status> {
-        super_admin(&request)?;
-        Err(Status::unimplemented("backfill is not available yet"))
+        let admin = super_admin(&request)?;
+        let req = request.into_inner();
+        let session = session_id(&req.session_id)?;
+        let cursor = cursor(req.cursor);
+        let page = self
+            .backfills
+            .groups(
+                &admin,
+                &self.codec,
+                &session,
+                req.limit.map(i64::from),
+                cursor.as_deref(),
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::ListSessionGroupsResponse {
+            data: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor,
+        }))
     }
 }

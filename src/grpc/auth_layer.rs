@@ -29,7 +29,10 @@ impl AuthLayer {
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, auth: self.auth.clone() }
+        AuthService {
+            inner,
+            auth: self.auth.clone(),
+        }
     }
 }
 
@@ -76,7 +79,11 @@ where
                     inner.call(req).await
                 }
                 Err(error) => {
-                    tracing::info!(path = req.uri().path(), reason = crate::error::ServiceError::reason(&error), "credential refused");
+                    tracing::info!(
+                        path = req.uri().path(),
+                        reason = crate::error::ServiceError::reason(&error),
+                        "credential refused"
+                    );
                     Ok(to_status(&error).into_http())
                 }
             }

@@ -5,16 +5,23 @@
 use prost_types::Timestamp;
 
 use super::status::InvalidField;
+use crate::backfill::{Contact, Group, Job, JobStatus, Participant};
 use crate::proto::admin as pb;
 use crate::sessions::{self, IdError, Session, SessionFilter, SessionId, SessionStatus};
 use crate::time::UnixMillis;
 
 pub fn timestamp(ms: UnixMillis) -> Timestamp {
-    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
 }
 
 fn invalid(field: &'static str, message: impl ToString) -> InvalidField {
-    InvalidField { field, message: message.to_string() }
+    InvalidField {
+        field,
+        message: message.to_string(),
+    }
 }
 
 fn optional_id(field: &'static str, raw: String) -> Result<Option<String>, InvalidField> {
@@ -86,6 +93,79 @@ impl From<Session> for pb::Session {
             created_at: Some(timestamp(s.created_at)),
             updated_at: Some(timestamp(s.updated_at)),
             last_connected_at: s.last_connected_at.map(timestamp),
+        }
+    }
+}
+
+fn job_status_to_pb(status: JobStatus) -> pb::BackfillStatus {
+    match status {
+        JobStatus::Queued => pb::BackfillStatus::Queued,
+        JobStatus::Running => pb::BackfillStatus::Running,
+        JobStatus::Succeeded => pb::BackfillStatus::Succeeded,
+        JobStatus::Failed => pb::BackfillStatus::Failed,
+    }
+}
+
+fn count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl From<Job> for pb::BackfillJob {
+    fn from(job: Job) -> Self {
+        Self {
+            id: job.id,
+            organization_id: job.organization_id,
+            session_id: job.session_id,
+            status: job_status_to_pb(job.status).into(),
+            started_at: Some(timestamp(job.started_at)),
+            finished_at: job.finished_at.map(timestamp),
+            contacts: count(job.contacts),
+            groups: count(job.groups),
+            group_members: count(job.group_members),
+            error: job.error,
+        }
+    }
+}
+
+impl From<Contact> for pb::Contact {
+    fn from(c: Contact) -> Self {
+        Self {
+            jid: c.jid,
+            lid: c.lid,
+            phone_number: c.phone_number,
+            push_name: c.push_name,
+            full_name: c.full_name,
+            first_name: c.first_name,
+            business_name: c.business_name,
+        }
+    }
+}
+
+impl From<Participant> for pb::Participant {
+    fn from(p: Participant) -> Self {
+        Self {
+            jid: p.jid,
+            lid: p.lid,
+            phone_number: p.phone_number,
+            is_admin: p.is_admin,
+            is_super_admin: p.is_super_admin,
+            display_name: p.display_name,
+        }
+    }
+}
+
+impl From<Group> for pb::Group {
+    fn from(g: Group) -> Self {
+        Self {
+            jid: g.jid,
+            name: g.name,
+            topic: g.topic,
+            owner_jid: g.owner_jid,
+            created_at: g.created_at.map(timestamp),
+            is_announce: g.is_announce,
+            is_locked: g.is_locked,
+            addressing_mode: g.addressing_mode,
+            participants: g.participants.into_iter().map(Into::into).collect(),
         }
     }
 }

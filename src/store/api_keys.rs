@@ -68,11 +68,12 @@ impl Store {
     /// Marks a key revoked. Returns false when no such key exists; revoking a
     /// revoked key keeps its first revocation time.
     pub async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
-            .bind(at)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
+                .bind(at)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -5,6 +5,7 @@
 //! would sit behind: callers see only its methods and [`StoreError`].
 
 mod api_keys;
+mod backfill_data;
 mod sessions;
 
 pub use api_keys::ApiKeyRow;
@@ -13,7 +14,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rand::RngCore;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use crate::error::{ErrorCode, ServiceError};
 
@@ -21,7 +24,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported database url {0:?}: only SQLite (a file path or sqlite://PATH) is built in")]
+    #[error(
+        "unsupported database url {0:?}: only SQLite (a file path or sqlite://PATH) is built in"
+    )]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -101,9 +106,10 @@ impl Store {
             .bind(fresh.as_slice())
             .execute(&self.pool)
             .await?;
-        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'cursor_key'")
-            .fetch_one(&self.pool)
-            .await?;
+        let stored: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'cursor_key'")
+                .fetch_one(&self.pool)
+                .await?;
         stored
             .try_into()
             .map_err(|_| StoreError::Corrupt("cursor_key is not 32 bytes".into()))

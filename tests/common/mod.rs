@@ -3,6 +3,7 @@
 //! Ed25519 keys, and token minting.
 #![allow(dead_code)]
 
+pub mod host;
 pub mod jwks;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 use wa_gateway::proto::admin::admin_service_client::AdminServiceClient;
 
+#[allow(unused_imports)]
 pub use jwks::{JwksServer, KeyKind, claims, mint, super_admin_claims};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
@@ -40,7 +42,12 @@ pub fn import(db: &Path, jsonl: &str) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn import");
-    child.stdin.take().unwrap().write_all(jsonl.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(jsonl.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -76,7 +83,15 @@ impl Gateway {
         let mut child = Command::new(BIN)
             .arg("--database-url")
             .arg(db)
-            .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--jwks-url", jwks_url])
+            .args([
+                "serve",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--jwks-url",
+                jwks_url,
+            ])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -99,7 +114,13 @@ impl Gateway {
         let (grpc_addr, http_addr) = (addr("grpc="), addr("http="));
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, grpc_addr, http_addr, db: db.to_owned(), _dir: None }
+        Self {
+            child,
+            grpc_addr,
+            http_addr,
+            db: db.to_owned(),
+            _dir: None,
+        }
     }
 
     pub async fn client(&self) -> AdminServiceClient<Channel> {
@@ -116,9 +137,13 @@ impl Gateway {
     }
 
     /// SIGTERM, then the exit status.
-    pub async fn stop(mut self) -> std::process::ExitStatus {
+    /// The database (and its folder) stay, for a restart on the same file.
+    pub async fn stop(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running").to_string();
-        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
         assert!(sent.success());
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
@@ -147,7 +172,46 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `wa-gateway host-sim` process on 127.0.0.1:0.
+pub struct HostSimProcess {
+    pub child: Child,
+    pub url: String,
+}
+
+impl HostSimProcess {
+    pub async fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["host-sim", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn host-sim");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("host-sim did not start")
+            .unwrap()
+            .expect("host-sim exited");
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .expect("addr in host-sim line")
+            .trim()
+            .to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            url: format!("http://{addr}"),
+        }
     }
 }

@@ -1,0 +1,67 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::hosts::sim::{SimConfig, SimHost};
+use crate::proto::host::session_host_service_server::SessionHostServiceServer;
+
+#[derive(Args, Debug)]
+pub struct HostSimArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(
+        long,
+        env = "WA_GATEWAY_HOST_SIM_ADDR",
+        default_value = "127.0.0.1:50061"
+    )]
+    pub addr: SocketAddr,
+    /// Contacts per session.
+    #[arg(long, default_value_t = 200)]
+    pub contacts: usize,
+    /// Joined groups per session.
+    #[arg(long, default_value_t = 20)]
+    pub groups: usize,
+    /// Participants per group.
+    #[arg(long, default_value_t = 10)]
+    pub members_per_group: usize,
+    /// Items per streamed batch.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Pause before each batch, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u64,
+    /// Abort each stream with UNAVAILABLE after this many items.
+    #[arg(long)]
+    pub fail_after: Option<usize>,
+    /// A session answered with FAILED_PRECONDITION `session not connected` (repeatable).
+    #[arg(long = "disconnected", value_name = "SESSION_ID")]
+    pub disconnected: Vec<String>,
+}
+
+pub async fn run(args: HostSimArgs) -> anyhow::Result<()> {
+    let config = SimConfig {
+        contacts: args.contacts,
+        groups: args.groups,
+        members_per_group: args.members_per_group,
+        batch_size: args.batch_size as usize,
+        delay: Duration::from_millis(args.delay_ms),
+        fail_after: args.fail_after,
+        disconnected: args.disconnected.into_iter().collect(),
+    };
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("binding {}", args.addr))?;
+    let addr = listener.local_addr()?;
+    println!("host-sim listening: addr={addr}");
+    tracing::info!(%addr, ?config, "host-sim serving");
+    tonic::transport::Server::builder()
+        .serve_with_incoming_shutdown(
+            SessionHostServiceServer::new(SimHost::new(config)),
+            TcpListenerStream::new(listener),
+            super::serve::shutdown_signal(),
+        )
+        .await
+        .context("host-sim server failed")
+}

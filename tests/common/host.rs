@@ -1,0 +1,159 @@
+//! A scripted SessionHostService for tests: real gRPC on 127.0.0.1:0, with
+//! data, failures and pauses the test controls.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status};
+use wa_gateway::proto::host::session_host_service_server::{
+    SessionHostService, SessionHostServiceServer,
+};
+use wa_gateway::proto::host::*;
+
+#[derive(Clone, Default)]
+pub struct Script {
+    pub contacts: Vec<Contact>,
+    pub groups: Vec<Group>,
+    pub batch: usize,
+    /// Abort the contacts stream with UNAVAILABLE after this many contacts.
+    pub fail_contacts_after: Option<usize>,
+    /// Abort the groups stream with UNAVAILABLE after this many groups.
+    pub fail_groups_after: Option<usize>,
+    /// Hold every contacts batch after the first until the gate opens.
+    pub gated: bool,
+}
+
+#[derive(Clone)]
+pub struct ScriptedHost {
+    pub script: Arc<Mutex<Script>>,
+    gate: watch::Sender<bool>,
+}
+
+pub fn contact(i: usize, tag: &str) -> Contact {
+    Contact {
+        jid: format!("{i:05}@s.whatsapp.net"),
+        lid: format!("{i}@lid"),
+        phone_number: format!("{i:05}"),
+        push_name: format!("{tag} {i}"),
+        ..Default::default()
+    }
+}
+
+pub fn group(i: usize, members: usize, tag: &str) -> Group {
+    Group {
+        jid: format!("g{i:04}@g.us"),
+        name: format!("{tag} group {i}"),
+        created_at_ms: 1_700_000_000_000,
+        participants: (0..members)
+            .map(|m| Participant {
+                jid: format!("{m:05}@s.whatsapp.net"),
+                is_admin: m == 0,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn batches<T: Clone + Send + Sync + 'static, M: Send + 'static>(
+    items: Vec<T>,
+    batch: usize,
+    fail_after: Option<usize>,
+    mut gate: Option<watch::Receiver<bool>>,
+    wrap: fn(Vec<T>) -> M,
+) -> BoxStream<M> {
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let limit = fail_after.unwrap_or(usize::MAX).min(items.len());
+        for (n, chunk) in items[..limit].chunks(batch.max(1)).enumerate() {
+            if n > 0 {
+                if let Some(gate) = gate.as_mut() {
+                    if gate.wait_for(|open| *open).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if tx.send(Ok(wrap(chunk.to_vec()))).await.is_err() {
+                return;
+            }
+        }
+        if fail_after.is_some() {
+            let _ = tx.send(Err(Status::unavailable("scripted failure"))).await;
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+#[tonic::async_trait]
+impl SessionHostService for ScriptedHost {
+    type StreamContactsStream = BoxStream<StreamContactsResponse>;
+    type StreamJoinedGroupsStream = BoxStream<StreamJoinedGroupsResponse>;
+
+    async fn stream_contacts(
+        &self,
+        _request: Request<StreamContactsRequest>,
+    ) -> Result<Response<Self::StreamContactsStream>, Status> {
+        let s = self.script.lock().unwrap().clone();
+        let gate = s.gated.then(|| self.gate.subscribe());
+        Ok(Response::new(batches(
+            s.contacts,
+            s.batch,
+            s.fail_contacts_after,
+            gate,
+            |contacts| StreamContactsResponse { contacts },
+        )))
+    }
+
+    async fn stream_joined_groups(
+        &self,
+        _request: Request<StreamJoinedGroupsRequest>,
+    ) -> Result<Response<Self::StreamJoinedGroupsStream>, Status> {
+        let s = self.script.lock().unwrap().clone();
+        Ok(Response::new(batches(
+            s.groups,
+            s.batch,
+            s.fail_groups_after,
+            None,
+            |groups| StreamJoinedGroupsResponse { groups },
+        )))
+    }
+}
+
+impl ScriptedHost {
+    /// Serves on 127.0.0.1:0; returns the host and its URL.
+    pub async fn start(script: Script) -> (Self, String) {
+        let (gate, _) = watch::channel(false);
+        let host = Self {
+            script: Arc::new(Mutex::new(script)),
+            gate,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = SessionHostServiceServer::new(host.clone());
+        tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(server)
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await
+                .unwrap()
+        });
+        (host, url)
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut Script)) {
+        f(&mut self.script.lock().unwrap());
+    }
+
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
+    }
+
+    pub fn close_gate(&self) {
+        self.gate.send_replace(false);
+    }
+}
