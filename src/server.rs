@@ -39,6 +39,7 @@ pub struct ServeConfig {
     pub jwt: JwtConfig,
     pub hosts: HostRegistry,
     pub backfill: BackfillConfig,
+    pub rest: gateway_rest::RestConfig,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -161,13 +162,18 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         })
     };
 
+    // REST calls the same layered gRPC service in process: same auth layer,
+    // same limits, no socket.
+    let rest_client =
+        gateway_rest::client(tower::util::BoxCloneSyncService::new(grpc_service.clone()));
     let http_router = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(HttpState {
             store: store.clone(),
             jwks: jwks.clone(),
-        });
+        })
+        .merge(gateway_rest::router(rest_client, config.rest.clone()));
     let http_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod host_sim;
+mod rest;
 mod serve;
 mod sessions;
 
@@ -62,6 +63,8 @@ pub enum Command {
     ApiKeys(api_keys::ApiKeysCommand),
     /// Run a simulated session host with deterministic data.
     HostSim(host_sim::HostSimArgs),
+    /// Serve only the REST layer, in front of a remote `wa-gateway serve`.
+    Rest(rest::RestArgs),
 }
 
 fn init_logging(cli: &Cli) {
@@ -103,6 +106,7 @@ pub fn main() -> ExitCode {
             Command::Sessions(cmd) => sessions::run(&cli.database_url, cmd).await,
             Command::ApiKeys(cmd) => api_keys::run(&cli.database_url, cmd).await,
             Command::HostSim(args) => host_sim::run(args).await,
+            Command::Rest(args) => rest::run(args).await,
         }
     });
     match result {

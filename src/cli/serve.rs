@@ -75,6 +75,31 @@ pub struct ServeArgs {
     /// A session-host stream silent for this many seconds fails its job.
     #[arg(long, env = "WA_GATEWAY_HOST_STALL_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub host_stall_timeout_secs: u64,
+
+    /// A browser origin allowed by CORS (repeatable; env: comma-separated).
+    /// None by default: no CORS headers.
+    #[arg(
+        long = "cors-origin",
+        env = "WA_GATEWAY_CORS_ORIGINS",
+        value_delimiter = ',',
+        value_name = "ORIGIN"
+    )]
+    pub cors_origins: Vec<String>,
+}
+
+/// Parses `--cors-origin` values into header values.
+pub fn cors_origins(raw: &[String]) -> anyhow::Result<Vec<http::HeaderValue>> {
+    raw.iter()
+        .map(|o| {
+            let url =
+                reqwest::Url::parse(o).map_err(|e| anyhow::anyhow!("--cors-origin {o:?}: {e}"))?;
+            anyhow::ensure!(
+                matches!(url.scheme(), "http" | "https"),
+                "--cors-origin {o:?}: must be http(s)"
+            );
+            Ok(http::HeaderValue::from_str(o.trim_end_matches('/'))?)
+        })
+        .collect()
 }
 
 pub async fn shutdown_signal() {
@@ -127,6 +152,10 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             platform_role_claim: args.jwt_platform_role_claim,
         },
         hosts,
+        rest: gateway_rest::RestConfig {
+            cors_origins: cors_origins(&args.cors_origins)?,
+            ..Default::default()
+        },
         backfill: BackfillConfig {
             concurrency: usize::from(args.backfill_concurrency),
             stall_timeout: Duration::from_secs(args.host_stall_timeout_secs),

@@ -1,0 +1,199 @@
+//! The OpenAPI 3.1 document of the REST surface, served at
+//! `/api/v1/openapi.json`. It describes exactly what `routes` does; a test
+//! runs schemathesis against it.
+
+use serde_json::{Value, json};
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut responses = serde_json::Map::new();
+    for code in codes {
+        responses.insert(
+            (*code).to_owned(),
+            json!({"$ref": format!("#/components/responses/Error{code}")}),
+        );
+    }
+    Value::Object(responses)
+}
+
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
+fn session_page_params() -> Vec<Value> {
+    let mut params = vec![session_param()];
+    params.extend(page_params());
+    params
+}
+
+fn page_params() -> Vec<Value> {
+    vec![
+        json!({"name": "limit", "in": "query", "required": false, "description": "Page size: default 50, values above 500 are clamped to 500; zero or negative is 400.", "schema": {"type": "integer"}}),
+        json!({"name": "cursor", "in": "query", "required": false, "description": "nextCursor of the previous page of the same query. Opaque; a cursor the server did not issue is 400.", "schema": {"type": "string"}}),
+    ]
+}
+
+fn session_param() -> Value {
+    json!({"name": "session", "in": "path", "required": true,
+           "description": "The opaque session id (1-128 of A-Z a-z 0-9 . _ : -). Percent-encode a ':' inside the id.",
+           "schema": {"type": "string"}})
+}
+
+fn nullable(t: &str) -> Value {
+    json!({"type": [t, "null"]})
+}
+
+fn schemas() -> Value {
+    json!({
+        "Session": {
+            "type": "object",
+            "required": ["id","organizationId","createdByUserId","gatewayId","label","phoneNumber","waJid","waLid","status","autoRead","presenceTyping","isAdminSession","ratePerMin","ratePerHour","createdAt","updatedAt","lastConnectedAt"],
+            "additionalProperties": false,
+            "properties": {
+                "id": {"type": "string"}, "organizationId": {"type": "string"},
+                "createdByUserId": nullable("string"), "gatewayId": nullable("string"), "label": nullable("string"),
+                "phoneNumber": nullable("string"), "waJid": nullable("string"), "waLid": nullable("string"),
+                "status": {"enum": ["stopped","starting","scan_qr_code","working","failed"]},
+                "autoRead": {"type": "boolean"}, "presenceTyping": {"type": "boolean"}, "isAdminSession": {"type": "boolean"},
+                "ratePerMin": nullable("integer"), "ratePerHour": nullable("integer"),
+                "createdAt": {"type": "integer", "description": "ms since the Unix epoch"},
+                "updatedAt": {"type": "integer"}, "lastConnectedAt": nullable("integer")
+            }
+        },
+        "BackfillJob": {
+            "type": "object",
+            "required": ["id","organizationId","sessionId","status","startedAt","finishedAt","contacts","groups","groupMembers","error"],
+            "additionalProperties": false,
+            "properties": {
+                "id": {"type": "string", "description": "a ULID"}, "organizationId": {"type": "string"}, "sessionId": {"type": "string"},
+                "status": {"enum": ["queued","running","succeeded","failed"]},
+                "startedAt": {"type": "integer"}, "finishedAt": nullable("integer"),
+                "contacts": {"type": "integer", "minimum": 0}, "groups": {"type": "integer", "minimum": 0},
+                "groupMembers": {"type": "integer", "minimum": 0}, "error": nullable("string")
+            }
+        },
+        "Contact": {
+            "type": "object", "required": ["jid","lid","phoneNumber","pushName","fullName","firstName","businessName"], "additionalProperties": false,
+            "properties": {"jid": {"type": "string"}, "lid": nullable("string"), "phoneNumber": nullable("string"),
+                "pushName": nullable("string"), "fullName": nullable("string"), "firstName": nullable("string"), "businessName": nullable("string")}
+        },
+        "Participant": {
+            "type": "object", "required": ["jid","lid","phoneNumber","isAdmin","isSuperAdmin","displayName"], "additionalProperties": false,
+            "properties": {"jid": {"type": "string"}, "lid": nullable("string"), "phoneNumber": nullable("string"),
+                "isAdmin": {"type": "boolean"}, "isSuperAdmin": {"type": "boolean"}, "displayName": nullable("string")}
+        },
+        "Group": {
+            "type": "object", "required": ["jid","name","topic","ownerJid","createdAt","isAnnounce","isLocked","addressingMode","participants"], "additionalProperties": false,
+            "properties": {"jid": {"type": "string"}, "name": nullable("string"), "topic": nullable("string"), "ownerJid": nullable("string"),
+                "createdAt": nullable("integer"), "isAnnounce": {"type": "boolean"}, "isLocked": {"type": "boolean"},
+                "addressingMode": nullable("string"), "participants": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}}}
+        },
+        "SessionPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
+            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "nextCursor": nullable("string")}},
+        "ContactPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
+            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}}, "nextCursor": nullable("string")}},
+        "GroupPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
+            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}}, "nextCursor": nullable("string")}},
+        "Error": {
+            "type": "object", "required": ["error"], "additionalProperties": false,
+            "properties": {"error": {"type": "object", "required": ["code","message","details"], "additionalProperties": false,
+                "properties": {
+                    "code": {"enum": ["invalid_argument","unauthorized","forbidden","not_found","method_not_allowed","conflict","payload_too_large","rate_limited","internal","not_implemented","unavailable","deadline_exceeded"]},
+                    "message": {"type": "string"},
+                    "details": {"type": "object", "description": "Machine-readable context, e.g. reason, sessionId, jobId, field."}
+                }}}
+        }
+    })
+}
+
+fn error_component(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+fn ok(description: &str, schema: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+}
+
+const COMMON_ERRORS: [&str; 7] = ["400", "401", "403", "405", "500", "503", "504"];
+
+fn errors(extra: &[&str]) -> Value {
+    let mut all: Vec<&str> = COMMON_ERRORS.to_vec();
+    all.extend_from_slice(extra);
+    error_responses(&all)
+}
+
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "wa-gateway admin API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Platform super_admin operations across every organization: list sessions, backfill a session's contacts and groups, follow the job. Every operation requires a login JWT carrying platform_role=super_admin; api-keys and org roles get 403."
+        },
+        "security": [{"bearerAuth": []}],
+        "paths": {
+            "/api/v1/admin/sessions": {"get": {
+                "operationId": "listSessions", "summary": "List sessions across all organizations (super_admin)",
+                "parameters": page_params().into_iter().chain([
+                    json!({"name": "organizationId", "in": "query", "required": false, "schema": {"type": "string"}}),
+                    json!({"name": "status", "in": "query", "required": false, "schema": {"enum": ["stopped","starting","scan_qr_code","working","failed"]}}),
+                    json!({"name": "gatewayId", "in": "query", "required": false, "schema": {"type": "string"}})
+                ]).collect::<Vec<_>>(),
+                "responses": with(json!({"200": ok("One page of sessions, in a stable order.", "SessionPage")}), errors(&[]))
+            }},
+            "/api/v1/admin/sessions/{session}:backfill": {"post": {
+                "operationId": "startBackfill", "summary": "Start a session data backfill (super_admin)",
+                "parameters": [session_param()],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}},
+                "responses": with(json!({"202": {
+                    "description": "The created job; the work continues in the background.",
+                    "headers": {"Location": {"schema": {"type": "string"}, "description": "Where to poll the job."}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BackfillJob"}}}
+                }}), errors(&["404", "409", "413", "501"]))
+            }},
+            "/api/v1/admin/sessions/{session}/backfill": {"get": {
+                "operationId": "getBackfill", "summary": "Get the current or latest session backfill job (super_admin)",
+                "parameters": [session_param()],
+                "responses": with(json!({"200": ok("The queued/running job, else the latest finished one.", "BackfillJob")}), errors(&["404"]))
+            }},
+            "/api/v1/admin/sessions/{session}/backfill:watch": {"get": {
+                "operationId": "watchBackfill", "summary": "Follow a backfill job until it finishes (super_admin)",
+                "parameters": [session_param()],
+                "responses": with(json!({"200": {
+                    "description": "Newline-delimited JSON: the job's current state, then each change, ending after the terminal state.",
+                    "content": {"application/x-ndjson": {"schema": {"type": "string"}}}
+                }}), errors(&["404"]))
+            }},
+            "/api/v1/admin/sessions/{session}/contacts": {"get": {
+                "operationId": "listSessionContacts", "summary": "Contacts stored by the session's last successful backfill (super_admin)",
+                "parameters": session_page_params(),
+                "responses": with(json!({"200": ok("One page of contacts, by jid.", "ContactPage")}), errors(&["404"]))
+            }},
+            "/api/v1/admin/sessions/{session}/groups": {"get": {
+                "operationId": "listSessionGroups", "summary": "Groups with participants stored by the session's last successful backfill (super_admin)",
+                "parameters": session_page_params(),
+                "responses": with(json!({"200": ok("One page of groups, by jid.", "GroupPage")}), errors(&["404"]))
+            }}
+        },
+        "components": {
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": schemas(),
+            "responses": {
+                "Error400": error_component("invalid_argument: a bad parameter, cursor, limit or body."),
+                "Error401": with(error_component("unauthorized: missing, malformed, expired, badly signed or unknown credential."),
+                    json!({"headers": {"WWW-Authenticate": {"schema": {"type": "string"}}}})),
+                "Error403": error_component("forbidden: not a platform super_admin (api-keys and org roles included)."),
+                "Error404": error_component("not_found: no such session, job or path."),
+                "Error405": error_component("method_not_allowed."),
+                "Error409": error_component("conflict: a backfill is already queued or running for this session."),
+                "Error413": error_component("payload_too_large."),
+                "Error500": error_component("internal."),
+                "Error501": error_component("not_implemented: no session host is configured for the session's gateway."),
+                "Error503": error_component("unavailable."),
+                "Error504": error_component("deadline_exceeded.")
+            }
+        }
+    })
+}

@@ -1,0 +1,381 @@
+//! Paths -> RPCs. The session segment is parsed from the raw path by hand:
+//! a literal `:` separates a custom method (`{session}:backfill`), while a
+//! percent-encoded `%3A` belongs to the id.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::dto::{self, PageOf};
+use crate::error::{ApiError, from_status};
+use crate::{AdminClient, proto as pb};
+
+const SESSIONS: &str = "/api/v1/admin/sessions";
+/// The StartBackfill body is empty or `{}`; anything near this size is a mistake.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+const FORWARDED: [&str; 3] = ["authorization", "x-api-key", "x-request-id"];
+
+#[derive(Clone)]
+pub struct RestState {
+    pub client: AdminClient,
+    pub rpc_timeout: Duration,
+}
+
+pub fn routes(state: RestState) -> Router {
+    Router::new()
+        .route(
+            SESSIONS,
+            get(list_sessions).fallback(|| async { ApiError::method_not_allowed("GET") }),
+        )
+        .route(&format!("{SESSIONS}/{{*rest}}"), any(session_resource))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) })
+                .fallback(|| async { ApiError::method_not_allowed("GET") }),
+        )
+        .fallback(|| async { ApiError::not_found("no such path") })
+        .with_state(state)
+}
+
+/// Copies the credential and request-id headers into gRPC metadata.
+fn rpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    for name in FORWARDED {
+        if let Some(value) = headers
+            .get(name)
+            .and_then(|v| tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).ok())
+        {
+            request.metadata_mut().insert(name, value);
+        }
+    }
+    request
+}
+
+impl RestState {
+    async fn call<T>(
+        &self,
+        rpc: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.rpc_timeout, rpc).await {
+            Err(_) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "deadline_exceeded",
+                "the admin service did not answer in time",
+            )),
+            Ok(Err(status)) => Err(from_status(&status)),
+            Ok(Ok(response)) => Ok(response.into_inner()),
+        }
+    }
+}
+
+fn limit(query: &HashMap<String, String>) -> Result<Option<i32>, ApiError> {
+    match query.get("limit") {
+        None => Ok(None),
+        Some(raw) => raw
+            .trim()
+            .parse::<i64>()
+            .map(|n| Some(n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32))
+            .map_err(|_| {
+                ApiError::invalid_argument(
+                    "limit",
+                    format!("limit must be an integer, got {raw:?}"),
+                )
+            }),
+    }
+}
+
+fn text(query: &HashMap<String, String>, name: &str) -> String {
+    query.get(name).cloned().unwrap_or_default()
+}
+
+async fn list_sessions(
+    State(state): State<RestState>,
+    headers: HeaderMap,
+    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<PageOf<dto::Session>>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::invalid_argument("query", e.body_text()))?;
+    let status = match query.get("status").map(String::as_str) {
+        None | Some("") => pb::SessionStatus::Unspecified,
+        Some(raw) => dto::parse_session_status(raw).ok_or_else(|| {
+            ApiError::invalid_argument(
+                "status",
+                "status must be one of stopped, starting, scan_qr_code, working, failed",
+            )
+        })?,
+    };
+    let message = pb::ListSessionsRequest {
+        limit: limit(&query)?,
+        cursor: text(&query, "cursor"),
+        organization_id: text(&query, "organizationId"),
+        status: status.into(),
+        gateway_id: text(&query, "gatewayId"),
+    };
+    let page = state
+        .call(
+            state
+                .client
+                .clone()
+                .list_sessions(rpc_request(&headers, message)),
+        )
+        .await?;
+    Ok(Json(PageOf {
+        data: page.data.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Decodes `%XX` escapes; anything else passes through.
+fn percent_decode(raw: &str) -> Result<String, ApiError> {
+    let bad =
+        || ApiError::invalid_argument("session", "session id is not valid percent-encoded UTF-8");
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+enum Resource<'a> {
+    StartBackfill,
+    GetBackfill,
+    WatchBackfill,
+    Contacts,
+    Groups,
+    Unknown(&'a str),
+}
+
+fn allowed(resource: &Resource<'_>) -> &'static str {
+    match resource {
+        Resource::StartBackfill => "POST",
+        _ => "GET",
+    }
+}
+
+async fn session_resource(State(state): State<RestState>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    let tail = path
+        .strip_prefix(SESSIONS)
+        .and_then(|t| t.strip_prefix('/'))
+        .unwrap_or("");
+    let mut parts = tail.split('/');
+    let (segment, sub) = (parts.next().unwrap_or(""), parts.next());
+    if parts.next().is_some() {
+        return ApiError::not_found("no such path").into_response();
+    }
+    let (raw_id, resource) = match (segment.split_once(':'), sub) {
+        (Some((id, "backfill")), None) => (id, Resource::StartBackfill),
+        (Some((_, verb)), None) => (segment, Resource::Unknown(verb)),
+        (None, None) | (Some(_), Some(_)) => (segment, Resource::Unknown("")),
+        (None, Some("backfill")) => (segment, Resource::GetBackfill),
+        (None, Some("backfill:watch")) => (segment, Resource::WatchBackfill),
+        (None, Some("contacts")) => (segment, Resource::Contacts),
+        (None, Some("groups")) => (segment, Resource::Groups),
+        (None, Some(_)) => (segment, Resource::Unknown("")),
+    };
+    if let Resource::Unknown(verb) = resource {
+        let message = if verb.is_empty() {
+            "no such path".to_owned()
+        } else {
+            format!("unknown custom method :{verb}")
+        };
+        return ApiError::not_found(message).into_response();
+    }
+    let expected = allowed(&resource);
+    if request.method().as_str() != expected
+        && !(expected == "GET" && request.method() == Method::HEAD)
+    {
+        return ApiError::method_not_allowed(expected).into_response();
+    }
+    let session_id = match percent_decode(raw_id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let query = match Query::<HashMap<String, String>>::try_from_uri(request.uri()) {
+        Ok(Query(q)) => q,
+        Err(e) => return ApiError::invalid_argument("query", e.body_text()).into_response(),
+    };
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let result = match resource {
+        StartBackfill => start_backfill(&state, &headers, body, raw_id, session_id).await,
+        GetBackfill => {
+            let message = pb::GetBackfillRequest { session_id };
+            state
+                .call(
+                    state
+                        .client
+                        .clone()
+                        .get_backfill(rpc_request(&headers, message)),
+                )
+                .await
+                .map(|r| Json(r.job.map(dto::BackfillJob::from)).into_response())
+        }
+        WatchBackfill => watch_backfill(&state, &headers, session_id).await,
+        Contacts => match limit(&query) {
+            Err(e) => Err(e),
+            Ok(limit) => {
+                let message = pb::ListSessionContactsRequest {
+                    session_id,
+                    limit,
+                    cursor: text(&query, "cursor"),
+                };
+                state
+                    .call(
+                        state
+                            .client
+                            .clone()
+                            .list_session_contacts(rpc_request(&headers, message)),
+                    )
+                    .await
+                    .map(|page| {
+                        Json(PageOf::<dto::Contact> {
+                            data: page.data.into_iter().map(Into::into).collect(),
+                            next_cursor: page.next_cursor,
+                        })
+                        .into_response()
+                    })
+            }
+        },
+        Groups => match limit(&query) {
+            Err(e) => Err(e),
+            Ok(limit) => {
+                let message = pb::ListSessionGroupsRequest {
+                    session_id,
+                    limit,
+                    cursor: text(&query, "cursor"),
+                };
+                state
+                    .call(
+                        state
+                            .client
+                            .clone()
+                            .list_session_groups(rpc_request(&headers, message)),
+                    )
+                    .await
+                    .map(|page| {
+                        Json(PageOf::<dto::Group> {
+                            data: page.data.into_iter().map(Into::into).collect(),
+                            next_cursor: page.next_cursor,
+                        })
+                        .into_response()
+                    })
+            }
+        },
+        Resource::Unknown(_) => Err(ApiError::not_found("no such path")),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+use Resource::{Contacts, GetBackfill, Groups, StartBackfill, WatchBackfill};
+
+/// The body must be empty or `{}`.
+fn check_empty_body(body: &Bytes) -> Result<(), ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(fields)) if fields.is_empty() => Ok(()),
+        Ok(Value::Object(fields)) => Err(ApiError::invalid_argument(
+            "body",
+            format!(
+                "unexpected field {:?}: the body must be empty or {{}}",
+                fields.keys().next().map(String::as_str).unwrap_or("")
+            ),
+        )),
+        Ok(_) => Err(ApiError::invalid_argument(
+            "body",
+            "the body must be empty or a JSON object {}",
+        )),
+        Err(e) => Err(ApiError::invalid_argument(
+            "body",
+            format!("malformed JSON: {e}"),
+        )),
+    }
+}
+
+async fn start_backfill(
+    state: &RestState,
+    headers: &HeaderMap,
+    body: Body,
+    raw_id: &str,
+    session_id: String,
+) -> Result<Response, ApiError> {
+    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
+    check_empty_body(&body)?;
+    let message = pb::StartBackfillRequest { session_id };
+    let started = state
+        .call(
+            state
+                .client
+                .clone()
+                .start_backfill(rpc_request(headers, message)),
+        )
+        .await?;
+    let location = format!("{SESSIONS}/{raw_id}/backfill");
+    let mut response = (
+        StatusCode::ACCEPTED,
+        Json(started.job.map(dto::BackfillJob::from)),
+    )
+        .into_response();
+    if let Ok(value) = http::HeaderValue::from_str(&location) {
+        response.headers_mut().insert(http::header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Newline-delimited JSON: one BackfillJob per line, the current state
+/// first, ending after the terminal state.
+async fn watch_backfill(
+    state: &RestState,
+    headers: &HeaderMap,
+    session_id: String,
+) -> Result<Response, ApiError> {
+    let message = pb::WatchBackfillRequest { session_id };
+    let stream = state
+        .call(
+            state
+                .client
+                .clone()
+                .watch_backfill(rpc_request(headers, message)),
+        )
+        .await?;
+    let lines = stream.map(|item| {
+        let value = match item {
+            Ok(update) => serde_json::to_value(update.job.map(dto::BackfillJob::from)),
+            Err(status) => {
+                let e = from_status(&status);
+                Ok(serde_json::json!({"error": {"code": e.code, "message": e.message, "details": e.details}}))
+            }
+        };
+        let mut line = value.map(|v| v.to_string()).unwrap_or_else(|_| "null".into());
+        line.push('\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    let mut response = Body::from_stream(lines).into_response();
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-ndjson"),
+    );
+    Ok(response)
+}
