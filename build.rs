@@ -11,15 +11,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     unsafe { env::set_var("PROTOC", protoc) };
 
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    tonic_prost_build::configure()
-        .file_descriptor_set_path(out_dir.join("wa_gateway_descriptor.bin"))
-        .compile_protos(
-            &[
-                PathBuf::from("proto/wa/gateway/admin/v1/admin.proto"),
-                PathBuf::from("proto/wa/gateway/host/v1/host.proto"),
-            ],
-            &[PathBuf::from("proto"), well_known],
-        )?;
+    tonic_prost_build::configure().file_descriptor_set_path(out_dir.join("wa_gateway_descriptor.bin")).compile_protos(
+        &[PathBuf::from("proto/wa/gateway/admin/v1/admin.proto"), PathBuf::from("proto/wa/gateway/host/v1/host.proto")],
+        &[PathBuf::from("proto"), well_known],
+    )?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

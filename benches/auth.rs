@@ -31,11 +31,9 @@ fn setup() -> (Arc<JwksCache>, Vec<(&'static str, String)>) {
     let rsa = EncodingKey::from_rsa_pem(&read("rsa.pem")).unwrap();
     let ec = EncodingKey::from_ec_pem(&read("ec.pem")).unwrap();
     let ed = EncodingKey::from_ed_pem(&read("ed25519.pem")).unwrap();
-    let mut rsa_jwk =
-        serde_json::to_value(Jwk::from_encoding_key(&rsa, Algorithm::RS256).unwrap()).unwrap();
+    let mut rsa_jwk = serde_json::to_value(Jwk::from_encoding_key(&rsa, Algorithm::RS256).unwrap()).unwrap();
     rsa_jwk["kid"] = json!("rsa");
-    let mut ec_jwk =
-        serde_json::to_value(Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap()).unwrap();
+    let mut ec_jwk = serde_json::to_value(Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap()).unwrap();
     ec_jwk["kid"] = json!("ec");
     let jwks = json!({"keys": [rsa_jwk, ec_jwk, ed25519_jwk()]});
 
@@ -50,12 +48,8 @@ fn setup() -> (Arc<JwksCache>, Vec<(&'static str, String)>) {
     );
     cache.install(jwks.to_string().as_bytes()).unwrap();
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let claims =
-        json!({"sub": "user_root", "platform_role": "super_admin", "iat": now, "exp": now + 3600});
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = json!({"sub": "user_root", "platform_role": "super_admin", "iat": now, "exp": now + 3600});
     let token = |alg, kid: &str, key: &EncodingKey| {
         let mut header = Header::new(alg);
         header.kid = Some(kid.into());
@@ -70,10 +64,7 @@ fn setup() -> (Arc<JwksCache>, Vec<(&'static str, String)>) {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (jwks, tokens) = setup();
     let mut group = c.benchmark_group("jwt_verify");
     for (alg, token) in &tokens {
@@ -86,9 +77,7 @@ fn bench(c: &mut Criterion) {
         });
         let warm = JwtVerifier::new(JwtConfig::default(), jwks.clone());
         runtime.block_on(warm.verify(token)).unwrap();
-        group.bench_function(format!("{alg}/cached"), |b| {
-            b.iter(|| runtime.block_on(warm.verify(token)).unwrap())
-        });
+        group.bench_function(format!("{alg}/cached"), |b| b.iter(|| runtime.block_on(warm.verify(token)).unwrap()));
     }
     group.finish();
 }

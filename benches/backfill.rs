@@ -23,16 +23,18 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let (contacts, groups, members) = if full {
-        (100_000, 2_000, 100)
-    } else {
-        (2_000, 20, 10)
-    };
+    let (contacts, groups, members) = if full { (100_000, 2_000, 100) } else { (2_000, 20, 10) };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let sim = HostSimProcess::start(&[
-            "--contacts", &contacts.to_string(), "--groups", &groups.to_string(),
-            "--members-per-group", &members.to_string(), "--batch-size", "500",
+            "--contacts",
+            &contacts.to_string(),
+            "--groups",
+            &groups.to_string(),
+            "--members-per-group",
+            &members.to_string(),
+            "--batch-size",
+            "500",
         ])
         .await;
         let jwks = JwksServer::start().await;
@@ -62,8 +64,14 @@ fn main() {
         println!("|---|---|---|---|---|---|---|");
         println!(
             "| {} | {} | {} | {} | {:.2} s | {:.0} | {:.1} MiB -> {:.1} MiB |",
-            job.contacts, job.groups, job.group_members, rows, elapsed.as_secs_f64(),
-            rows as f64 / elapsed.as_secs_f64(), rss_before as f64 / 1024.0, rss as f64 / 1024.0
+            job.contacts,
+            job.groups,
+            job.group_members,
+            rows,
+            elapsed.as_secs_f64(),
+            rows as f64 / elapsed.as_secs_f64(),
+            rss_before as f64 / 1024.0,
+            rss as f64 / 1024.0
         );
         drop(sim);
     });

@@ -14,9 +14,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_server(false)
         .file_descriptor_set_path(out_dir.join("admin_descriptor.bin"))
         .compile_protos(
-            &[PathBuf::from("../proto/wa/gateway/admin/v1/admin.proto")],
-            &[PathBuf::from("../proto"), well_known],
-        )?;
+        &[PathBuf::from("../proto/wa/gateway/admin/v1/admin.proto")],
+        &[PathBuf::from("../proto"), well_known],
+    )?;
     println!("cargo:rerun-if-changed=../proto");
     Ok(())
 }

@@ -97,8 +97,7 @@ impl CursorCodec {
     }
 
     fn tag(&self, scope: &str, last_key: &[u8]) -> Hmac<Sha256> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
         mac.update(&[CURSOR_VERSION]);
         mac.update(&(scope.len() as u64).to_be_bytes());
         mac.update(scope.as_bytes());
@@ -121,18 +120,14 @@ impl CursorCodec {
         if cursor.len() > MAX_CURSOR_CHARS {
             return Err(PagingError::InvalidCursor);
         }
-        let raw = URL_SAFE_NO_PAD
-            .decode(cursor)
-            .map_err(|_| PagingError::InvalidCursor)?;
+        let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| PagingError::InvalidCursor)?;
         if raw.len() < 1 + TAG_LEN || raw[0] != CURSOR_VERSION {
             return Err(PagingError::InvalidCursor);
         }
         let (body, tag) = raw.split_at(raw.len() - TAG_LEN);
         let last_key = &body[1..];
         // verify_truncated_left compares in constant time.
-        self.tag(scope, last_key)
-            .verify_truncated_left(tag)
-            .map_err(|_| PagingError::InvalidCursor)?;
+        self.tag(scope, last_key).verify_truncated_left(tag).map_err(|_| PagingError::InvalidCursor)?;
         String::from_utf8(last_key.to_vec()).map_err(|_| PagingError::InvalidCursor)
     }
 
@@ -153,13 +148,7 @@ impl CursorCodec {
 
     /// Cuts a `limit + 1` fetch into a page, minting the next cursor from the
     /// last item kept when more rows exist.
-    pub fn page<T>(
-        &self,
-        scope: &str,
-        limit: PageLimit,
-        mut rows: Vec<T>,
-        key_of: impl Fn(&T) -> &str,
-    ) -> Page<T> {
+    pub fn page<T>(&self, scope: &str, limit: PageLimit, mut rows: Vec<T>, key_of: impl Fn(&T) -> &str) -> Page<T> {
         let limit = limit.get() as usize;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
@@ -167,10 +156,7 @@ impl CursorCodec {
         } else {
             None
         };
-        Page {
-            items: rows,
-            next_cursor,
-        }
+        Page { items: rows, next_cursor }
     }
 }
 
@@ -193,23 +179,14 @@ mod tests {
         let codec = CursorCodec::new([7; 32]);
         let c = codec.encode("sessions|org=a", "01ABC");
         assert_eq!(codec.decode("sessions|org=a", &c).unwrap(), "01ABC");
-        assert_eq!(
-            codec.decode("sessions|org=b", &c),
-            Err(PagingError::InvalidCursor)
-        );
+        assert_eq!(codec.decode("sessions|org=b", &c), Err(PagingError::InvalidCursor));
         let other = CursorCodec::new([8; 32]);
-        assert_eq!(
-            other.decode("sessions|org=a", &c),
-            Err(PagingError::InvalidCursor)
-        );
+        assert_eq!(other.decode("sessions|org=a", &c), Err(PagingError::InvalidCursor));
         for forged in ["", "AQ", "not base64!", &"A".repeat(5000)] {
             assert_eq!(codec.decode("s", forged), Err(PagingError::InvalidCursor));
         }
         let mut raw = URL_SAFE_NO_PAD.decode(&c).unwrap();
         raw[2] ^= 1;
-        assert_eq!(
-            codec.decode("sessions|org=a", &URL_SAFE_NO_PAD.encode(raw)),
-            Err(PagingError::InvalidCursor)
-        );
+        assert_eq!(codec.decode("sessions|org=a", &URL_SAFE_NO_PAD.encode(raw)), Err(PagingError::InvalidCursor));
     }
 }

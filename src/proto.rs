@@ -12,5 +12,4 @@ pub mod host {
 }
 
 /// The encoded descriptor set of every proto file, served by reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/wa_gateway_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/wa_gateway_descriptor.bin"));

@@ -66,11 +66,7 @@ async fn healthz() -> &'static str {
 async fn readyz(State(state): State<HttpState>) -> (http::StatusCode, String) {
     let store = state.store.ping().await;
     let keys = state.jwks.is_loaded();
-    let status = if store && keys {
-        http::StatusCode::OK
-    } else {
-        http::StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if store && keys { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE };
     (
         status,
         format!(
@@ -94,25 +90,19 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 }
 
 pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
-    let store = Store::open(&config.database_url)
-        .await
-        .with_context(|| format!("opening database {}", config.database_url))?;
+    let store =
+        Store::open(&config.database_url).await.with_context(|| format!("opening database {}", config.database_url))?;
     let codec = CursorCodec::new(store.cursor_key().await?);
     let swept = store.sweep_unpublished_generations().await?;
     if swept > 0 {
-        tracing::info!(
-            rows = swept,
-            "removed rows of backfills interrupted by a previous stop"
-        );
+        tracing::info!(rows = swept, "removed rows of backfills interrupted by a previous stop");
     }
     let backfills = Backfills::new(store.clone(), config.hosts.clone(), config.backfill.clone());
 
     let jwks = Arc::new(JwksCache::new(config.jwks.clone()).context("building the JWKS client")?);
     let jwks_refresh = jwks.start().await;
-    let auth = Authenticator::new(
-        JwtVerifier::new(config.jwt.clone(), jwks.clone()),
-        ApiKeyVerifier::new(store.clone()),
-    );
+    let auth =
+        Authenticator::new(JwtVerifier::new(config.jwt.clone(), jwks.clone()), ApiKeyVerifier::new(store.clone()));
 
     let admin = AdminServiceServer::new(AdminApi::new(store.clone(), codec, backfills.clone()))
         .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
@@ -164,15 +154,11 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
 
     // REST calls the same layered gRPC service in process: same auth layer,
     // same limits, no socket.
-    let rest_client =
-        gateway_rest::client(tower::util::BoxCloneSyncService::new(grpc_service.clone()));
+    let rest_client = gateway_rest::client(tower::util::BoxCloneSyncService::new(grpc_service.clone()));
     let http_router = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(HttpState {
-            store: store.clone(),
-            jwks: jwks.clone(),
-        })
+        .with_state(HttpState { store: store.clone(), jwks: jwks.clone() })
         .merge(gateway_rest::router(rest_client, config.rest.clone()));
     let http_task = {
         let shutdown = shutdown.clone();

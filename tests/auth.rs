@@ -26,11 +26,7 @@ fn admin() -> Value {
 
 async fn start() -> (JwksServer, Gateway) {
     let jwks = JwksServer::start().await;
-    let gw = Gateway::start(
-        &jwks.url(),
-        &["--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE],
-    )
-    .await;
+    let gw = Gateway::start(&jwks.url(), &["--jwt-issuer", ISSUER, "--jwt-audience", AUDIENCE]).await;
     (jwks, gw)
 }
 
@@ -48,19 +44,11 @@ async fn bearer(gw: &Gateway, token: &str) -> Result<(), tonic::Status> {
     call(gw, &[("authorization", &format!("Bearer {token}"))]).await
 }
 
-fn expect(
-    result: Result<(), tonic::Status>,
-    code: Code,
-    case: &str,
-    secret: &str,
-) -> tonic::Status {
+fn expect(result: Result<(), tonic::Status>, code: Code, case: &str, secret: &str) -> tonic::Status {
     let status = result.expect_err(case);
     assert_eq!(status.code(), code, "{case}: {}", status.message());
     if secret.len() > 8 {
-        assert!(
-            !status.message().contains(secret),
-            "{case}: the message echoes the credential"
-        );
+        assert!(!status.message().contains(secret), "{case}: the message echoes the credential");
     }
     status
 }
@@ -73,24 +61,16 @@ fn forge(header: Value, payload: Value, signature: &str) -> String {
 #[tokio::test]
 async fn super_admin_tokens_of_each_algorithm_are_accepted() {
     let (_jwks, gw) = start().await;
-    for (kind, kid) in [
-        (KeyKind::Rsa, "rsa-1"),
-        (KeyKind::Ec, "ec-1"),
-        (KeyKind::Ed, "ed-1"),
-    ] {
+    for (kind, kid) in [(KeyKind::Rsa, "rsa-1"), (KeyKind::Ec, "ec-1"), (KeyKind::Ed, "ed-1")] {
         let token = mint(kind, kid, &admin());
-        bearer(&gw, &token)
-            .await
-            .unwrap_or_else(|s| panic!("{kind:?}: {s:?}"));
+        bearer(&gw, &token).await.unwrap_or_else(|s| panic!("{kind:?}: {s:?}"));
         // A second call is served from the verified-token cache; same answer.
         bearer(&gw, &token).await.unwrap();
     }
     // platform_role may also be an array.
     let mut claims = admin();
     claims["platform_role"] = json!(["support", "super_admin"]);
-    bearer(&gw, &mint(KeyKind::Rsa, "rsa-1", &claims))
-        .await
-        .unwrap();
+    bearer(&gw, &mint(KeyKind::Rsa, "rsa-1", &claims)).await.unwrap();
 }
 
 #[tokio::test]
@@ -100,19 +80,11 @@ async fn bad_tokens_are_unauthenticated() {
     let good = mint(KeyKind::Rsa, "rsa-1", &admin());
     let parts: Vec<&str> = good.split('.').collect();
 
-    let rsa_public = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/keys/rsa.pub.pem"
-    ))
-    .unwrap();
+    let rsa_public = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/keys/rsa.pub.pem")).unwrap();
     let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     hs_header.kid = Some("rsa-1".into());
-    let hs256 = jsonwebtoken::encode(
-        &hs_header,
-        &admin(),
-        &jsonwebtoken::EncodingKey::from_secret(&rsa_public),
-    )
-    .unwrap();
+    let hs256 =
+        jsonwebtoken::encode(&hs_header, &admin(), &jsonwebtoken::EncodingKey::from_secret(&rsa_public)).unwrap();
 
     let mut tampered_payload_claims = admin();
     tampered_payload_claims["sub"] = json!("someone_else");
@@ -133,41 +105,13 @@ async fn bad_tokens_are_unauthenticated() {
         mint(KeyKind::Rsa, "rsa-1", &c)
     };
     let cases: Vec<(&str, String, &str)> = vec![
-        (
-            "alg none",
-            forge(json!({"alg": "none", "kid": "rsa-1"}), admin(), ""),
-            "ALGORITHM_NOT_ALLOWED",
-        ),
-        (
-            "HS256 with the RSA public key",
-            hs256,
-            "ALGORITHM_NOT_ALLOWED",
-        ),
-        (
-            "expired",
-            with(&|c| c["exp"] = json!(now - 3600)),
-            "TOKEN_EXPIRED",
-        ),
-        (
-            "nbf in the future",
-            with(&|c| c["nbf"] = json!(now + 3600)),
-            "TOKEN_NOT_YET_VALID",
-        ),
-        (
-            "iat in the future",
-            with(&|c| c["iat"] = json!(now + 3600)),
-            "TOKEN_ISSUED_IN_FUTURE",
-        ),
-        (
-            "wrong iss",
-            with(&|c| c["iss"] = json!("https://evil.test")),
-            "WRONG_ISSUER",
-        ),
-        (
-            "wrong aud",
-            with(&|c| c["aud"] = json!("someone-else")),
-            "WRONG_AUDIENCE",
-        ),
+        ("alg none", forge(json!({"alg": "none", "kid": "rsa-1"}), admin(), ""), "ALGORITHM_NOT_ALLOWED"),
+        ("HS256 with the RSA public key", hs256, "ALGORITHM_NOT_ALLOWED"),
+        ("expired", with(&|c| c["exp"] = json!(now - 3600)), "TOKEN_EXPIRED"),
+        ("nbf in the future", with(&|c| c["nbf"] = json!(now + 3600)), "TOKEN_NOT_YET_VALID"),
+        ("iat in the future", with(&|c| c["iat"] = json!(now + 3600)), "TOKEN_ISSUED_IN_FUTURE"),
+        ("wrong iss", with(&|c| c["iss"] = json!("https://evil.test")), "WRONG_ISSUER"),
+        ("wrong aud", with(&|c| c["aud"] = json!("someone-else")), "WRONG_AUDIENCE"),
         (
             "no exp",
             with(&|c| {
@@ -183,64 +127,29 @@ async fn bad_tokens_are_unauthenticated() {
             "MISSING_CLAIM",
         ),
         ("tampered payload", tampered_payload, "INVALID_SIGNATURE"),
-        (
-            "tampered signature",
-            tampered_signature,
-            "INVALID_SIGNATURE",
-        ),
-        (
-            "key not in the JWKS",
-            mint(KeyKind::Rogue, "rsa-1", &admin()),
-            "INVALID_SIGNATURE",
-        ),
-        (
-            "unknown kid",
-            mint(KeyKind::Rsa, "no-such-kid", &admin()),
-            "UNKNOWN_KEY",
-        ),
-        (
-            "EC token claiming the RSA kid",
-            mint(KeyKind::Ec, "rsa-1", &admin()),
-            "KEY_ALGORITHM_MISMATCH",
-        ),
-        (
-            "truncated",
-            good[..good.len() / 2].to_owned(),
-            "MALFORMED_TOKEN",
-        ),
-        (
-            "garbage",
-            "definitely-not-a-jwt".to_owned(),
-            "MALFORMED_TOKEN",
-        ),
+        ("tampered signature", tampered_signature, "INVALID_SIGNATURE"),
+        ("key not in the JWKS", mint(KeyKind::Rogue, "rsa-1", &admin()), "INVALID_SIGNATURE"),
+        ("unknown kid", mint(KeyKind::Rsa, "no-such-kid", &admin()), "UNKNOWN_KEY"),
+        ("EC token claiming the RSA kid", mint(KeyKind::Ec, "rsa-1", &admin()), "KEY_ALGORITHM_MISMATCH"),
+        ("truncated", good[..good.len() / 2].to_owned(), "MALFORMED_TOKEN"),
+        ("garbage", "definitely-not-a-jwt".to_owned(), "MALFORMED_TOKEN"),
         ("60 KB token", "a".repeat(60 * 1024), "TOKEN_TOO_LARGE"),
     ];
     for (case, token, reason) in &cases {
         let status = expect(bearer(&gw, token).await, Code::Unauthenticated, case, token);
-        let info = status
-            .get_details_error_info()
-            .unwrap_or_else(|| panic!("{case}: no ErrorInfo"));
+        let info = status.get_details_error_info().unwrap_or_else(|| panic!("{case}: no ErrorInfo"));
         assert_eq!(info.reason, *reason, "{case}: {}", status.message());
     }
 
     let header_cases: Vec<(&str, Vec<(&str, String)>)> = vec![
         ("no credential", vec![]),
-        (
-            "Basic scheme",
-            vec![("authorization", "Basic dXNlcjpwYXNz".into())],
-        ),
+        ("Basic scheme", vec![("authorization", "Basic dXNlcjpwYXNz".into())]),
         ("empty Bearer", vec![("authorization", "Bearer ".into())]),
         ("bare Bearer", vec![("authorization", "Bearer".into())]),
         ("empty x-api-key", vec![("x-api-key", " ".into())]),
         ("malformed api-key", vec![("x-api-key", "wa_short".into())]),
-        (
-            "unknown api-key",
-            vec![("authorization", format!("Bearer wa_{}", "Z".repeat(40)))],
-        ),
-        (
-            "unknown api-key header",
-            vec![("x-api-key", format!("wa_{}", "Y".repeat(40)))],
-        ),
+        ("unknown api-key", vec![("authorization", format!("Bearer wa_{}", "Z".repeat(40)))]),
+        ("unknown api-key header", vec![("x-api-key", format!("wa_{}", "Y".repeat(40)))]),
     ];
     for (case, headers) in header_cases {
         let pairs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -253,24 +162,8 @@ fn jwks_now() -> i64 {
 }
 
 fn create_key(gw: &Gateway, org: &str) -> String {
-    let out = cli(
-        &gw.db,
-        &[
-            "api-keys",
-            "create",
-            "--org",
-            org,
-            "--name",
-            "ci",
-            "--permission",
-            "sessions.read",
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cli(&gw.db, &["api-keys", "create", "--org", org, "--name", "ci", "--permission", "sessions.read"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(key.starts_with("wa_") && key.len() >= 35, "{key}");
     key
@@ -288,10 +181,7 @@ async fn api_keys_and_org_roles_are_forbidden() {
     let (_jwks, gw) = start().await;
     let key = create_key(&gw, "org_alpha");
     let listing = String::from_utf8(cli(&gw.db, &["api-keys", "list"]).stdout).unwrap();
-    assert!(
-        listing.contains("org_alpha") && !listing.contains(&key),
-        "list never shows the secret"
-    );
+    assert!(listing.contains("org_alpha") && !listing.contains(&key), "list never shows the secret");
 
     let status = expect(
         call(&gw, &[("authorization", &format!("Bearer {key}"))]).await,
@@ -300,66 +190,30 @@ async fn api_keys_and_org_roles_are_forbidden() {
         &key,
     );
     assert!(status.message().contains("api-key"), "{}", status.message());
-    expect(
-        call(&gw, &[("x-api-key", &key)]).await,
-        Code::PermissionDenied,
-        "api-key header",
-        &key,
-    );
+    expect(call(&gw, &[("x-api-key", &key)]).await, Code::PermissionDenied, "api-key header", &key);
 
     for role in ["owner", "admin", "member"] {
-        let token = mint(
-            KeyKind::Ec,
-            "ec-1",
-            &scoped(claims("user_1", "org_alpha", role, None)),
-        );
-        let status = expect(
-            bearer(&gw, &token).await,
-            Code::PermissionDenied,
-            role,
-            &token,
-        );
+        let token = mint(KeyKind::Ec, "ec-1", &scoped(claims("user_1", "org_alpha", role, None)));
+        let status = expect(bearer(&gw, &token).await, Code::PermissionDenied, role, &token);
         assert!(status.message().contains("super_admin"));
     }
-    let token = mint(
-        KeyKind::Ed,
-        "ed-1",
-        &scoped(claims("user_2", "org_alpha", "owner", Some("support"))),
-    );
-    expect(
-        bearer(&gw, &token).await,
-        Code::PermissionDenied,
-        "other platform role",
-        &token,
-    );
+    let token = mint(KeyKind::Ed, "ed-1", &scoped(claims("user_2", "org_alpha", "owner", Some("support"))));
+    expect(bearer(&gw, &token).await, Code::PermissionDenied, "other platform role", &token);
 
     // Revocation: a used key stops working within the stated 10 s bound.
     let id = key_id(&gw);
     assert!(cli(&gw.db, &["api-keys", "revoke", &id]).status.success());
-    eventually(
-        "revocation to take effect",
-        std::time::Duration::from_secs(15),
-        || async {
-            let r = call(&gw, &[("x-api-key", &key)]).await;
-            (r.as_ref().err().map(|s| s.code()) == Some(Code::Unauthenticated)).then_some(())
-        },
-    )
+    eventually("revocation to take effect", std::time::Duration::from_secs(15), || async {
+        let r = call(&gw, &[("x-api-key", &key)]).await;
+        (r.as_ref().err().map(|s| s.code()) == Some(Code::Unauthenticated)).then_some(())
+    })
     .await;
 
     // A key revoked before its first use is refused at once.
     let fresh = create_key(&gw, "org_beta");
     let fresh_id = key_id(&gw);
-    assert!(
-        cli(&gw.db, &["api-keys", "revoke", &fresh_id])
-            .status
-            .success()
-    );
-    expect(
-        call(&gw, &[("x-api-key", &fresh)]).await,
-        Code::Unauthenticated,
-        "revoked api-key",
-        &fresh,
-    );
+    assert!(cli(&gw.db, &["api-keys", "revoke", &fresh_id]).status.success());
+    expect(call(&gw, &[("x-api-key", &fresh)]).await, Code::Unauthenticated, "revoked api-key", &fresh);
     let missing = cli(&gw.db, &["api-keys", "revoke", "ak_nope"]);
     assert!(!missing.status.success());
 }
@@ -380,20 +234,13 @@ async fn unknown_kids_share_one_refetch() {
     let calls = (0..200).map(|i| {
         let mut client = client.clone();
         let token = mint(KeyKind::Rsa, &format!("unknown-{i}"), &admin());
-        tokio::spawn(async move {
-            client
-                .list_sessions(authed(ListSessionsRequest::default(), &token))
-                .await
-        })
+        tokio::spawn(async move { client.list_sessions(authed(ListSessionsRequest::default(), &token)).await })
     });
     for call in futures_join(calls.collect()).await {
         assert_eq!(call.unwrap_err().code(), Code::Unauthenticated);
     }
     let total = jwks.fetches();
-    assert!(
-        total <= 3,
-        "200 unknown kids caused {total} JWKS fetches in all"
-    );
+    assert!(total <= 3, "200 unknown kids caused {total} JWKS fetches in all");
     assert!(total > before, "an unknown kid triggers a refetch");
 }
 
@@ -412,23 +259,12 @@ async fn known_keys_keep_working_while_the_jwks_endpoint_is_down() {
     // Force a refetch attempt that fails.
     let before = jwks.fetches();
     let unknown = mint(KeyKind::Rsa, "not-there", &admin());
-    expect(
-        bearer(&gw, &unknown).await,
-        Code::Unauthenticated,
-        "unknown kid while down",
-        &unknown,
-    );
+    expect(bearer(&gw, &unknown).await, Code::Unauthenticated, "unknown kid while down", &unknown);
     assert!(jwks.fetches() > before, "the failed refetch happened");
     // Fresh tokens (not cached) of every known key still verify.
-    for (kind, kid) in [
-        (KeyKind::Rsa, "rsa-1"),
-        (KeyKind::Ec, "ec-1"),
-        (KeyKind::Ed, "ed-1"),
-    ] {
+    for (kind, kid) in [(KeyKind::Rsa, "rsa-1"), (KeyKind::Ec, "ec-1"), (KeyKind::Ed, "ed-1")] {
         let mut c = admin();
         c["jti"] = json!(format!("fresh-{kid}"));
-        bearer(&gw, &mint(kind, kid, &c))
-            .await
-            .unwrap_or_else(|s| panic!("{kid}: {s:?}"));
+        bearer(&gw, &mint(kind, kid, &c)).await.unwrap_or_else(|s| panic!("{kid}: {s:?}"));
     }
 }

@@ -43,59 +43,27 @@ async fn env(hosts: &[(&str, &str)], extra: &[&str]) -> Env {
     assert!(import(&gw.db, &sessions).status.success());
     let client = gw.client().await;
     let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    Env {
-        _jwks: jwks,
-        gw,
-        client,
-        token,
-    }
+    Env { _jwks: jwks, gw, client, token }
 }
 
 impl Env {
     async fn start(&self, session: &str) -> Result<BackfillJob, tonic::Status> {
-        let req = StartBackfillRequest {
-            session_id: session.into(),
-        };
-        Ok(self
-            .client
-            .clone()
-            .start_backfill(authed(req, &self.token))
-            .await?
-            .into_inner()
-            .job
-            .unwrap())
+        let req = StartBackfillRequest { session_id: session.into() };
+        Ok(self.client.clone().start_backfill(authed(req, &self.token)).await?.into_inner().job.unwrap())
     }
 
     async fn get(&self, session: &str) -> Result<BackfillJob, tonic::Status> {
-        let req = GetBackfillRequest {
-            session_id: session.into(),
-        };
-        Ok(self
-            .client
-            .clone()
-            .get_backfill(authed(req, &self.token))
-            .await?
-            .into_inner()
-            .job
-            .unwrap())
+        let req = GetBackfillRequest { session_id: session.into() };
+        Ok(self.client.clone().get_backfill(authed(req, &self.token)).await?.into_inner().job.unwrap())
     }
 
     /// Every state WatchBackfill reports, until the stream ends.
     async fn watch(&self, session: &str) -> Vec<BackfillJob> {
-        let req = WatchBackfillRequest {
-            session_id: session.into(),
-        };
-        let mut stream = self
-            .client
-            .clone()
-            .watch_backfill(authed(req, &self.token))
-            .await
-            .unwrap()
-            .into_inner();
+        let req = WatchBackfillRequest { session_id: session.into() };
+        let mut stream = self.client.clone().watch_backfill(authed(req, &self.token)).await.unwrap().into_inner();
         let mut seen = Vec::new();
-        while let Some(item) = tokio::time::timeout(Duration::from_secs(60), stream.next())
-            .await
-            .expect("watch stalled")
+        while let Some(item) =
+            tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("watch stalled")
         {
             seen.push(item.unwrap().job.unwrap());
         }
@@ -105,13 +73,7 @@ impl Env {
     async fn finished(&self, session: &str) -> BackfillJob {
         let states = self.watch(session).await;
         let last = states.last().cloned().expect("at least one state");
-        assert!(
-            matches!(
-                last.status(),
-                BackfillStatus::Succeeded | BackfillStatus::Failed
-            ),
-            "{last:?}"
-        );
+        assert!(matches!(last.status(), BackfillStatus::Succeeded | BackfillStatus::Failed), "{last:?}");
         last
     }
 
@@ -119,18 +81,8 @@ impl Env {
         let mut out = Vec::new();
         let mut cursor = String::new();
         loop {
-            let req = ListSessionContactsRequest {
-                session_id: session.into(),
-                limit: Some(97),
-                cursor,
-            };
-            let page = self
-                .client
-                .clone()
-                .list_session_contacts(authed(req, &self.token))
-                .await
-                .unwrap()
-                .into_inner();
+            let req = ListSessionContactsRequest { session_id: session.into(), limit: Some(97), cursor };
+            let page = self.client.clone().list_session_contacts(authed(req, &self.token)).await.unwrap().into_inner();
             out.extend(page.data);
             match page.next_cursor {
                 Some(c) => cursor = c,
@@ -143,18 +95,8 @@ impl Env {
         let mut out = Vec::new();
         let mut cursor = String::new();
         loop {
-            let req = ListSessionGroupsRequest {
-                session_id: session.into(),
-                limit: Some(7),
-                cursor,
-            };
-            let page = self
-                .client
-                .clone()
-                .list_session_groups(authed(req, &self.token))
-                .await
-                .unwrap()
-                .into_inner();
+            let req = ListSessionGroupsRequest { session_id: session.into(), limit: Some(7), cursor };
+            let page = self.client.clone().list_session_groups(authed(req, &self.token)).await.unwrap().into_inner();
             out.extend(page.data);
             match page.next_cursor {
                 Some(c) => cursor = c,
@@ -187,36 +129,19 @@ async fn host_sim_backfill_stores_everything_and_reports_growing_progress() {
     assert_eq!(job.session_id, "sess-1");
     assert_eq!(job.organization_id, "org_a");
     assert_eq!(job.id.len(), 26, "a ULID");
-    assert!(matches!(
-        job.status(),
-        BackfillStatus::Queued | BackfillStatus::Running
-    ));
+    assert!(matches!(job.status(), BackfillStatus::Queued | BackfillStatus::Running));
 
     let states = env.watch("sess-1").await;
     let last = states.last().unwrap();
     assert_eq!(last.status(), BackfillStatus::Succeeded, "{last:?}");
-    assert_eq!(
-        (last.contacts, last.groups, last.group_members),
-        (3000, 30, 210)
-    );
+    assert_eq!((last.contacts, last.groups, last.group_members), (3000, 30, 210));
     assert!(last.finished_at.is_some() && last.error.is_none());
-    assert!(
-        states.len() >= 3,
-        "progress was reported along the way: {}",
-        states.len()
-    );
+    assert!(states.len() >= 3, "progress was reported along the way: {}", states.len());
     for pair in states.windows(2) {
-        assert!(
-            pair[1].contacts >= pair[0].contacts && pair[1].groups >= pair[0].groups,
-            "counters went down"
-        );
+        assert!(pair[1].contacts >= pair[0].contacts && pair[1].groups >= pair[0].groups, "counters went down");
         assert!(pair[1].group_members >= pair[0].group_members);
     }
-    assert!(
-        states
-            .iter()
-            .any(|s| s.status() == BackfillStatus::Running && s.contacts > 0 && s.contacts < 3000)
-    );
+    assert!(states.iter().any(|s| s.status() == BackfillStatus::Running && s.contacts > 0 && s.contacts < 3000));
     assert_eq!(&env.get("sess-1").await.unwrap(), last);
 
     let contacts = env.contacts("sess-1").await;
@@ -251,9 +176,7 @@ async fn one_job_per_session_decided_atomically() {
         let env_client = env.client.clone();
         let token = env.token.clone();
         tokio::spawn(async move {
-            let req = StartBackfillRequest {
-                session_id: "sess-1".into(),
-            };
+            let req = StartBackfillRequest { session_id: "sess-1".into() };
             env_client.clone().start_backfill(authed(req, &token)).await
         })
     });
@@ -269,16 +192,10 @@ async fn one_job_per_session_decided_atomically() {
     assert_eq!(conflicts.len(), 63);
     let winner = &winners[0];
     for status in &conflicts {
-        assert!(
-            matches!(status.code(), Code::AlreadyExists | Code::Aborted),
-            "{status:?}"
-        );
+        assert!(matches!(status.code(), Code::AlreadyExists | Code::Aborted), "{status:?}");
         let info = status.get_details_error_info().expect("ErrorInfo");
         assert_eq!(info.reason, "BACKFILL_RUNNING");
-        assert_eq!(
-            info.metadata.get("sessionId").map(String::as_str),
-            Some("sess-1")
-        );
+        assert_eq!(info.metadata.get("sessionId").map(String::as_str), Some("sess-1"));
         assert_eq!(info.metadata.get("jobId"), Some(&winner.id));
     }
 
@@ -289,10 +206,7 @@ async fn one_job_per_session_decided_atomically() {
     })
     .await;
     assert_eq!(running.id, winner.id);
-    assert_eq!(
-        env.start("sess-1").await.unwrap_err().code(),
-        Code::AlreadyExists
-    );
+    assert_eq!(env.start("sess-1").await.unwrap_err().code(), Code::AlreadyExists);
     // Another session is independent.
     host.open_gate();
     assert!(env.start("sess-2").await.is_ok());
@@ -312,50 +226,23 @@ async fn errors_for_unknown_sessions_missing_hosts_and_no_job() {
     let err = env.start("no-such-session").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(err.message(), "session not found");
-    assert_eq!(
-        env.get("no-such-session").await.unwrap_err().code(),
-        Code::NotFound
-    );
+    assert_eq!(env.get("no-such-session").await.unwrap_err().code(), Code::NotFound);
 
     let err = env.start("sess-nohost").await.unwrap_err();
     assert_eq!(err.code(), Code::Unimplemented);
-    assert!(
-        err.message().contains("gw-unconfigured"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("gw-unconfigured"), "{}", err.message());
 
     let err = env.get("sess-2").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "no job since start-up");
-    assert_eq!(
-        err.get_details_error_info().unwrap().reason,
-        "BACKFILL_NOT_FOUND"
-    );
+    assert_eq!(err.get_details_error_info().unwrap().reason, "BACKFILL_NOT_FOUND");
 
     let err = env.start("bad id!").await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let req = ListSessionContactsRequest {
-        session_id: "nope".into(),
-        ..Default::default()
-    };
-    let err = env
-        .client
-        .clone()
-        .list_session_contacts(authed(req, &env.token))
-        .await
-        .unwrap_err();
+    let req = ListSessionContactsRequest { session_id: "nope".into(), ..Default::default() };
+    let err = env.client.clone().list_session_contacts(authed(req, &env.token)).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let req = ListSessionContactsRequest {
-        session_id: "sess-1".into(),
-        cursor: "forged".into(),
-        ..Default::default()
-    };
-    let err = env
-        .client
-        .clone()
-        .list_session_contacts(authed(req, &env.token))
-        .await
-        .unwrap_err();
+    let req = ListSessionContactsRequest { session_id: "sess-1".into(), cursor: "forged".into(), ..Default::default() };
+    let err = env.client.clone().list_session_contacts(authed(req, &env.token)).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
@@ -370,10 +257,7 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     .await;
     let env = env(&[("gw-1", &url)], &["--host-stall-timeout-secs", "2"]).await;
     env.start("sess-1").await.unwrap();
-    assert_eq!(
-        env.finished("sess-1").await.status(),
-        BackfillStatus::Succeeded
-    );
+    assert_eq!(env.finished("sess-1").await.status(), BackfillStatus::Succeeded);
     let contacts_before = env.contacts("sess-1").await;
     let groups_before = env.groups("sess-1").await;
     assert_eq!((contacts_before.len(), groups_before.len()), (500, 20));
@@ -386,29 +270,10 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     env.start("sess-1").await.unwrap();
     let failed = env.finished("sess-1").await;
     assert_eq!(failed.status(), BackfillStatus::Failed);
-    assert!(
-        failed
-            .error
-            .as_deref()
-            .unwrap()
-            .starts_with("session host unavailable"),
-        "{failed:?}"
-    );
-    assert!(
-        failed.contacts >= 250,
-        "progress before the failure is reported: {}",
-        failed.contacts
-    );
-    assert_eq!(
-        env.contacts("sess-1").await,
-        contacts_before,
-        "contacts intact, row by row"
-    );
-    assert_eq!(
-        env.groups("sess-1").await,
-        groups_before,
-        "groups intact, row by row"
-    );
+    assert!(failed.error.as_deref().unwrap().starts_with("session host unavailable"), "{failed:?}");
+    assert!(failed.contacts >= 250, "progress before the failure is reported: {}", failed.contacts);
+    assert_eq!(env.contacts("sess-1").await, contacts_before, "contacts intact, row by row");
+    assert_eq!(env.groups("sess-1").await, groups_before, "groups intact, row by row");
 
     // Fails in the groups stream, after all contacts were staged.
     host.set(|s| {
@@ -417,10 +282,7 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
         s.fail_groups_after = Some(10);
     });
     env.start("sess-1").await.unwrap();
-    assert_eq!(
-        env.finished("sess-1").await.status(),
-        BackfillStatus::Failed
-    );
+    assert_eq!(env.finished("sess-1").await.status(), BackfillStatus::Failed);
     assert_eq!(env.contacts("sess-1").await, contacts_before);
     assert_eq!(env.groups("sess-1").await, groups_before);
 
@@ -431,10 +293,7 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     });
     env.start("sess-1").await.unwrap();
     let invalid = env.finished("sess-1").await;
-    assert_eq!(
-        invalid.error.as_deref(),
-        Some("session host sent invalid data: contact without a jid")
-    );
+    assert_eq!(invalid.error.as_deref(), Some("session host sent invalid data: contact without a jid"));
     assert_eq!(env.contacts("sess-1").await, contacts_before);
 
     // A host that stalls past the timeout fails the job.
@@ -444,10 +303,7 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     });
     env.start("sess-1").await.unwrap();
     let stalled = env.finished("sess-1").await;
-    assert!(
-        stalled.error.as_deref().unwrap().contains("stalled"),
-        "{stalled:?}"
-    );
+    assert!(stalled.error.as_deref().unwrap().contains("stalled"), "{stalled:?}");
     assert_eq!(env.contacts("sess-1").await, contacts_before);
 
     // A smaller successful pull replaces everything; rows no longer reported are gone.
@@ -458,25 +314,14 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     });
     env.start("sess-1").await.unwrap();
     let done = env.finished("sess-1").await;
-    assert_eq!(
-        (done.contacts, done.groups, done.group_members),
-        (120, 4, 8)
-    );
+    assert_eq!((done.contacts, done.groups, done.group_members), (120, 4, 8));
     let contacts = env.contacts("sess-1").await;
     assert_eq!(contacts.len(), 120);
-    assert!(
-        contacts
-            .iter()
-            .all(|c| c.push_name.as_deref().unwrap().starts_with("fourth"))
-    );
+    assert!(contacts.iter().all(|c| c.push_name.as_deref().unwrap().starts_with("fourth")));
     assert_eq!(contacts[1].jid, "00003@s.whatsapp.net");
     let groups = env.groups("sess-1").await;
     assert_eq!(groups.len(), 4);
-    assert!(
-        groups
-            .iter()
-            .all(|g| g.participants.len() == 2 && g.name.as_deref().unwrap().starts_with("fourth"))
-    );
+    assert!(groups.iter().all(|g| g.participants.len() == 2 && g.name.as_deref().unwrap().starts_with("fourth")));
 }
 
 #[tokio::test]
@@ -490,10 +335,7 @@ async fn restart_forgets_jobs_keeps_data_and_shutdown_discards_a_running_job() {
     .await;
     let env = env(&[("gw-1", &url)], &[]).await;
     env.start("sess-1").await.unwrap();
-    assert_eq!(
-        env.finished("sess-1").await.status(),
-        BackfillStatus::Succeeded
-    );
+    assert_eq!(env.finished("sess-1").await.status(), BackfillStatus::Succeeded);
     let before = env.contacts("sess-1").await;
 
     // A job in flight when SIGTERM arrives: clean exit, no half-replaced data.
@@ -502,37 +344,18 @@ async fn restart_forgets_jobs_keeps_data_and_shutdown_discards_a_running_job() {
         s.gated = true;
     });
     env.start("sess-1").await.unwrap();
-    eventually(
-        "job to have stored a batch",
-        Duration::from_secs(10),
-        || async {
-            let job = env.get("sess-1").await.ok()?;
-            (job.contacts > 0).then_some(())
-        },
-    )
+    eventually("job to have stored a batch", Duration::from_secs(10), || async {
+        let job = env.get("sess-1").await.ok()?;
+        (job.contacts > 0).then_some(())
+    })
     .await;
-    let Env {
-        _jwks: jwks,
-        gw: mut old,
-        token,
-        ..
-    } = env;
+    let Env { _jwks: jwks, gw: mut old, token, .. } = env;
     let status = old.stop().await;
     assert_eq!(status.code(), Some(0));
 
-    let gw =
-        Gateway::start_with_db(&old.db, &jwks.url(), &["--host", &format!("gw-1={url}")]).await;
-    let env2 = Env {
-        client: gw.client().await,
-        gw,
-        token,
-        _jwks: jwks,
-    };
+    let gw = Gateway::start_with_db(&old.db, &jwks.url(), &["--host", &format!("gw-1={url}")]).await;
+    let env2 = Env { client: gw.client().await, gw, token, _jwks: jwks };
     let err = env2.get("sess-1").await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "jobs live in memory");
-    assert_eq!(
-        env2.contacts("sess-1").await,
-        before,
-        "data survives the restart unchanged"
-    );
+    assert_eq!(env2.contacts("sess-1").await, before, "data survives the restart unchanged");
 }

@@ -10,11 +10,7 @@ use common::*;
 fn grpcurl() -> String {
     std::env::var("WA_GATEWAY_GRPCURL").unwrap_or_else(|_| {
         let local = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv/bin/grpcurl");
-        if std::path::Path::new(local).exists() {
-            local.to_owned()
-        } else {
-            "grpcurl".to_owned()
-        }
+        if std::path::Path::new(local).exists() { local.to_owned() } else { "grpcurl".to_owned() }
     })
 }
 
@@ -23,11 +19,7 @@ fn run(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("grpcurl must be installed (scripts/test installs it into .tools/)");
-    assert!(
-        out.status.success(),
-        "grpcurl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "grpcurl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -44,46 +36,19 @@ async fn grpcurl_lists_describes_checks_health_and_calls() {
         "grpc.reflection.v1.ServerReflection",
         "grpc.reflection.v1alpha.ServerReflection",
     ] {
-        assert!(
-            services.lines().any(|l| l.trim() == service),
-            "{service} not in {services}"
-        );
+        assert!(services.lines().any(|l| l.trim() == service), "{service} not in {services}");
     }
 
-    let described = run(&[
-        "-plaintext",
-        addr,
-        "describe",
-        "wa.gateway.admin.v1.AdminService",
-    ]);
-    for rpc in [
-        "ListSessions",
-        "StartBackfill",
-        "GetBackfill",
-        "WatchBackfill",
-        "ListSessionContacts",
-        "ListSessionGroups",
-    ] {
-        assert!(
-            described.contains(&format!("rpc {rpc} (")),
-            "{rpc} missing from {described}"
-        );
+    let described = run(&["-plaintext", addr, "describe", "wa.gateway.admin.v1.AdminService"]);
+    for rpc in
+        ["ListSessions", "StartBackfill", "GetBackfill", "WatchBackfill", "ListSessionContacts", "ListSessionGroups"]
+    {
+        assert!(described.contains(&format!("rpc {rpc} (")), "{rpc} missing from {described}");
     }
-    let message = run(&[
-        "-plaintext",
-        addr,
-        "describe",
-        "wa.gateway.admin.v1.Session",
-    ]);
+    let message = run(&["-plaintext", addr, "describe", "wa.gateway.admin.v1.Session"]);
     assert!(message.contains("organization_id"), "{message}");
 
-    let health = run(&[
-        "-plaintext",
-        "-d",
-        r#"{"service":""}"#,
-        addr,
-        "grpc.health.v1.Health/Check",
-    ]);
+    let health = run(&["-plaintext", "-d", r#"{"service":""}"#, addr, "grpc.health.v1.Health/Check"]);
     assert!(health.contains("SERVING"), "{health}");
     let admin_health = run(&[
         "-plaintext",
@@ -94,11 +59,7 @@ async fn grpcurl_lists_describes_checks_health_and_calls() {
     ]);
     assert!(admin_health.contains("SERVING"), "{admin_health}");
 
-    assert!(
-        import(&gw.db, &session_line("s1", "org_a", "working", "gw-1"))
-            .status
-            .success()
-    );
+    assert!(import(&gw.db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
     let token = mint(KeyKind::Ed, "ed-1", &super_admin_claims());
     let listed = run(&[
         "-plaintext",
@@ -115,11 +76,7 @@ async fn grpcurl_lists_describes_checks_health_and_calls() {
 
     // Without a token grpcurl reports Unauthenticated.
     let out = Command::new(grpcurl())
-        .args([
-            "-plaintext",
-            addr,
-            "wa.gateway.admin.v1.AdminService/ListSessions",
-        ])
+        .args(["-plaintext", addr, "wa.gateway.admin.v1.AdminService/ListSessions"])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -41,13 +41,7 @@ async fn rest(extra: &[&str]) -> Rest {
     lines.extend((0..5).map(|i| session_line(&format!("t{i}"), "org_c", "working", "gw-1")));
     assert!(import(&gw.db, &lines.join("\n")).status.success());
     let admin = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    Rest {
-        _jwks: jwks,
-        gw,
-        host,
-        http: reqwest::Client::new(),
-        admin,
-    }
+    Rest { _jwks: jwks, gw, host, http: reqwest::Client::new(), admin }
 }
 
 impl Rest {
@@ -64,11 +58,7 @@ impl Rest {
         let resp = req.send().await.unwrap();
         let (status, headers) = (resp.status(), resp.headers().clone());
         let text = resp.text().await.unwrap();
-        (
-            status,
-            headers,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -82,11 +72,8 @@ impl Rest {
 
     async fn wait_finished(&self, session: &str) -> Value {
         eventually("job to finish", Duration::from_secs(30), || async {
-            let (s, job) = self
-                .get(&format!("/api/v1/admin/sessions/{session}/backfill"))
-                .await;
-            (s == 200 && matches!(job["status"].as_str(), Some("succeeded" | "failed")))
-                .then_some(job)
+            let (s, job) = self.get(&format!("/api/v1/admin/sessions/{session}/backfill")).await;
+            (s == 200 && matches!(job["status"].as_str(), Some("succeeded" | "failed"))).then_some(job)
         })
         .await
     }
@@ -149,9 +136,7 @@ async fn documented_shapes_and_paging() {
     let mut seen = page["data"].as_array().unwrap().len();
     let mut cursor = page["nextCursor"].as_str().unwrap().to_owned();
     loop {
-        let (s, p) = r
-            .get(&format!("/api/v1/admin/sessions?limit=3&cursor={cursor}"))
-            .await;
+        let (s, p) = r.get(&format!("/api/v1/admin/sessions?limit=3&cursor={cursor}")).await;
         assert_eq!(s, 200);
         seen += p["data"].as_array().unwrap().len();
         match &p["nextCursor"] {
@@ -161,9 +146,7 @@ async fn documented_shapes_and_paging() {
         }
     }
     assert_eq!(seen, 8);
-    let (_, filtered) = r
-        .get("/api/v1/admin/sessions?organizationId=org_c&status=working&gatewayId=gw-1")
-        .await;
+    let (_, filtered) = r.get("/api/v1/admin/sessions?organizationId=org_c&status=working&gatewayId=gw-1").await;
     assert_eq!(filtered["data"].as_array().unwrap().len(), 5);
     assert_eq!(filtered["nextCursor"], Value::Null);
     let (_, clamped) = r.get("/api/v1/admin/sessions?limit=100000").await;
@@ -181,32 +164,16 @@ async fn documented_shapes_and_paging() {
     assert!(matches!(job["status"].as_str(), Some("queued" | "running")));
     let done = r.wait_finished("s1").await;
     assert_eq!(
-        (
-            done["status"].as_str(),
-            done["contacts"].as_i64(),
-            done["groups"].as_i64(),
-            done["groupMembers"].as_i64()
-        ),
+        (done["status"].as_str(), done["contacts"].as_i64(), done["groups"].as_i64(), done["groupMembers"].as_i64()),
         (Some("succeeded"), Some(30), Some(4), Some(12))
     );
     assert!(done["finishedAt"].is_i64());
 
-    let watch = r
-        .http
-        .get(r.gw.http("/api/v1/admin/sessions/s1/backfill:watch"))
-        .bearer_auth(&r.admin)
-        .send()
-        .await
-        .unwrap();
+    let watch =
+        r.http.get(r.gw.http("/api/v1/admin/sessions/s1/backfill:watch")).bearer_auth(&r.admin).send().await.unwrap();
     assert_eq!(watch.status(), 200);
     assert_eq!(watch.headers()["content-type"], "application/x-ndjson");
-    let lines: Vec<Value> = watch
-        .text()
-        .await
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = watch.text().await.unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.last().unwrap()["status"], "succeeded");
 
     let (s, contacts) = r.get("/api/v1/admin/sessions/s1/contacts?limit=20").await;
@@ -215,24 +182,15 @@ async fn documented_shapes_and_paging() {
     assert_eq!(contacts["data"][0].as_object().unwrap().len(), 7);
     assert_eq!(contacts["data"][0]["fullName"], Value::Null);
     let next = contacts["nextCursor"].as_str().unwrap();
-    let (_, rest_page) = r
-        .get(&format!("/api/v1/admin/sessions/s1/contacts?cursor={next}"))
-        .await;
+    let (_, rest_page) = r.get(&format!("/api/v1/admin/sessions/s1/contacts?cursor={next}")).await;
     assert_eq!(rest_page["data"].as_array().unwrap().len(), 10);
     assert_eq!(rest_page["nextCursor"], Value::Null);
     let (s, groups) = r.get("/api/v1/admin/sessions/s1/groups").await;
     assert_eq!(s, 200);
     assert_eq!(groups["data"].as_array().unwrap().len(), 4);
-    assert_eq!(
-        groups["data"][0]["participants"].as_array().unwrap().len(),
-        3
-    );
+    assert_eq!(groups["data"][0]["participants"].as_array().unwrap().len(), 3);
     assert_eq!(groups["data"][0]["createdAt"], json!(1_700_000_000_000i64));
-    assert!(
-        groups["data"][0]["participants"][0]["isAdmin"]
-            .as_bool()
-            .unwrap()
-    );
+    assert!(groups["data"][0]["participants"][0]["isAdmin"].as_bool().unwrap());
 }
 
 #[tokio::test]
@@ -256,34 +214,17 @@ async fn status_table() {
     assert_eq!(s, 401);
     assert_envelope(&body, "unauthorized");
     assert_eq!(headers["www-authenticate"], "Bearer");
-    let (s, headers, body) = r
-        .send(Method::GET, "/api/v1/admin/sessions", Some("not-a-jwt"))
-        .await;
-    assert_eq!(
-        (s, headers["www-authenticate"].to_str().unwrap()),
-        (StatusCode::UNAUTHORIZED, "Bearer")
-    );
+    let (s, headers, body) = r.send(Method::GET, "/api/v1/admin/sessions", Some("not-a-jwt")).await;
+    assert_eq!((s, headers["www-authenticate"].to_str().unwrap()), (StatusCode::UNAUTHORIZED, "Bearer"));
     assert!(!body.to_string().contains("not-a-jwt"));
 
     let key_out = cli(&r.gw.db, &["api-keys", "create", "--org", "org_a"]);
     let key = String::from_utf8(key_out.stdout).unwrap().trim().to_owned();
-    let resp = r
-        .http
-        .get(r.gw.http("/api/v1/admin/sessions"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap();
+    let resp = r.http.get(r.gw.http("/api/v1/admin/sessions")).header("x-api-key", &key).send().await.unwrap();
     assert_eq!(resp.status(), 403);
     assert_envelope(&resp.json().await.unwrap(), "forbidden");
     let owner = mint(KeyKind::Ec, "ec-1", &claims("u1", "org_a", "owner", None));
-    let (s, _, body) = r
-        .send(
-            Method::POST,
-            "/api/v1/admin/sessions/s1:backfill",
-            Some(&owner),
-        )
-        .await;
+    let (s, _, body) = r.send(Method::POST, "/api/v1/admin/sessions/s1:backfill", Some(&owner)).await;
     assert_eq!(s, 403);
     assert_envelope(&body, "forbidden");
 
@@ -340,11 +281,7 @@ async fn status_table() {
 
     // Bodies: empty and {} are fine; anything else is 400; huge is 413.
     let post = |body: &'static str| {
-        r.http
-            .post(r.gw.http("/api/v1/admin/sessions/t3:backfill"))
-            .bearer_auth(&r.admin)
-            .body(body)
-            .send()
+        r.http.post(r.gw.http("/api/v1/admin/sessions/t3:backfill")).bearer_auth(&r.admin).body(body).send()
     };
     let resp = post("{\"x\":1}").await.unwrap();
     assert_eq!(resp.status(), 400);
@@ -372,30 +309,18 @@ async fn custom_verb_parsing() {
     let (s, headers, job) = r.post("/api/v1/admin/sessions/sess%3Acolon:backfill").await;
     assert_eq!(s, 202, "{job}");
     assert_eq!(job["sessionId"], "sess:colon");
-    assert_eq!(
-        headers["location"],
-        "/api/v1/admin/sessions/sess%3Acolon/backfill"
-    );
+    assert_eq!(headers["location"], "/api/v1/admin/sessions/sess%3Acolon/backfill");
     let done = r.wait_finished("sess%3Acolon").await;
     assert_eq!(done["sessionId"], "sess:colon");
     // A literal ':' always splits: "sess:colon:backfill" is session "sess" with verb "colon:backfill".
     let (s, _, body) = r.post("/api/v1/admin/sessions/sess:colon:backfill").await;
     assert_eq!(s, 404);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown custom method"),
-        "{body}"
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("unknown custom method"), "{body}");
     let (s, _, body) = r.post("/api/v1/admin/sessions/s1:restart").await;
     assert_eq!(s, 404);
     assert_envelope(&body, "not_found");
     let (s, body) = r.get("/api/v1/admin/sessions/sess:colon/backfill").await;
-    assert_eq!(
-        s, 404,
-        "a literal ':' in a sub-resource path is no id: {body}"
-    );
+    assert_eq!(s, 404, "a literal ':' in a sub-resource path is no id: {body}");
     let (s, _, body) = r.post("/api/v1/admin/sessions/bad%ZZ:backfill").await;
     assert_eq!(s, 400);
     assert_envelope(&body, "invalid_argument");
@@ -415,24 +340,12 @@ async fn request_ids_and_cors() {
         .await
         .unwrap();
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
-    let resp = r
-        .http
-        .get(r.gw.http("/api/v1/admin/sessions"))
-        .bearer_auth(&r.admin)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        !resp.headers()["x-request-id"].is_empty(),
-        "generated when absent"
-    );
+    let resp = r.http.get(r.gw.http("/api/v1/admin/sessions")).bearer_auth(&r.admin).send().await.unwrap();
+    assert!(!resp.headers()["x-request-id"].is_empty(), "generated when absent");
 
     let preflight = |origin: &'static str| {
         r.http
-            .request(
-                Method::OPTIONS,
-                r.gw.http("/api/v1/admin/sessions/s1:backfill"),
-            )
+            .request(Method::OPTIONS, r.gw.http("/api/v1/admin/sessions/s1:backfill"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
             .header("access-control-request-headers", "authorization")
@@ -440,23 +353,10 @@ async fn request_ids_and_cors() {
     };
     let ok = preflight("https://dash.example.test").await.unwrap();
     assert!(ok.status().is_success());
-    assert_eq!(
-        ok.headers()["access-control-allow-origin"],
-        "https://dash.example.test"
-    );
-    assert!(
-        ok.headers()["access-control-allow-methods"]
-            .to_str()
-            .unwrap()
-            .contains("POST")
-    );
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://dash.example.test");
+    assert!(ok.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
     let denied = preflight("https://evil.example.test").await.unwrap();
-    assert!(
-        denied
-            .headers()
-            .get("access-control-allow-origin")
-            .is_none()
-    );
+    assert!(denied.headers().get("access-control-allow-origin").is_none());
 
     // Without --cors-origin there are no CORS headers at all.
     let plain = rest(&[]).await;
@@ -474,13 +374,7 @@ async fn request_ids_and_cors() {
 async fn standalone_rest_in_front_of_a_separate_server() {
     let r = rest(&[]).await;
     let mut child = tokio::process::Command::new(BIN)
-        .args([
-            "rest",
-            "--upstream",
-            &format!("http://{}", r.gw.grpc_addr),
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
+        .args(["rest", "--upstream", &format!("http://{}", r.gw.grpc_addr), "--http-addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -488,73 +382,31 @@ async fn standalone_rest_in_front_of_a_separate_server() {
     use tokio::io::AsyncBufReadExt;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let line = lines.next_line().await.unwrap().unwrap();
-    let addr = line
-        .split("http=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let addr = line.split("http=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
     let base = format!("http://{addr}");
 
-    let resp = r
-        .http
-        .get(format!("{base}/api/v1/admin/sessions?limit=2"))
-        .bearer_auth(&r.admin)
-        .send()
-        .await
-        .unwrap();
+    let resp = r.http.get(format!("{base}/api/v1/admin/sessions?limit=2")).bearer_auth(&r.admin).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let page: Value = resp.json().await.unwrap();
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
-    let resp = r
-        .http
-        .post(format!("{base}/api/v1/admin/sessions/s1:backfill"))
-        .bearer_auth(&r.admin)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        r.http.post(format!("{base}/api/v1/admin/sessions/s1:backfill")).bearer_auth(&r.admin).send().await.unwrap();
     assert_eq!(resp.status(), 202);
-    let resp = r
-        .http
-        .get(format!("{base}/api/v1/admin/sessions"))
-        .send()
-        .await
-        .unwrap();
+    let resp = r.http.get(format!("{base}/api/v1/admin/sessions")).send().await.unwrap();
     assert_eq!(resp.status(), 401, "auth is the upstream's, forwarded");
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
 
     // Upstream down: 503 unavailable in the envelope.
     let mut down = tokio::process::Command::new(BIN)
-        .args([
-            "rest",
-            "--upstream",
-            "http://127.0.0.1:9",
-            "--http-addr",
-            "127.0.0.1:0",
-        ])
+        .args(["rest", "--upstream", "http://127.0.0.1:9", "--http-addr", "127.0.0.1:0"])
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = tokio::io::BufReader::new(down.stdout.take().unwrap()).lines();
     let line = lines.next_line().await.unwrap().unwrap();
-    let addr = line
-        .split("http=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    let resp = r
-        .http
-        .get(format!("http://{addr}/api/v1/admin/sessions"))
-        .bearer_auth(&r.admin)
-        .send()
-        .await
-        .unwrap();
+    let addr = line.split("http=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let resp = r.http.get(format!("http://{addr}/api/v1/admin/sessions")).bearer_auth(&r.admin).send().await.unwrap();
     assert_eq!(resp.status(), 503);
     assert_envelope(&resp.json().await.unwrap(), "unavailable");
 }

@@ -15,35 +15,19 @@ const STATUSES: [&str; 3] = ["working", "stopped", "scan_qr_code"];
 fn fleet(prefix: &str, n: usize) -> String {
     (0..n)
         .map(|i| {
-            session_line(
-                &format!("{prefix}{i:05}"),
-                ORGS[i % 3],
-                STATUSES[i % 3 / 1 % 3],
-                &format!("gw-{}", i % 2),
-            )
+            session_line(&format!("{prefix}{i:05}"), ORGS[i % 3], STATUSES[i % 3 / 1 % 3], &format!("gw-{}", i % 2))
         })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-async fn all_pages(
-    gw: &Gateway,
-    token: &str,
-    base: ListSessionsRequest,
-) -> Vec<wa_gateway::proto::admin::Session> {
+async fn all_pages(gw: &Gateway, token: &str, base: ListSessionsRequest) -> Vec<wa_gateway::proto::admin::Session> {
     let mut client = gw.client().await;
     let mut out = Vec::new();
     let mut cursor = String::new();
     loop {
-        let req = ListSessionsRequest {
-            cursor: cursor.clone(),
-            ..base.clone()
-        };
-        let page = client
-            .list_sessions(authed(req, token))
-            .await
-            .unwrap()
-            .into_inner();
+        let req = ListSessionsRequest { cursor: cursor.clone(), ..base.clone() };
+        let page = client.list_sessions(authed(req, token)).await.unwrap().into_inner();
         out.extend(page.data);
         match page.next_cursor {
             Some(next) => cursor = next,
@@ -57,11 +41,7 @@ async fn pages_cover_every_session_exactly_once_even_while_importing() {
     let jwks = JwksServer::start().await;
     let gw = Gateway::start(&jwks.url(), &[]).await;
     let out = import(&gw.db, &fleet("s", 1200));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
 
     // A concurrent importer adds 300 more sessions (interleaved ids) while we page.
@@ -70,22 +50,10 @@ async fn pages_cover_every_session_exactly_once_even_while_importing() {
         for chunk in 0..3 {
             let lines = fleet(&format!("s{chunk:01}x"), 100);
             let out = import(&db, &lines);
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         }
     });
-    let listed = all_pages(
-        &gw,
-        &token,
-        ListSessionsRequest {
-            limit: Some(37),
-            ..Default::default()
-        },
-    )
-    .await;
+    let listed = all_pages(&gw, &token, ListSessionsRequest { limit: Some(37), ..Default::default() }).await;
     importer.join().unwrap();
 
     let ids: Vec<&str> = listed.iter().map(|s| s.id.as_str()).collect();
@@ -95,29 +63,15 @@ async fn pages_cover_every_session_exactly_once_even_while_importing() {
     sorted.sort();
     assert_eq!(sorted, ids, "pages are in id order");
     for i in 0..1200 {
-        assert!(
-            unique.contains(format!("s{i:05}").as_str()),
-            "s{i:05} missing"
-        );
+        assert!(unique.contains(format!("s{i:05}").as_str()), "s{i:05} missing");
     }
     let orgs: HashSet<&str> = listed.iter().map(|s| s.organization_id.as_str()).collect();
     assert_eq!(orgs.len(), 3);
 
     // After the import, a full walk sees all 1500 exactly once.
-    let listed = all_pages(
-        &gw,
-        &token,
-        ListSessionsRequest {
-            limit: Some(500),
-            ..Default::default()
-        },
-    )
-    .await;
+    let listed = all_pages(&gw, &token, ListSessionsRequest { limit: Some(500), ..Default::default() }).await;
     assert_eq!(listed.len(), 1500);
-    assert_eq!(
-        listed.iter().map(|s| &s.id).collect::<HashSet<_>>().len(),
-        1500
-    );
+    assert_eq!(listed.iter().map(|s| &s.id).collect::<HashSet<_>>().len(), 1500);
 }
 
 #[tokio::test]
@@ -133,109 +87,48 @@ async fn limits_filters_and_cursors() {
         async move { client.list_sessions(authed(req, &token)).await }
     };
 
-    let default = list(ListSessionsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let default = list(ListSessionsRequest::default()).await.unwrap().into_inner();
     assert_eq!(default.data.len(), 50, "default limit");
-    let clamped = list(ListSessionsRequest {
-        limit: Some(100_000),
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-    .into_inner();
+    let clamped = list(ListSessionsRequest { limit: Some(100_000), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(clamped.data.len(), 500, "limits above 500 are clamped");
     assert!(clamped.next_cursor.is_some());
 
     for bad in [-1, 0] {
-        let err = list(ListSessionsRequest {
-            limit: Some(bad),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+        let err = list(ListSessionsRequest { limit: Some(bad), ..Default::default() }).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "limit {bad}");
         assert!(err.message().contains("limit"), "{}", err.message());
     }
 
     for forged in ["garbage", "AQAAAAAAAAAAAAAAAAAAAAAAAAA", &"x".repeat(3000)] {
-        let err = list(ListSessionsRequest {
-            cursor: forged.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+        let err = list(ListSessionsRequest { cursor: forged.into(), ..Default::default() }).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "cursor {forged:.20}");
     }
     // A genuine cursor replayed against other filters is refused too.
     let cursor = default.next_cursor.unwrap();
-    let err = list(ListSessionsRequest {
-        cursor,
-        organization_id: "org_beta".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap_err();
+    let err = list(ListSessionsRequest { cursor, organization_id: "org_beta".into(), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
-    let by_org = all_pages(
-        &gw,
-        &token,
-        ListSessionsRequest {
-            organization_id: "org_beta".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let by_org =
+        all_pages(&gw, &token, ListSessionsRequest { organization_id: "org_beta".into(), ..Default::default() }).await;
     assert_eq!(by_org.len(), 700 / 3 + usize::from(700 % 3 > 1));
     assert!(by_org.iter().all(|s| s.organization_id == "org_beta"));
 
-    let by_gateway = all_pages(
-        &gw,
-        &token,
-        ListSessionsRequest {
-            gateway_id: "gw-1".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let by_gateway =
+        all_pages(&gw, &token, ListSessionsRequest { gateway_id: "gw-1".into(), ..Default::default() }).await;
     assert_eq!(by_gateway.len(), 350);
-    assert!(
-        by_gateway
-            .iter()
-            .all(|s| s.gateway_id.as_deref() == Some("gw-1"))
-    );
+    assert!(by_gateway.iter().all(|s| s.gateway_id.as_deref() == Some("gw-1")));
 
-    let by_status = all_pages(
-        &gw,
-        &token,
-        ListSessionsRequest {
-            status: SessionStatus::Stopped.into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let by_status =
+        all_pages(&gw, &token, ListSessionsRequest { status: SessionStatus::Stopped.into(), ..Default::default() })
+            .await;
     assert!(!by_status.is_empty());
-    assert!(
-        by_status
-            .iter()
-            .all(|s| s.status() == SessionStatus::Stopped)
-    );
+    assert!(by_status.iter().all(|s| s.status() == SessionStatus::Stopped));
 
-    let err = list(ListSessionsRequest {
-        organization_id: "bad org!".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap_err();
+    let err = list(ListSessionsRequest { organization_id: "bad org!".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = list(ListSessionsRequest {
-        status: 42,
-        ..Default::default()
-    })
-    .await
-    .unwrap_err();
+    let err = list(ListSessionsRequest { status: 42, ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
 
     // Fields come back as imported.
@@ -252,10 +145,7 @@ async fn an_import_with_a_bad_line_writes_nothing() {
     let jwks = JwksServer::start().await;
     let gw = Gateway::start(&jwks.url(), &[]).await;
     let good = fleet("g", 5);
-    let bad = format!(
-        "{good}\n{}\n",
-        r#"{"id":"g9","organizationId":"org_alpha","status":"dancing"}"#
-    );
+    let bad = format!("{good}\n{}\n", r#"{"id":"g9","organizationId":"org_alpha","status":"dancing"}"#);
     let out = import(&gw.db, &bad);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -263,12 +153,7 @@ async fn an_import_with_a_bad_line_writes_nothing() {
     assert!(stderr.contains("dancing"), "{stderr}");
 
     let token = mint(KeyKind::Ed, "ed-1", &super_admin_claims());
-    let page = gw
-        .client()
-        .await
-        .list_sessions(authed(ListSessionsRequest::default(), &token))
-        .await
-        .unwrap();
+    let page = gw.client().await.list_sessions(authed(ListSessionsRequest::default(), &token)).await.unwrap();
     assert!(page.into_inner().data.is_empty(), "nothing may be written");
 
     let missing = cli(&gw.db, &["sessions", "import", "/nonexistent/file.jsonl"]);

@@ -18,12 +18,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            details: Map::new(),
-        }
+        Self { status, code, message: message.into(), details: Map::new() }
     }
 
     pub fn invalid_argument(field: &str, message: impl Into<String>) -> Self {
@@ -37,21 +32,13 @@ impl ApiError {
     }
 
     pub fn method_not_allowed(allow: &'static str) -> Self {
-        let mut e = Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "method not allowed",
-        );
+        let mut e = Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed");
         e.details.insert("allow".into(), json!(allow));
         e
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
-        let mut e = Self::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "request body is too large",
-        );
+        let mut e = Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large");
         e.details.insert("limitBytes".into(), json!(limit));
         e
     }
@@ -96,14 +83,10 @@ pub fn from_status(status: &tonic::Status) -> ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
+        let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                http::header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Bearer"),
-            );
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
         }
         if let Some(Value::String(allow)) = self.details.get("allow") {
             if let Ok(v) = http::HeaderValue::from_str(allow) {

@@ -27,18 +27,14 @@ pub mod proto {
 
     /// Encoded descriptor set of the admin contract (with its
     /// `google.api.http` annotations).
-    pub const FILE_DESCRIPTOR_SET: &[u8] =
-        include_bytes!(concat!(env!("OUT_DIR"), "/admin_descriptor.bin"));
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/admin_descriptor.bin"));
 }
 
 /// Any transport that carries gRPC requests to an AdminService. Transport
 /// failures are already turned into gRPC statuses (see [`remote`]), so the
 /// error type is uninhabited.
-pub type AdminTransport = BoxCloneSyncService<
-    http::Request<tonic::body::Body>,
-    http::Response<tonic::body::Body>,
-    std::convert::Infallible,
->;
+pub type AdminTransport =
+    BoxCloneSyncService<http::Request<tonic::body::Body>, http::Response<tonic::body::Body>, std::convert::Infallible>;
 pub type AdminClient = proto::admin_service_client::AdminServiceClient<AdminTransport>;
 
 /// Largest response message accepted from the AdminService.
@@ -56,14 +52,9 @@ struct Remote(tonic::transport::Channel);
 impl tower::Service<http::Request<tonic::body::Body>> for Remote {
     type Response = http::Response<tonic::body::Body>;
     type Error = std::convert::Infallible;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
-    fn poll_ready(
-        &mut self,
-        _cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
         // Readiness is awaited per call (oneshot) so that a down upstream
         // becomes a status, not a transport error.
         std::task::Poll::Ready(Ok(()))
@@ -74,8 +65,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for Remote {
         let channel = self.0.clone();
         Box::pin(async move {
             Ok(channel.oneshot(request).await.unwrap_or_else(|error| {
-                tonic::Status::unavailable(format!("admin service unreachable: {error}"))
-                    .into_http()
+                tonic::Status::unavailable(format!("admin service unreachable: {error}")).into_http()
             }))
         })
     }
@@ -97,21 +87,15 @@ pub struct RestConfig {
 
 impl Default for RestConfig {
     fn default() -> Self {
-        Self {
-            cors_origins: Vec::new(),
-            rpc_timeout: Duration::from_secs(30),
-        }
+        Self { cors_origins: Vec::new(), rpc_timeout: Duration::from_secs(30) }
     }
 }
 
 /// The REST router: the documented paths, the OpenAPI document, the error
 /// envelope for everything else.
 pub fn router(client: AdminClient, config: RestConfig) -> axum::Router {
-    let mut router = routes::routes(routes::RestState {
-        client,
-        rpc_timeout: config.rpc_timeout,
-    })
-    .layer(axum::middleware::from_fn(request_id::request_id));
+    let mut router = routes::routes(routes::RestState { client, rpc_timeout: config.rpc_timeout })
+        .layer(axum::middleware::from_fn(request_id::request_id));
     if !config.cors_origins.is_empty() {
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list(config.cors_origins))
@@ -122,10 +106,7 @@ pub fn router(client: AdminClient, config: RestConfig) -> axum::Router {
                 http::HeaderName::from_static("x-api-key"),
                 http::HeaderName::from_static("x-request-id"),
             ])
-            .expose_headers([
-                http::header::LOCATION,
-                http::HeaderName::from_static("x-request-id"),
-            ])
+            .expose_headers([http::header::LOCATION, http::HeaderName::from_static("x-request-id")])
             .max_age(Duration::from_secs(600));
         router = router.layer(cors);
     }

@@ -7,10 +7,7 @@ use serde_json::{Value, json};
 fn error_responses(codes: &[&str]) -> Value {
     let mut responses = serde_json::Map::new();
     for code in codes {
-        responses.insert(
-            (*code).to_owned(),
-            json!({"$ref": format!("#/components/responses/Error{code}")}),
-        );
+        responses.insert((*code).to_owned(), json!({"$ref": format!("#/components/responses/Error{code}")}));
     }
     Value::Object(responses)
 }
@@ -30,7 +27,7 @@ fn session_page_params() -> Vec<Value> {
 
 fn page_params() -> Vec<Value> {
     vec![
-        json!({"name": "limit", "in": "query", "required": false, "description": "Page size: default 50, values above 500 are clamped to 500; zero or negative is 400.", "schema": {"type": "integer"}}),
+        json!({"name": "limit", "in": "query", "required": false, "description": "Page size: default 50, values above 500 are clamped to 500; zero or negative is 400.", "schema": {"type": "integer", "minimum": 1}}),
         json!({"name": "cursor", "in": "query", "required": false, "description": "nextCursor of the previous page of the same query. Opaque; a cursor the server did not issue is 400.", "schema": {"type": "string"}}),
     ]
 }
@@ -38,8 +35,13 @@ fn page_params() -> Vec<Value> {
 fn session_param() -> Value {
     json!({"name": "session", "in": "path", "required": true,
            "description": "The opaque session id (1-128 of A-Z a-z 0-9 . _ : -). Percent-encode a ':' inside the id.",
-           "schema": {"type": "string"}})
+           "schema": {"type": "string", "pattern": ID_PATTERN}})
 }
+
+/// What the server accepts as a session, organization or gateway id.
+const ID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,128}$";
+/// An id filter; empty means no filter.
+const FILTER_PATTERN: &str = "^[A-Za-z0-9._:-]{0,128}$";
 
 fn nullable(t: &str) -> Value {
     json!({"type": [t, "null"]})
@@ -137,9 +139,9 @@ pub fn document() -> Value {
             "/api/v1/admin/sessions": {"get": {
                 "operationId": "listSessions", "summary": "List sessions across all organizations (super_admin)",
                 "parameters": page_params().into_iter().chain([
-                    json!({"name": "organizationId", "in": "query", "required": false, "schema": {"type": "string"}}),
+                    json!({"name": "organizationId", "in": "query", "required": false, "description": "Only this organization's sessions; empty means no filter.", "schema": {"type": "string", "pattern": FILTER_PATTERN}}),
                     json!({"name": "status", "in": "query", "required": false, "schema": {"enum": ["stopped","starting","scan_qr_code","working","failed"]}}),
-                    json!({"name": "gatewayId", "in": "query", "required": false, "schema": {"type": "string"}})
+                    json!({"name": "gatewayId", "in": "query", "required": false, "description": "Only sessions on this gateway; empty means no filter.", "schema": {"type": "string", "pattern": FILTER_PATTERN}})
                 ]).collect::<Vec<_>>(),
                 "responses": with(json!({"200": ok("One page of sessions, in a stable order.", "SessionPage")}), errors(&[]))
             }},

@@ -15,13 +15,9 @@ fn acceptable(value: &HeaderValue) -> bool {
 }
 
 fn generate() -> HeaderValue {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let counter = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    HeaderValue::from_str(&format!("req-{nanos:x}-{counter:x}"))
-        .unwrap_or(HeaderValue::from_static("req-unknown"))
+    HeaderValue::from_str(&format!("req-{nanos:x}-{counter:x}")).unwrap_or(HeaderValue::from_static("req-unknown"))
 }
 
 static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

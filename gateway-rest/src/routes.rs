@@ -32,10 +32,7 @@ pub struct RestState {
 
 pub fn routes(state: RestState) -> Router {
     Router::new()
-        .route(
-            SESSIONS,
-            get(list_sessions).fallback(|| async { ApiError::method_not_allowed("GET") }),
-        )
+        .route(SESSIONS, get(list_sessions).fallback(|| async { ApiError::method_not_allowed("GET") }))
         .route(&format!("{SESSIONS}/{{*rest}}"), any(session_resource))
         .route(
             "/api/v1/openapi.json",
@@ -50,9 +47,8 @@ pub fn routes(state: RestState) -> Router {
 fn rpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     for name in FORWARDED {
-        if let Some(value) = headers
-            .get(name)
-            .and_then(|v| tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).ok())
+        if let Some(value) =
+            headers.get(name).and_then(|v| tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).ok())
         {
             request.metadata_mut().insert(name, value);
         }
@@ -78,18 +74,14 @@ impl RestState {
 }
 
 fn limit(query: &HashMap<String, String>) -> Result<Option<i32>, ApiError> {
-    match query.get("limit") {
-        None => Ok(None),
-        Some(raw) => raw
-            .trim()
-            .parse::<i64>()
-            .map(|n| Some(n.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32))
-            .map_err(|_| {
-                ApiError::invalid_argument(
-                    "limit",
-                    format!("limit must be an integer, got {raw:?}"),
-                )
-            }),
+    let Some(raw) = query.get("limit") else { return Ok(None) };
+    // Out-of-range integers saturate: the service clamps large limits and
+    // rejects negative ones, so the outcome stays the service's.
+    match raw.trim().parse::<i32>() {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Ok(Some(i32::MAX)),
+        Err(e) if *e.kind() == std::num::IntErrorKind::NegOverflow => Ok(Some(i32::MIN)),
+        Err(_) => Err(ApiError::invalid_argument("limit", format!("limit must be an integer, got {raw:?}"))),
     }
 }
 
@@ -104,7 +96,7 @@ async fn list_sessions(
 ) -> Result<Json<PageOf<dto::Session>>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError::invalid_argument("query", e.body_text()))?;
     let status = match query.get("status").map(String::as_str) {
-        None | Some("") => pb::SessionStatus::Unspecified,
+        None => pb::SessionStatus::Unspecified,
         Some(raw) => dto::parse_session_status(raw).ok_or_else(|| {
             ApiError::invalid_argument(
                 "status",
@@ -119,24 +111,13 @@ async fn list_sessions(
         status: status.into(),
         gateway_id: text(&query, "gatewayId"),
     };
-    let page = state
-        .call(
-            state
-                .client
-                .clone()
-                .list_sessions(rpc_request(&headers, message)),
-        )
-        .await?;
-    Ok(Json(PageOf {
-        data: page.data.into_iter().map(Into::into).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    let page = state.call(state.client.clone().list_sessions(rpc_request(&headers, message))).await?;
+    Ok(Json(PageOf { data: page.data.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
 /// Decodes `%XX` escapes; anything else passes through.
 fn percent_decode(raw: &str) -> Result<String, ApiError> {
-    let bad =
-        || ApiError::invalid_argument("session", "session id is not valid percent-encoded UTF-8");
+    let bad = || ApiError::invalid_argument("session", "session id is not valid percent-encoded UTF-8");
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -172,10 +153,7 @@ fn allowed(resource: &Resource<'_>) -> &'static str {
 
 async fn session_resource(State(state): State<RestState>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
-    let tail = path
-        .strip_prefix(SESSIONS)
-        .and_then(|t| t.strip_prefix('/'))
-        .unwrap_or("");
+    let tail = path.strip_prefix(SESSIONS).and_then(|t| t.strip_prefix('/')).unwrap_or("");
     let mut parts = tail.split('/');
     let (segment, sub) = (parts.next().unwrap_or(""), parts.next());
     if parts.next().is_some() {
@@ -192,17 +170,12 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         (None, Some(_)) => (segment, Resource::Unknown("")),
     };
     if let Resource::Unknown(verb) = resource {
-        let message = if verb.is_empty() {
-            "no such path".to_owned()
-        } else {
-            format!("unknown custom method :{verb}")
-        };
+        let message =
+            if verb.is_empty() { "no such path".to_owned() } else { format!("unknown custom method :{verb}") };
         return ApiError::not_found(message).into_response();
     }
     let expected = allowed(&resource);
-    if request.method().as_str() != expected
-        && !(expected == "GET" && request.method() == Method::HEAD)
-    {
+    if request.method().as_str() != expected && !(expected == "GET" && request.method() == Method::HEAD) {
         return ApiError::method_not_allowed(expected).into_response();
     }
     let session_id = match percent_decode(raw_id) {
@@ -220,12 +193,7 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         GetBackfill => {
             let message = pb::GetBackfillRequest { session_id };
             state
-                .call(
-                    state
-                        .client
-                        .clone()
-                        .get_backfill(rpc_request(&headers, message)),
-                )
+                .call(state.client.clone().get_backfill(rpc_request(&headers, message)))
                 .await
                 .map(|r| Json(r.job.map(dto::BackfillJob::from)).into_response())
         }
@@ -233,51 +201,29 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         Contacts => match limit(&query) {
             Err(e) => Err(e),
             Ok(limit) => {
-                let message = pb::ListSessionContactsRequest {
-                    session_id,
-                    limit,
-                    cursor: text(&query, "cursor"),
-                };
-                state
-                    .call(
-                        state
-                            .client
-                            .clone()
-                            .list_session_contacts(rpc_request(&headers, message)),
-                    )
-                    .await
-                    .map(|page| {
+                let message = pb::ListSessionContactsRequest { session_id, limit, cursor: text(&query, "cursor") };
+                state.call(state.client.clone().list_session_contacts(rpc_request(&headers, message))).await.map(
+                    |page| {
                         Json(PageOf::<dto::Contact> {
                             data: page.data.into_iter().map(Into::into).collect(),
                             next_cursor: page.next_cursor,
                         })
                         .into_response()
-                    })
+                    },
+                )
             }
         },
         Groups => match limit(&query) {
             Err(e) => Err(e),
             Ok(limit) => {
-                let message = pb::ListSessionGroupsRequest {
-                    session_id,
-                    limit,
-                    cursor: text(&query, "cursor"),
-                };
-                state
-                    .call(
-                        state
-                            .client
-                            .clone()
-                            .list_session_groups(rpc_request(&headers, message)),
-                    )
-                    .await
-                    .map(|page| {
-                        Json(PageOf::<dto::Group> {
-                            data: page.data.into_iter().map(Into::into).collect(),
-                            next_cursor: page.next_cursor,
-                        })
-                        .into_response()
+                let message = pb::ListSessionGroupsRequest { session_id, limit, cursor: text(&query, "cursor") };
+                state.call(state.client.clone().list_session_groups(rpc_request(&headers, message))).await.map(|page| {
+                    Json(PageOf::<dto::Group> {
+                        data: page.data.into_iter().map(Into::into).collect(),
+                        next_cursor: page.next_cursor,
                     })
+                    .into_response()
+                })
             }
         },
         Resource::Unknown(_) => Err(ApiError::not_found("no such path")),
@@ -289,7 +235,7 @@ use Resource::{Contacts, GetBackfill, Groups, StartBackfill, WatchBackfill};
 
 /// The body must be empty or `{}`.
 fn check_empty_body(body: &Bytes) -> Result<(), ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if body.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
         return Ok(());
     }
     match serde_json::from_slice::<Value>(body) {
@@ -301,14 +247,8 @@ fn check_empty_body(body: &Bytes) -> Result<(), ApiError> {
                 fields.keys().next().map(String::as_str).unwrap_or("")
             ),
         )),
-        Ok(_) => Err(ApiError::invalid_argument(
-            "body",
-            "the body must be empty or a JSON object {}",
-        )),
-        Err(e) => Err(ApiError::invalid_argument(
-            "body",
-            format!("malformed JSON: {e}"),
-        )),
+        Ok(_) => Err(ApiError::invalid_argument("body", "the body must be empty or a JSON object {}")),
+        Err(e) => Err(ApiError::invalid_argument("body", format!("malformed JSON: {e}"))),
     }
 }
 
@@ -319,25 +259,13 @@ async fn start_backfill(
     raw_id: &str,
     session_id: String,
 ) -> Result<Response, ApiError> {
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
+    let body =
+        axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
     check_empty_body(&body)?;
     let message = pb::StartBackfillRequest { session_id };
-    let started = state
-        .call(
-            state
-                .client
-                .clone()
-                .start_backfill(rpc_request(headers, message)),
-        )
-        .await?;
+    let started = state.call(state.client.clone().start_backfill(rpc_request(headers, message))).await?;
     let location = format!("{SESSIONS}/{raw_id}/backfill");
-    let mut response = (
-        StatusCode::ACCEPTED,
-        Json(started.job.map(dto::BackfillJob::from)),
-    )
-        .into_response();
+    let mut response = (StatusCode::ACCEPTED, Json(started.job.map(dto::BackfillJob::from))).into_response();
     if let Ok(value) = http::HeaderValue::from_str(&location) {
         response.headers_mut().insert(http::header::LOCATION, value);
     }
@@ -346,20 +274,9 @@ async fn start_backfill(
 
 /// Newline-delimited JSON: one BackfillJob per line, the current state
 /// first, ending after the terminal state.
-async fn watch_backfill(
-    state: &RestState,
-    headers: &HeaderMap,
-    session_id: String,
-) -> Result<Response, ApiError> {
+async fn watch_backfill(state: &RestState, headers: &HeaderMap, session_id: String) -> Result<Response, ApiError> {
     let message = pb::WatchBackfillRequest { session_id };
-    let stream = state
-        .call(
-            state
-                .client
-                .clone()
-                .watch_backfill(rpc_request(headers, message)),
-        )
-        .await?;
+    let stream = state.call(state.client.clone().watch_backfill(rpc_request(headers, message))).await?;
     let lines = stream.map(|item| {
         let value = match item {
             Ok(update) => serde_json::to_value(update.job.map(dto::BackfillJob::from)),
@@ -373,9 +290,6 @@ async fn watch_backfill(
         Ok::<_, std::convert::Infallible>(Bytes::from(line))
     });
     let mut response = Body::from_stream(lines).into_response();
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/x-ndjson"),
-    );
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
     Ok(response)
 }

@@ -30,8 +30,7 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 
 fn well_formed(key: &str) -> bool {
     key.strip_prefix(API_KEY_PREFIX).is_some_and(|rest| {
-        (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&rest.len())
-            && rest.bytes().all(|b| b.is_ascii_alphanumeric())
+        (MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric())
     })
 }
 
@@ -41,16 +40,9 @@ pub struct NewApiKey {
     pub row: ApiKeyRow,
 }
 
-pub fn generate_api_key(
-    organization_id: &str,
-    name: Option<String>,
-    permissions: Vec<String>,
-) -> NewApiKey {
-    let random: String = rand::rngs::OsRng
-        .sample_iter(&Alphanumeric)
-        .take(GENERATED_SECRET_CHARS)
-        .map(char::from)
-        .collect();
+pub fn generate_api_key(organization_id: &str, name: Option<String>, permissions: Vec<String>) -> NewApiKey {
+    let random: String =
+        rand::rngs::OsRng.sample_iter(&Alphanumeric).take(GENERATED_SECRET_CHARS).map(char::from).collect();
     let secret = format!("{API_KEY_PREFIX}{random}");
     let row = ApiKeyRow {
         id: format!("ak_{}", ulid::Ulid::new()),
@@ -74,10 +66,7 @@ pub struct ApiKeyVerifier {
 
 impl ApiKeyVerifier {
     pub fn new(store: Store) -> Self {
-        Self {
-            store,
-            cache: TtlCache::new(CACHE_CAPACITY),
-        }
+        Self { store, cache: TtlCache::new(CACHE_CAPACITY) }
     }
 
     pub async fn verify(&self, key: &str) -> Result<ApiKeyPrincipal, AuthError> {
@@ -90,9 +79,7 @@ impl ApiKeyVerifier {
         }
         let row = self.store.find_api_key_by_hash(&hash).await?;
         let principal = row
-            .filter(|row| {
-                bool::from(row.secret_hash.as_slice().ct_eq(&hash)) && row.revoked_at.is_none()
-            })
+            .filter(|row| bool::from(row.secret_hash.as_slice().ct_eq(&hash)) && row.revoked_at.is_none())
             .map(|row| {
                 let store = self.store.clone();
                 let id = row.id.clone();
@@ -101,14 +88,9 @@ impl ApiKeyVerifier {
                         tracing::debug!(%error, "could not record api-key use");
                     }
                 });
-                ApiKeyPrincipal {
-                    key_id: row.id,
-                    organization_id: row.organization_id,
-                    permissions: row.permissions,
-                }
+                ApiKeyPrincipal { key_id: row.id, organization_id: row.organization_id, permissions: row.permissions }
             });
-        self.cache
-            .insert(hash, principal.clone(), Instant::now() + API_KEY_CACHE_TTL);
+        self.cache.insert(hash, principal.clone(), Instant::now() + API_KEY_CACHE_TTL);
         principal.ok_or(AuthError::UnknownApiKey)
     }
 }

@@ -15,10 +15,7 @@ pub struct TtlCache<V> {
 
 impl<V: Clone> TtlCache<V> {
     pub fn new(capacity: usize) -> Self {
-        Self {
-            entries: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-        }
+        Self { entries: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
     }
 
     pub fn get(&self, key: &Digest) -> Option<V> {

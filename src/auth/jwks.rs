@@ -63,12 +63,9 @@ pub struct JwksCache {
 fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
     let implied = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
-        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-            Algorithm::ES256
-        }
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
         AlgorithmParameters::OctetKeyPair(okp)
-            if okp.key_type == OctetKeyPairType::OctetKeyPair
-                && okp.curve == EllipticCurve::Ed25519 =>
+            if okp.key_type == OctetKeyPairType::OctetKeyPair && okp.curve == EllipticCurve::Ed25519 =>
         {
             Algorithm::EdDSA
         }
@@ -104,13 +101,7 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, Str
         let Ok(decoding) = DecodingKey::from_jwk(&jwk) else {
             continue;
         };
-        keys.insert(
-            kid,
-            Arc::new(VerifyingKey {
-                decoding,
-                algorithm,
-            }),
-        );
+        keys.insert(kid, Arc::new(VerifyingKey { decoding, algorithm }));
     }
     Ok(keys)
 }
@@ -155,24 +146,15 @@ impl JwksCache {
     }
 
     fn lookup(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
-        self.keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(kid)
-            .cloned()
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).get(kid).cloned()
     }
 
-    async fn fetch(
-        &self,
-    ) -> Result<(HashMap<String, Arc<VerifyingKey>>, Option<Duration>), FetchError> {
+    async fn fetch(&self) -> Result<(HashMap<String, Arc<VerifyingKey>>, Option<Duration>), FetchError> {
         let mut response = self.client.get(&self.config.url).send().await?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
-        {
+        if response.content_length().is_some_and(|n| n > MAX_JWKS_BYTES as u64) {
             return Err(FetchError::TooLarge);
         }
         let ttl = max_age(response.headers());
@@ -205,8 +187,7 @@ impl JwksCache {
                 tracing::info!(keys = keys.len(), "JWKS loaded");
                 *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
                 self.loaded.store(true, Ordering::Release);
-                ttl.unwrap_or(self.config.default_refresh)
-                    .clamp(MIN_REFRESH, MAX_REFRESH)
+                ttl.unwrap_or(self.config.default_refresh).clamp(MIN_REFRESH, MAX_REFRESH)
             }
             Err(error) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);

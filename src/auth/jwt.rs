@@ -64,22 +64,16 @@ fn allowed_algorithm(alg: &str) -> Result<Algorithm, AuthError> {
         "RS256" => Ok(Algorithm::RS256),
         "ES256" => Ok(Algorithm::ES256),
         "EdDSA" => Ok(Algorithm::EdDSA),
-        other => Err(AuthError::AlgorithmNotAllowed(
-            other.chars().take(16).collect(),
-        )),
+        other => Err(AuthError::AlgorithmNotAllowed(other.chars().take(16).collect())),
     }
 }
 
 fn read_header(token: &str) -> Result<RawHeader, AuthError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(AuthError::MalformedToken);
     };
-    let json = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| AuthError::MalformedToken)?;
+    let json = URL_SAFE_NO_PAD.decode(header).map_err(|_| AuthError::MalformedToken)?;
     serde_json::from_slice(&json).map_err(|_| AuthError::MalformedToken)
 }
 
@@ -89,13 +83,9 @@ fn map_decode_error(kind: &ErrorKind) -> AuthError {
         ErrorKind::ImmatureSignature => AuthError::NotYetValid,
         ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
         ErrorKind::InvalidAudience => AuthError::WrongAudience,
-        ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => {
-            AuthError::MissingClaim(c.clone())
-        }
+        ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => AuthError::MissingClaim(c.clone()),
         ErrorKind::InvalidSignature => AuthError::InvalidSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => {
-            AuthError::KeyAlgorithmMismatch
-        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => AuthError::KeyAlgorithmMismatch,
         _ => AuthError::MalformedToken,
     }
 }
@@ -108,22 +98,14 @@ fn string_claim(claims: &Map<String, Value>, name: &str) -> Option<String> {
 fn roles_claim(claims: &Map<String, Value>, name: &str) -> Vec<String> {
     match claims.get(name) {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         _ => Vec::new(),
     }
 }
 
 impl JwtVerifier {
     pub fn new(config: JwtConfig, jwks: Arc<JwksCache>) -> Self {
-        Self {
-            config,
-            jwks,
-            verified: TtlCache::new(CACHE_CAPACITY),
-        }
+        Self { config, jwks, verified: TtlCache::new(CACHE_CAPACITY) }
     }
 
     pub fn jwks(&self) -> &Arc<JwksCache> {
@@ -166,27 +148,18 @@ impl JwtVerifier {
         if key.algorithm != algorithm {
             return Err(AuthError::KeyAlgorithmMismatch);
         }
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token,
-            &key.decoding,
-            &self.validation(algorithm),
-        )
-        .map_err(|e| map_decode_error(e.kind()))?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.decoding, &self.validation(algorithm))
+            .map_err(|e| map_decode_error(e.kind()))?;
         let claims = data.claims;
 
         let now = now_secs();
         if let Some(iat) = claims.get("iat") {
-            let iat = iat
-                .as_u64()
-                .ok_or_else(|| AuthError::MissingClaim("iat".into()))?;
+            let iat = iat.as_u64().ok_or_else(|| AuthError::MissingClaim("iat".into()))?;
             if iat > now + self.config.leeway_secs {
                 return Err(AuthError::IssuedInFuture);
             }
         }
-        let exp = claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
+        let exp = claims.get("exp").and_then(Value::as_u64).ok_or_else(|| AuthError::MissingClaim("exp".into()))?;
         let subject = string_claim(&claims, "sub")
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
@@ -198,11 +171,7 @@ impl JwtVerifier {
         };
 
         let valid_for = Duration::from_secs((exp + self.config.leeway_secs).saturating_sub(now));
-        self.verified.insert(
-            digest,
-            principal.clone(),
-            Instant::now() + valid_for.min(MAX_CACHE_TTL),
-        );
+        self.verified.insert(digest, principal.clone(), Instant::now() + valid_for.min(MAX_CACHE_TTL));
         Ok(principal)
     }
 }

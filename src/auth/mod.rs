@@ -91,9 +91,7 @@ fn classify<'a>(creds: Credentials<'a>) -> Result<Credential<'a>, AuthError> {
         (None, None) => Err(AuthError::MissingCredential),
         (None, Some("")) => Err(AuthError::EmptyToken),
         (None, Some(key)) => Ok(Credential::ApiKey(key)),
-        (Some(token), None) if token.starts_with(api_keys::API_KEY_PREFIX) => {
-            Ok(Credential::ApiKey(token))
-        }
+        (Some(token), None) if token.starts_with(api_keys::API_KEY_PREFIX) => Ok(Credential::ApiKey(token)),
         (Some(token), None) => Ok(Credential::Jwt(token)),
     }
 }
@@ -107,10 +105,7 @@ pub struct Authenticator {
 
 impl Authenticator {
     pub fn new(jwt: JwtVerifier, api_keys: ApiKeyVerifier) -> Self {
-        Self {
-            jwt: Arc::new(jwt),
-            api_keys: Arc::new(api_keys),
-        }
+        Self { jwt: Arc::new(jwt), api_keys: Arc::new(api_keys) }
     }
 
     pub fn jwks(&self) -> &Arc<JwksCache> {
@@ -128,9 +123,7 @@ impl Authenticator {
     pub async fn admin_gate(&self, creds: Credentials<'_>) -> Result<SuperAdmin, AuthError> {
         match self.authenticate(creds).await? {
             Principal::User(user) if user.platform_roles.iter().any(|r| r == SUPER_ADMIN_ROLE) => {
-                Ok(SuperAdmin {
-                    subject: user.subject,
-                })
+                Ok(SuperAdmin { subject: user.subject })
             }
             Principal::User(_) => Err(AuthError::NotSuperAdmin),
             Principal::ApiKey(_) => Err(AuthError::ApiKeyNotAllowed),

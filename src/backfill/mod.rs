@@ -10,10 +10,7 @@ mod job;
 mod registry;
 mod runner;
 
-pub use data::{
-    Contact, Group, MAX_JID_LEN, MAX_PARTICIPANTS, MAX_TEXT_LEN, Participant, check_jid,
-    optional_text,
-};
+pub use data::{Contact, Group, MAX_JID_LEN, MAX_PARTICIPANTS, MAX_TEXT_LEN, Participant, check_jid, optional_text};
 pub use job::{Job, JobStatus};
 
 use std::sync::Arc;
@@ -42,11 +39,7 @@ pub enum BackfillError {
     #[error("backfill is not available: no session host is configured for gateway {gateway}")]
     NoHost { session: String, gateway: String },
     #[error("a backfill is already {status} for this session; poll it until it finishes")]
-    AlreadyRunning {
-        session: String,
-        job: String,
-        status: &'static str,
-    },
+    AlreadyRunning { session: String, job: String, status: &'static str },
     #[error("the gateway is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -82,15 +75,10 @@ impl ServiceError for BackfillError {
 
     fn details(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::SessionNotFound { session }
-            | Self::NoJob { session }
-            | Self::NoGateway { session } => {
+            Self::SessionNotFound { session } | Self::NoJob { session } | Self::NoGateway { session } => {
                 vec![("sessionId", session.clone())]
             }
-            Self::NoHost { session, gateway } => vec![
-                ("sessionId", session.clone()),
-                ("gatewayId", gateway.clone()),
-            ],
+            Self::NoHost { session, gateway } => vec![("sessionId", session.clone()), ("gatewayId", gateway.clone())],
             Self::AlreadyRunning { session, job, .. } => {
                 vec![("sessionId", session.clone()), ("jobId", job.clone())]
             }
@@ -140,33 +128,22 @@ impl Backfills {
     }
 
     /// Creates a job and starts it in the background; returns it queued.
-    pub async fn start(
-        &self,
-        _admin: &SuperAdmin,
-        session_id: &SessionId,
-    ) -> Result<Job, BackfillError> {
+    pub async fn start(&self, _admin: &SuperAdmin, session_id: &SessionId) -> Result<Job, BackfillError> {
         let inner = &self.inner;
         if inner.shutdown.is_cancelled() {
             return Err(BackfillError::ShuttingDown);
         }
-        let session = inner.store.get_session(session_id).await?.ok_or_else(|| {
-            BackfillError::SessionNotFound {
-                session: session_id.to_string(),
-            }
-        })?;
-        let gateway = session
-            .gateway_id
-            .clone()
-            .ok_or_else(|| BackfillError::NoGateway {
-                session: session_id.to_string(),
-            })?;
+        let session = inner
+            .store
+            .get_session(session_id)
+            .await?
+            .ok_or_else(|| BackfillError::SessionNotFound { session: session_id.to_string() })?;
+        let gateway =
+            session.gateway_id.clone().ok_or_else(|| BackfillError::NoGateway { session: session_id.to_string() })?;
         let host = inner
             .hosts
             .client(&gateway)
-            .ok_or_else(|| BackfillError::NoHost {
-                session: session_id.to_string(),
-                gateway: gateway.clone(),
-            })?;
+            .ok_or_else(|| BackfillError::NoHost { session: session_id.to_string(), gateway: gateway.clone() })?;
 
         let job = Job {
             id: ulid::Ulid::new().to_string(),
@@ -180,10 +157,8 @@ impl Backfills {
             group_members: 0,
             error: None,
         };
-        let progress = inner
-            .registry
-            .try_begin(session_id, job.clone())
-            .map_err(|running| BackfillError::AlreadyRunning {
+        let progress =
+            inner.registry.try_begin(session_id, job.clone()).map_err(|running| BackfillError::AlreadyRunning {
                 session: session_id.to_string(),
                 job: running.id,
                 status: running.status.as_str(),
@@ -204,11 +179,7 @@ impl Backfills {
     }
 
     /// The queued or running job, else the latest finished one.
-    pub async fn get(
-        &self,
-        _admin: &SuperAdmin,
-        session: &SessionId,
-    ) -> Result<Job, BackfillError> {
+    pub async fn get(&self, _admin: &SuperAdmin, session: &SessionId) -> Result<Job, BackfillError> {
         match self.inner.registry.current(session) {
             Some(job) => Ok(job),
             None => Err(self.missing(session).await),
@@ -216,11 +187,7 @@ impl Backfills {
     }
 
     /// A receiver of every change of the session's current job.
-    pub async fn watch(
-        &self,
-        _admin: &SuperAdmin,
-        session: &SessionId,
-    ) -> Result<watch::Receiver<Job>, BackfillError> {
+    pub async fn watch(&self, _admin: &SuperAdmin, session: &SessionId) -> Result<watch::Receiver<Job>, BackfillError> {
         match self.inner.registry.subscribe(session) {
             Some(rx) => Ok(rx),
             None => Err(self.missing(session).await),
@@ -229,12 +196,8 @@ impl Backfills {
 
     async fn missing(&self, session: &SessionId) -> BackfillError {
         match self.inner.store.get_session(session).await {
-            Ok(Some(_)) => BackfillError::NoJob {
-                session: session.to_string(),
-            },
-            Ok(None) => BackfillError::SessionNotFound {
-                session: session.to_string(),
-            },
+            Ok(Some(_)) => BackfillError::NoJob { session: session.to_string() },
+            Ok(None) => BackfillError::SessionNotFound { session: session.to_string() },
             Err(e) => e.into(),
         }
     }
@@ -242,9 +205,7 @@ impl Backfills {
     async fn require_session(&self, session: &SessionId) -> Result<(), BackfillError> {
         match self.inner.store.get_session(session).await? {
             Some(_) => Ok(()),
-            None => Err(BackfillError::SessionNotFound {
-                session: session.to_string(),
-            }),
+            None => Err(BackfillError::SessionNotFound { session: session.to_string() }),
         }
     }
 
@@ -285,10 +246,7 @@ impl Backfills {
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!("backfill jobs did not stop within {grace:?}");
         }
     }

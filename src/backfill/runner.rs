@@ -48,16 +48,11 @@ impl Run {
         };
         let result = match permit {
             Some(_permit) => {
-                self.progress
-                    .send_modify(|job| job.status = JobStatus::Running);
+                self.progress.send_modify(|job| job.status = JobStatus::Running);
                 tracing::info!(session = %self.session, job = %self.generation, "backfill running");
                 let result = self.pull().await;
                 if result.is_err() {
-                    if let Err(error) = self
-                        .store
-                        .discard_generation(&self.session, &self.generation)
-                        .await
-                    {
+                    if let Err(error) = self.store.discard_generation(&self.session, &self.generation).await {
                         // The rows stay invisible; the start-up sweep removes them.
                         tracing::warn!(%error, job = %self.generation, "could not discard a failed generation");
                     }
@@ -92,31 +87,22 @@ impl Run {
     }
 
     async fn pull(&self) -> Result<(), RunError> {
-        let mut contacts = self
-            .cancellable(self.host.contacts(&self.session, self.stall_timeout))
-            .await??;
+        let mut contacts = self.cancellable(self.host.contacts(&self.session, self.stall_timeout)).await??;
         while let Some(batch) = self.cancellable(contacts.next()).await?? {
             self.store_contacts(&batch).await?;
         }
-        let mut groups = self
-            .cancellable(self.host.groups(&self.session, self.stall_timeout))
-            .await??;
+        let mut groups = self.cancellable(self.host.groups(&self.session, self.stall_timeout)).await??;
         while let Some(batch) = self.cancellable(groups.next()).await?? {
             self.store_groups(&batch).await?;
         }
         if self.shutdown.is_cancelled() {
             return Err(RunError::Cancelled);
         }
-        self.store
-            .publish_generation(&self.session, &self.generation)
-            .await?;
+        self.store.publish_generation(&self.session, &self.generation).await?;
         Ok(())
     }
 
-    async fn cancellable<T>(
-        &self,
-        work: impl std::future::Future<Output = T>,
-    ) -> Result<T, RunError> {
+    async fn cancellable<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, RunError> {
         tokio::select! {
             out = work => Ok(out),
             () = self.shutdown.cancelled() => Err(RunError::Cancelled),
@@ -129,9 +115,7 @@ impl Run {
         if batch.is_empty() {
             return Ok(());
         }
-        self.store
-            .stage_contacts(&self.session, &self.generation, batch)
-            .await?;
+        self.store.stage_contacts(&self.session, &self.generation, batch).await?;
         let stored = batch.len() as u64;
         self.progress.send_modify(|job| job.contacts += stored);
         Ok(())
@@ -141,14 +125,9 @@ impl Run {
         if batch.is_empty() {
             return Ok(());
         }
-        self.store
-            .stage_groups(&self.session, &self.generation, batch)
-            .await?;
+        self.store.stage_groups(&self.session, &self.generation, batch).await?;
         let groups = batch.len() as u64;
-        let members = batch
-            .iter()
-            .map(|g| g.participants.len() as u64)
-            .sum::<u64>();
+        let members = batch.iter().map(|g| g.participants.len() as u64).sum::<u64>();
         self.progress.send_modify(|job| {
             job.groups += groups;
             job.group_members += members;

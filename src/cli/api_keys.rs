@@ -33,11 +33,7 @@ pub enum ApiKeysCommand {
 pub async fn run(database_url: &str, command: ApiKeysCommand) -> anyhow::Result<()> {
     let store = Store::open(database_url).await?;
     let result = match command {
-        ApiKeysCommand::Create {
-            org,
-            name,
-            permissions,
-        } => {
+        ApiKeysCommand::Create { org, name, permissions } => {
             check_id_field("--org", &org)?;
             for p in &permissions {
                 check_id_field("--permission", p)?;
@@ -46,14 +42,8 @@ pub async fn run(database_url: &str, command: ApiKeysCommand) -> anyhow::Result<
                 anyhow::bail!("--name is longer than 200 characters");
             }
             let key = generate_api_key(&org, name, permissions);
-            store
-                .insert_api_key(&key.row)
-                .await
-                .context("storing the key")?;
-            eprintln!(
-                "created api-key {} for {org}; store it now, it is not shown again",
-                key.row.id
-            );
+            store.insert_api_key(&key.row).await.context("storing the key")?;
+            eprintln!("created api-key {} for {org}; store it now, it is not shown again", key.row.id);
             println!("{}", key.secret);
             Ok(())
         }
@@ -69,16 +59,9 @@ pub async fn run(database_url: &str, command: ApiKeysCommand) -> anyhow::Result<
                     println!("{line}");
                 }
             } else {
-                println!(
-                    "{:<30} {:<24} {:<20} {:<8} PERMISSIONS",
-                    "ID", "ORGANIZATION", "NAME", "STATE"
-                );
+                println!("{:<30} {:<24} {:<20} {:<8} PERMISSIONS", "ID", "ORGANIZATION", "NAME", "STATE");
                 for k in keys {
-                    let state = if k.revoked_at.is_some() {
-                        "revoked"
-                    } else {
-                        "active"
-                    };
+                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
                     println!(
                         "{:<30} {:<24} {:<20} {:<8} {}",
                         k.id,

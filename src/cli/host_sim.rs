@@ -11,11 +11,7 @@ use crate::proto::host::session_host_service_server::SessionHostServiceServer;
 #[derive(Args, Debug)]
 pub struct HostSimArgs {
     /// Address to listen on (port 0 picks a free port).
-    #[arg(
-        long,
-        env = "WA_GATEWAY_HOST_SIM_ADDR",
-        default_value = "127.0.0.1:50061"
-    )]
+    #[arg(long, env = "WA_GATEWAY_HOST_SIM_ADDR", default_value = "127.0.0.1:50061")]
     pub addr: SocketAddr,
     /// Contacts per session.
     #[arg(long, default_value_t = 200)]
@@ -50,9 +46,7 @@ pub async fn run(args: HostSimArgs) -> anyhow::Result<()> {
         fail_after: args.fail_after,
         disconnected: args.disconnected.into_iter().collect(),
     };
-    let listener = tokio::net::TcpListener::bind(args.addr)
-        .await
-        .with_context(|| format!("binding {}", args.addr))?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
     println!("host-sim listening: addr={addr}");
     tracing::info!(%addr, ?config, "host-sim serving");

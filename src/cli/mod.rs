@@ -23,12 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Database: a SQLite file path or sqlite:// URL (created if missing).
-    #[arg(
-        long,
-        env = "WA_GATEWAY_DATABASE_URL",
-        default_value = "wa-gateway.db",
-        global = true
-    )]
+    #[arg(long, env = "WA_GATEWAY_DATABASE_URL", default_value = "wa-gateway.db", global = true)]
     pub database_url: String,
 
     /// Log line format (logs go to stderr).
@@ -68,11 +63,9 @@ pub enum Command {
 }
 
 fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -82,10 +75,7 @@ fn init_logging(cli: &Cli) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -96,10 +86,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.database_url, args).await,
             Command::Migrate => {
-                crate::store::Store::open(&cli.database_url)
-                    .await?
-                    .close()
-                    .await;
+                crate::store::Store::open(&cli.database_url).await?.close().await;
                 eprintln!("migrations applied to {}", cli.database_url);
                 Ok(())
             }

@@ -15,12 +15,7 @@ pub struct RestArgs {
     pub http_addr: SocketAddr,
 
     /// A browser origin allowed by CORS (repeatable; env: comma-separated).
-    #[arg(
-        long = "cors-origin",
-        env = "WA_GATEWAY_CORS_ORIGINS",
-        value_delimiter = ',',
-        value_name = "ORIGIN"
-    )]
+    #[arg(long = "cors-origin", env = "WA_GATEWAY_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
 }
 
@@ -37,14 +32,10 @@ pub async fn run(args: RestArgs) -> anyhow::Result<()> {
     };
     let router = gateway_rest::router(gateway_rest::client(gateway_rest::remote(channel)), config)
         .route("/healthz", axum::routing::get(|| async { "ok\n" }));
-    let listener = tokio::net::TcpListener::bind(args.http_addr)
-        .await
-        .with_context(|| format!("binding {}", args.http_addr))?;
+    let listener =
+        tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
     let addr = listener.local_addr()?;
-    println!(
-        "wa-gateway rest listening: http={addr} upstream={}",
-        args.upstream
-    );
+    println!("wa-gateway rest listening: http={addr} upstream={}", args.upstream);
     axum::serve(listener, router)
         .with_graceful_shutdown(super::serve::shutdown_signal())
         .await

@@ -43,11 +43,7 @@ pub struct ServeArgs {
     pub jwt_role_claim: String,
 
     /// Claim holding the platform role (`super_admin`).
-    #[arg(
-        long,
-        env = "WA_GATEWAY_JWT_PLATFORM_ROLE_CLAIM",
-        default_value = "platform_role"
-    )]
+    #[arg(long, env = "WA_GATEWAY_JWT_PLATFORM_ROLE_CLAIM", default_value = "platform_role")]
     pub jwt_platform_role_claim: String,
 
     /// JWKS refresh interval when the response has no Cache-Control max-age.
@@ -60,12 +56,7 @@ pub struct ServeArgs {
 
     /// Session host of a gateway, as GATEWAY_ID=URL (repeatable; the env
     /// variable takes a comma-separated list).
-    #[arg(
-        long = "host",
-        env = "WA_GATEWAY_HOSTS",
-        value_delimiter = ',',
-        value_name = "GATEWAY_ID=URL"
-    )]
+    #[arg(long = "host", env = "WA_GATEWAY_HOSTS", value_delimiter = ',', value_name = "GATEWAY_ID=URL")]
     pub hosts: Vec<String>,
 
     /// Backfill jobs running at once; further jobs wait as `queued`.
@@ -78,12 +69,7 @@ pub struct ServeArgs {
 
     /// A browser origin allowed by CORS (repeatable; env: comma-separated).
     /// None by default: no CORS headers.
-    #[arg(
-        long = "cors-origin",
-        env = "WA_GATEWAY_CORS_ORIGINS",
-        value_delimiter = ',',
-        value_name = "ORIGIN"
-    )]
+    #[arg(long = "cors-origin", env = "WA_GATEWAY_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
 }
 
@@ -91,12 +77,8 @@ pub struct ServeArgs {
 pub fn cors_origins(raw: &[String]) -> anyhow::Result<Vec<http::HeaderValue>> {
     raw.iter()
         .map(|o| {
-            let url =
-                reqwest::Url::parse(o).map_err(|e| anyhow::anyhow!("--cors-origin {o:?}: {e}"))?;
-            anyhow::ensure!(
-                matches!(url.scheme(), "http" | "https"),
-                "--cors-origin {o:?}: must be http(s)"
-            );
+            let url = reqwest::Url::parse(o).map_err(|e| anyhow::anyhow!("--cors-origin {o:?}: {e}"))?;
+            anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "--cors-origin {o:?}: must be http(s)");
             Ok(http::HeaderValue::from_str(o.trim_end_matches('/'))?)
         })
         .collect()
@@ -106,9 +88,7 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
             Err(error) => {
                 tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
@@ -126,12 +106,8 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let url =
-        reqwest::Url::parse(&args.jwks_url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
-    anyhow::ensure!(
-        matches!(url.scheme(), "http" | "https"),
-        "--jwks-url must be an http(s) URL"
-    );
+    let url = reqwest::Url::parse(&args.jwks_url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
+    anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "--jwks-url must be an http(s) URL");
     let hosts = HostRegistry::from_specs(&args.hosts)?;
     let config = ServeConfig {
         grpc_addr: args.grpc_addr,
@@ -152,10 +128,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             platform_role_claim: args.jwt_platform_role_claim,
         },
         hosts,
-        rest: gateway_rest::RestConfig {
-            cors_origins: cors_origins(&args.cors_origins)?,
-            ..Default::default()
-        },
+        rest: gateway_rest::RestConfig { cors_origins: cors_origins(&args.cors_origins)?, ..Default::default() },
         backfill: BackfillConfig {
             concurrency: usize::from(args.backfill_concurrency),
             stall_timeout: Duration::from_secs(args.host_stall_timeout_secs),
@@ -163,10 +136,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     };
     let running = server::start(config).await?;
     // Tests and scripts read this line to find the bound ports.
-    println!(
-        "wa-gateway listening: grpc={} http={}",
-        running.grpc_addr, running.http_addr
-    );
+    println!("wa-gateway listening: grpc={} http={}", running.grpc_addr, running.http_addr);
     tracing::info!(grpc = %running.grpc_addr, http = %running.http_addr, "serving");
     let stopped = running.shutdown_token();
     tokio::select! {

@@ -26,11 +26,7 @@ pub struct AdminApi {
 
 impl AdminApi {
     pub fn new(store: Store, codec: CursorCodec, backfills: Backfills) -> Self {
-        Self {
-            store,
-            codec,
-            backfills,
-        }
+        Self { store, codec, backfills }
     }
 }
 
@@ -41,9 +37,7 @@ fn super_admin<T>(request: &Request<T>) -> Result<SuperAdmin, Status> {
         .extensions()
         .get::<SuperAdmin>()
         .cloned()
-        .ok_or_else(|| {
-            Status::permission_denied("admin API requires the platform super_admin role")
-        })
+        .ok_or_else(|| Status::permission_denied("admin API requires the platform super_admin role"))
 }
 
 type JobStream = Pin<Box<dyn Stream<Item = Result<pb::WatchBackfillResponse, Status>> + Send>>;
@@ -60,9 +54,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let admin = super_admin(&request)?;
         let query = sessions::ListSessions::try_from(request.into_inner())?;
-        let page = sessions::list(&admin, &self.store, &self.codec, query)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let page = sessions::list(&admin, &self.store, &self.codec, query).await.map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::ListSessionsResponse {
             data: page.items.into_iter().map(Into::into).collect(),
             next_cursor: page.next_cursor,
@@ -75,14 +67,8 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::StartBackfillResponse>, Status> {
         let admin = super_admin(&request)?;
         let session = session_id(&request.get_ref().session_id)?;
-        let job = self
-            .backfills
-            .start(&admin, &session)
-            .await
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::StartBackfillResponse {
-            job: Some(job.into()),
-        }))
+        let job = self.backfills.start(&admin, &session).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::StartBackfillResponse { job: Some(job.into()) }))
     }
 
     async fn get_backfill(
@@ -91,14 +77,8 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::GetBackfillResponse>, Status> {
         let admin = super_admin(&request)?;
         let session = session_id(&request.get_ref().session_id)?;
-        let job = self
-            .backfills
-            .get(&admin, &session)
-            .await
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::GetBackfillResponse {
-            job: Some(job.into()),
-        }))
+        let job = self.backfills.get(&admin, &session).await.map_err(|e| to_status(&e))?;
+        Ok(Response::new(pb::GetBackfillResponse { job: Some(job.into()) }))
     }
 
     type WatchBackfillStream = JobStream;
@@ -109,32 +89,20 @@ impl AdminService for AdminApi {
     ) -> Result<Response<Self::WatchBackfillStream>, Status> {
         let admin = super_admin(&request)?;
         let session = session_id(&request.get_ref().session_id)?;
-        let receiver = self
-            .backfills
-            .watch(&admin, &session)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let receiver = self.backfills.watch(&admin, &session).await.map_err(|e| to_status(&e))?;
         // The current state first, then each change; the stream ends after
         // the terminal state. Driven by the watch channel, no polling.
-        let updates = stream::unfold(
-            (receiver, false, true),
-            |(mut rx, done, first)| async move {
-                if done {
-                    return None;
-                }
-                if !first && rx.changed().await.is_err() {
-                    return None;
-                }
-                let job: Job = rx.borrow_and_update().clone();
-                let finished = !job.status.is_active();
-                Some((
-                    Ok(pb::WatchBackfillResponse {
-                        job: Some(job.into()),
-                    }),
-                    (rx, finished, false),
-                ))
-            },
-        );
+        let updates = stream::unfold((receiver, false, true), |(mut rx, done, first)| async move {
+            if done {
+                return None;
+            }
+            if !first && rx.changed().await.is_err() {
+                return None;
+            }
+            let job: Job = rx.borrow_and_update().clone();
+            let finished = !job.status.is_active();
+            Some((Ok(pb::WatchBackfillResponse { job: Some(job.into()) }), (rx, finished, false)))
+        });
         Ok(Response::new(Box::pin(updates)))
     }
 
@@ -148,13 +116,7 @@ impl AdminService for AdminApi {
         let cursor = cursor(req.cursor);
         let page = self
             .backfills
-            .contacts(
-                &admin,
-                &self.codec,
-                &session,
-                req.limit.map(i64::from),
-                cursor.as_deref(),
-            )
+            .contacts(&admin, &self.codec, &session, req.limit.map(i64::from), cursor.as_deref())
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::ListSessionContactsResponse {
@@ -173,13 +135,7 @@ impl AdminService for AdminApi {
         let cursor = cursor(req.cursor);
         let page = self
             .backfills
-            .groups(
-                &admin,
-                &self.codec,
-                &session,
-                req.limit.map(i64::from),
-                cursor.as_deref(),
-            )
+            .groups(&admin, &self.codec, &session, req.limit.map(i64::from), cursor.as_deref())
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(pb::ListSessionGroupsResponse {

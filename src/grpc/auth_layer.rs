@@ -29,10 +29,7 @@ impl AuthLayer {
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            auth: self.auth.clone(),
-        }
+        AuthService { inner, auth: self.auth.clone() }
     }
 }
 
@@ -69,10 +66,8 @@ where
             if !req.uri().path().starts_with(ADMIN_SERVICE_PREFIX) {
                 return inner.call(req).await;
             }
-            let creds = Credentials {
-                authorization: header(&req, "authorization"),
-                x_api_key: header(&req, "x-api-key"),
-            };
+            let creds =
+                Credentials { authorization: header(&req, "authorization"), x_api_key: header(&req, "x-api-key") };
             match auth.admin_gate(creds).await {
                 Ok(admin) => {
                     req.extensions_mut().insert(admin);

@@ -11,17 +11,11 @@ use crate::sessions::{self, IdError, Session, SessionFilter, SessionId, SessionS
 use crate::time::UnixMillis;
 
 pub fn timestamp(ms: UnixMillis) -> Timestamp {
-    Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
+    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
 }
 
 fn invalid(field: &'static str, message: impl ToString) -> InvalidField {
-    InvalidField {
-        field,
-        message: message.to_string(),
-    }
+    InvalidField { field, message: message.to_string() }
 }
 
 fn optional_id(field: &'static str, raw: String) -> Result<Option<String>, InvalidField> {

@@ -32,11 +32,7 @@ pub fn to_status<E: ServiceError>(error: &E) -> Status {
     if code == ErrorCode::Internal {
         tracing::error!(%error, reason = error.reason(), "internal error");
     }
-    let metadata: HashMap<String, String> = error
-        .details()
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+    let metadata: HashMap<String, String> = error.details().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     Status::with_error_details(
         grpc_code(code),
         error.public_message(),

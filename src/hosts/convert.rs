@@ -32,10 +32,7 @@ fn participant(p: pb::Participant) -> Result<Participant, String> {
 fn group(g: pb::Group) -> Result<Group, String> {
     check_jid("group", &g.jid)?;
     if g.participants.len() > MAX_PARTICIPANTS {
-        return Err(format!(
-            "group {} has more than {MAX_PARTICIPANTS} participants",
-            g.jid
-        ));
+        return Err(format!("group {} has more than {MAX_PARTICIPANTS} participants", g.jid));
     }
     if g.created_at_ms < 0 {
         return Err(format!("group {} has a negative created_at_ms", g.jid));
@@ -48,11 +45,7 @@ fn group(g: pb::Group) -> Result<Group, String> {
         is_announce: g.is_announce,
         is_locked: g.is_locked,
         addressing_mode: optional_text("group addressing_mode", g.addressing_mode)?,
-        participants: g
-            .participants
-            .into_iter()
-            .map(participant)
-            .collect::<Result<_, _>>()?,
+        participants: g.participants.into_iter().map(participant).collect::<Result<_, _>>()?,
         jid: g.jid,
     })
 }

@@ -43,15 +43,9 @@ impl From<tonic::Status> for HostError {
             Code::FailedPrecondition => Self::NotConnected,
             Code::NotFound => Self::NotHeld,
             Code::Unimplemented => Self::Unsupported,
-            Code::Unavailable
-            | Code::Cancelled
-            | Code::Unknown
-            | Code::Internal
-            | Code::DeadlineExceeded => Self::Unavailable(if message.is_empty() {
-                format!("{:?}", status.code())
-            } else {
-                message
-            }),
+            Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Internal | Code::DeadlineExceeded => {
+                Self::Unavailable(if message.is_empty() { format!("{:?}", status.code()) } else { message })
+            }
             other => Self::Failed(format!("{other:?}: {message}")),
         }
     }
@@ -79,9 +73,7 @@ impl HostRegistry {
         let mut clients = HashMap::new();
         for spec in specs {
             let spec = spec.as_ref().trim();
-            let (gateway, url) = spec
-                .split_once('=')
-                .ok_or_else(|| HostConfigError::Syntax(spec.to_owned()))?;
+            let (gateway, url) = spec.split_once('=').ok_or_else(|| HostConfigError::Syntax(spec.to_owned()))?;
             let (gateway, url) = (gateway.trim(), url.trim());
             crate::sessions::check_id_field("gateway id", gateway)
                 .map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
@@ -102,10 +94,7 @@ impl HostRegistry {
     }
 
     pub fn client(&self, gateway: &str) -> Option<HostClient> {
-        self.clients
-            .get(gateway)
-            .cloned()
-            .map(|inner| HostClient { inner })
+        self.clients.get(gateway).cloned().map(|inner| HostClient { inner })
     }
 
     pub fn gateways(&self) -> impl Iterator<Item = &str> {
@@ -133,9 +122,7 @@ impl<M, T> Batches<M, T> {
             Err(_) => Err(HostError::Stalled(self.stall)),
             Ok(Err(status)) => Err(status.into()),
             Ok(Ok(None)) => Ok(None),
-            Ok(Ok(Some(message))) => (self.convert)(message)
-                .map(Some)
-                .map_err(HostError::InvalidData),
+            Ok(Ok(Some(message))) => (self.convert)(message).map(Some).map_err(HostError::InvalidData),
         }
     }
 }
@@ -157,15 +144,9 @@ impl HostClient {
         stall: Duration,
     ) -> Result<Batches<pb::StreamContactsResponse, Contact>, HostError> {
         let mut client = self.inner.clone();
-        let request = pb::StreamContactsRequest {
-            session_id: session.to_string(),
-        };
+        let request = pb::StreamContactsRequest { session_id: session.to_string() };
         let stream = open(stall, client.stream_contacts(request)).await?;
-        Ok(Batches {
-            stream,
-            stall,
-            convert: convert::contacts,
-        })
+        Ok(Batches { stream, stall, convert: convert::contacts })
     }
 
     pub async fn groups(
@@ -174,14 +155,8 @@ impl HostClient {
         stall: Duration,
     ) -> Result<Batches<pb::StreamJoinedGroupsResponse, Group>, HostError> {
         let mut client = self.inner.clone();
-        let request = pb::StreamJoinedGroupsRequest {
-            session_id: session.to_string(),
-        };
+        let request = pb::StreamJoinedGroupsRequest { session_id: session.to_string() };
         let stream = open(stall, client.stream_joined_groups(request)).await?;
-        Ok(Batches {
-            stream,
-            stall,
-            convert: convert::groups,
-        })
+        Ok(Batches { stream, stall, convert: convert::groups })
     }
 }

@@ -51,9 +51,8 @@ pub struct SimHost {
 /// A stable 9-digit number per session id (FNV-1a), so every session has its
 /// own phone numbers and the same ones on every run.
 fn session_base(session: &str) -> u64 {
-    let hash = session.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash =
+        session.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     100_000_000 + hash % 800_000_000
 }
 
@@ -66,11 +65,7 @@ pub fn contact(session: &str, i: usize) -> pb::Contact {
         push_name: format!("Contact {i}"),
         full_name: format!("Contact Number {i}"),
         first_name: "Contact".into(),
-        business_name: if i % 10 == 0 {
-            format!("Shop {i}")
-        } else {
-            String::new()
-        },
+        business_name: if i % 10 == 0 { format!("Shop {i}") } else { String::new() },
     }
 }
 
@@ -107,9 +102,7 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 impl SimHost {
     pub fn new(config: SimConfig) -> Self {
-        Self {
-            config: Arc::new(config),
-        }
+        Self { config: Arc::new(config) }
     }
 
     fn check(&self, session: &str) -> Result<(), Status> {
@@ -146,11 +139,7 @@ impl SimHost {
                 if let Some(limit) = config.fail_after {
                     end = end.min(limit);
                 }
-                if tx
-                    .send(Ok(batch((sent..end).map(&item).collect())))
-                    .await
-                    .is_err()
-                {
+                if tx.send(Ok(batch((sent..end).map(&item).collect()))).await.is_err() {
                     return;
                 }
                 sent = end;

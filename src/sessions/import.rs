@@ -59,9 +59,7 @@ struct SessionRecord {
 
 fn text(field: &str, value: Option<String>) -> Result<Option<String>, String> {
     match value {
-        Some(v) if v.len() > MAX_TEXT_LEN => {
-            Err(format!("{field} is longer than {MAX_TEXT_LEN} bytes"))
-        }
+        Some(v) if v.len() > MAX_TEXT_LEN => Err(format!("{field} is longer than {MAX_TEXT_LEN} bytes")),
         Some(v) if v.is_empty() => Ok(None),
         other => Ok(other),
     }
@@ -69,18 +67,14 @@ fn text(field: &str, value: Option<String>) -> Result<Option<String>, String> {
 
 fn optional_id(what: &'static str, value: Option<String>) -> Result<Option<String>, String> {
     match value {
-        Some(v) => check_id(what, &v)
-            .map(|()| Some(v))
-            .map_err(|e| e.to_string()),
+        Some(v) => check_id(what, &v).map(|()| Some(v)).map_err(|e| e.to_string()),
         None => Ok(None),
     }
 }
 
 fn time(field: &str, value: Option<UnixMillis>) -> Result<Option<UnixMillis>, String> {
     match value {
-        Some(ms) if ms < 0 => Err(format!(
-            "{field} must be milliseconds since the Unix epoch, got {ms}"
-        )),
+        Some(ms) if ms < 0 => Err(format!("{field} must be milliseconds since the Unix epoch, got {ms}")),
         other => Ok(other),
     }
 }
@@ -141,10 +135,7 @@ pub fn parse_json_lines(input: &str) -> Result<Vec<Session>, ImportError> {
         let record: SessionRecord = serde_json::from_str(raw).map_err(|e| fail(e.to_string()))?;
         let session = record.into_session(now).map_err(fail)?;
         if !seen.insert(session.id.clone()) {
-            return Err(fail(format!(
-                "session id {} appears twice in this input",
-                session.id
-            )));
+            return Err(fail(format!("session id {} appears twice in this input", session.id)));
         }
         sessions.push(session);
     }
@@ -167,30 +158,12 @@ mod tests {
     fn bad_lines_are_named() {
         let ok = r#"{"id":"a","organizationId":"o","status":"working"}"#;
         let cases = [
-            (
-                r#"{"id":"b","organizationId":"o","status":"sleeping"}"#,
-                "unknown status",
-            ),
-            (
-                r#"{"id":"","organizationId":"o","status":"working"}"#,
-                "must not be empty",
-            ),
-            (
-                r#"{"id":"a b","organizationId":"o","status":"working"}"#,
-                "may contain only",
-            ),
-            (
-                r#"{"organizationId":"o","status":"working"}"#,
-                "missing field `id`",
-            ),
-            (
-                r#"{"id":"c","organizationId":"o","status":"working","colour":1}"#,
-                "unknown field",
-            ),
-            (
-                r#"{"id":"d","organizationId":"o","status":"working","createdAt":-1}"#,
-                "createdAt",
-            ),
+            (r#"{"id":"b","organizationId":"o","status":"sleeping"}"#, "unknown status"),
+            (r#"{"id":"","organizationId":"o","status":"working"}"#, "must not be empty"),
+            (r#"{"id":"a b","organizationId":"o","status":"working"}"#, "may contain only"),
+            (r#"{"organizationId":"o","status":"working"}"#, "missing field `id`"),
+            (r#"{"id":"c","organizationId":"o","status":"working","colour":1}"#, "unknown field"),
+            (r#"{"id":"d","organizationId":"o","status":"working","createdAt":-1}"#, "createdAt"),
             (r#"not json"#, "expected"),
             (ok, "appears twice"),
         ];

@@ -6,9 +6,7 @@ mod import;
 mod model;
 
 pub use import::{ImportError, parse_json_lines};
-pub use model::{
-    IdError, Session, SessionFilter, SessionId, SessionStatus, check_id as check_id_field,
-};
+pub use model::{IdError, Session, SessionFilter, SessionId, SessionStatus, check_id as check_id_field};
 
 use crate::auth::SuperAdmin;
 use crate::error::{ErrorCode, ServiceError};

@@ -24,10 +24,7 @@ pub fn check_id(what: &'static str, id: &str) -> Result<(), IdError> {
     if id.len() > MAX_ID_LEN {
         return Err(IdError::TooLong(what));
     }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
-    {
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-')) {
         return Err(IdError::BadCharacter(what));
     }
     Ok(())
@@ -64,13 +61,7 @@ pub enum SessionStatus {
 }
 
 impl SessionStatus {
-    pub const ALL: [SessionStatus; 5] = [
-        Self::Stopped,
-        Self::Starting,
-        Self::ScanQrCode,
-        Self::Working,
-        Self::Failed,
-    ];
+    pub const ALL: [SessionStatus; 5] = [Self::Stopped, Self::Starting, Self::ScanQrCode, Self::Working, Self::Failed];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -86,12 +77,9 @@ impl SessionStatus {
 impl FromStr for SessionStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown status {s:?} (expected one of stopped, starting, scan_qr_code, working, failed)")
-            })
+        Self::ALL.into_iter().find(|status| status.as_str() == s).ok_or_else(|| {
+            format!("unknown status {s:?} (expected one of stopped, starting, scan_qr_code, working, failed)")
+        })
     }
 }
 

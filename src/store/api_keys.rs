@@ -51,38 +51,29 @@ impl Store {
     }
 
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
     }
 
     pub async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
-        let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?").bind(hash).fetch_optional(&self.pool).await?;
         row.as_ref().map(from_row).transpose()
     }
 
     /// Marks a key revoked. Returns false when no such key exists; revoking a
     /// revoked key keeps its first revocation time.
     pub async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
-                .bind(at)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
-        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
             .bind(at)
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(at).bind(id).execute(&self.pool).await?;
         Ok(())
     }
 }

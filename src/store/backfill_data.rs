@@ -78,10 +78,8 @@ impl Store {
             });
             q.build().execute(&mut *tx).await?;
         }
-        let members: Vec<(&str, &Participant)> = groups
-            .iter()
-            .flat_map(|g| g.participants.iter().map(move |p| (g.jid.as_str(), p)))
-            .collect();
+        let members: Vec<(&str, &Participant)> =
+            groups.iter().flat_map(|g| g.participants.iter().map(move |p| (g.jid.as_str(), p))).collect();
         for chunk in members.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR REPLACE INTO wa_group_participants (session_id, generation, group_jid, jid, lid, \
@@ -106,20 +104,14 @@ impl Store {
 
     /// Makes `generation` the session's visible data and drops the previous
     /// one, atomically.
-    pub async fn publish_generation(
-        &self,
-        session: &SessionId,
-        generation: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for table in ["wa_contacts", "wa_groups", "wa_group_participants"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE session_id = ? AND generation <> ?"
-            ))
-            .bind(session.as_str())
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ? AND generation <> ?"))
+                .bind(session.as_str())
+                .bind(generation)
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(
             "INSERT INTO session_data_generations (session_id, generation, completed_at) VALUES (?, ?, ?) \
@@ -135,20 +127,14 @@ impl Store {
     }
 
     /// Drops the rows of a generation that will never be published.
-    pub async fn discard_generation(
-        &self,
-        session: &SessionId,
-        generation: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for table in ["wa_contacts", "wa_groups", "wa_group_participants"] {
-            sqlx::query(&format!(
-                "DELETE FROM {table} WHERE session_id = ? AND generation = ?"
-            ))
-            .bind(session.as_str())
-            .bind(generation)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ? AND generation = ?"))
+                .bind(session.as_str())
+                .bind(generation)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -171,11 +157,7 @@ impl Store {
     }
 
     /// Up to `limit + 1` visible contacts after the page's key, by jid.
-    pub async fn list_contacts(
-        &self,
-        session: &SessionId,
-        page: &PageRequest,
-    ) -> Result<Vec<Contact>, StoreError> {
+    pub async fn list_contacts(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Contact>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT jid, lid, phone_number, push_name, full_name, first_name, business_name FROM wa_contacts \
              WHERE session_id = ? AND generation = {CURRENT} AND jid > ? ORDER BY jid LIMIT ?"
@@ -203,11 +185,7 @@ impl Store {
 
     /// Up to `limit + 1` visible groups after the page's key, by jid, each
     /// with its participants.
-    pub async fn list_groups(
-        &self,
-        session: &SessionId,
-        page: &PageRequest,
-    ) -> Result<Vec<Group>, StoreError> {
+    pub async fn list_groups(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Group>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT jid, name, topic, owner_jid, created_at, is_announce, is_locked, addressing_mode FROM wa_groups \
              WHERE session_id = ? AND generation = {CURRENT} AND jid > ? ORDER BY jid LIMIT ?"

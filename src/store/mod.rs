@@ -14,9 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use rand::RngCore;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::{ErrorCode, ServiceError};
 
@@ -24,9 +22,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "unsupported database url {0:?}: only SQLite (a file path or sqlite://PATH) is built in"
-    )]
+    #[error("unsupported database url {0:?}: only SQLite (a file path or sqlite://PATH) is built in")]
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -106,13 +102,10 @@ impl Store {
             .bind(fresh.as_slice())
             .execute(&self.pool)
             .await?;
-        let stored: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'cursor_key'")
-                .fetch_one(&self.pool)
-                .await?;
-        stored
-            .try_into()
-            .map_err(|_| StoreError::Corrupt("cursor_key is not 32 bytes".into()))
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'cursor_key'")
+            .fetch_one(&self.pool)
+            .await?;
+        stored.try_into().map_err(|_| StoreError::Corrupt("cursor_key is not 32 bytes".into()))
     }
 
     /// Whether the database answers; for readiness probes.

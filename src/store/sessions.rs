@@ -12,8 +12,7 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
     let id: String = row.try_get("id")?;
     let status: String = row.try_get("status")?;
     Ok(Session {
-        id: SessionId::parse(&id)
-            .map_err(|e| StoreError::Corrupt(format!("session {id:?}: {e}")))?,
+        id: SessionId::parse(&id).map_err(|e| StoreError::Corrupt(format!("session {id:?}: {e}")))?,
         organization_id: row.try_get("organization_id")?,
         created_by_user_id: row.try_get("created_by_user_id")?,
         gateway_id: row.try_get("gateway_id")?,
@@ -21,9 +20,7 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
         phone_number: row.try_get("phone_number")?,
         wa_jid: row.try_get("wa_jid")?,
         wa_lid: row.try_get("wa_lid")?,
-        status: status
-            .parse::<SessionStatus>()
-            .map_err(StoreError::Corrupt)?,
+        status: status.parse::<SessionStatus>().map_err(StoreError::Corrupt)?,
         auto_read: row.try_get("auto_read")?,
         presence_typing: row.try_get("presence_typing")?,
         is_admin_session: row.try_get("is_admin_session")?,
@@ -77,13 +74,8 @@ impl Store {
 
     /// Up to `limit + 1` sessions after the page's key, ordered by id, so the
     /// caller can tell whether another page exists.
-    pub async fn list_sessions(
-        &self,
-        filter: &SessionFilter,
-        page: &PageRequest,
-    ) -> Result<Vec<Session>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {COLUMNS} FROM sessions WHERE 1 = 1"));
+    pub async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM sessions WHERE 1 = 1"));
         if let Some(org) = &filter.organization_id {
             q.push(" AND organization_id = ").push_bind(org);
         }
@@ -96,8 +88,7 @@ impl Store {
         if let Some(after) = &page.after {
             q.push(" AND id > ").push_bind(after);
         }
-        q.push(" ORDER BY id LIMIT ")
-            .push_bind(i64::from(page.limit.get()) + 1);
+        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit.get()) + 1);
         let rows = q.build().fetch_all(&self.pool).await?;
         rows.iter().map(session_from_row).collect()
     }

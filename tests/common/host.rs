@@ -8,9 +8,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tonic::{Request, Response, Status};
-use wa_gateway::proto::host::session_host_service_server::{
-    SessionHostService, SessionHostServiceServer,
-};
+use wa_gateway::proto::host::session_host_service_server::{SessionHostService, SessionHostServiceServer};
 use wa_gateway::proto::host::*;
 
 #[derive(Clone, Default)]
@@ -48,11 +46,7 @@ pub fn group(i: usize, members: usize, tag: &str) -> Group {
         name: format!("{tag} group {i}"),
         created_at_ms: 1_700_000_000_000,
         participants: (0..members)
-            .map(|m| Participant {
-                jid: format!("{m:05}@s.whatsapp.net"),
-                is_admin: m == 0,
-                ..Default::default()
-            })
+            .map(|m| Participant { jid: format!("{m:05}@s.whatsapp.net"), is_admin: m == 0, ..Default::default() })
             .collect(),
         ..Default::default()
     }
@@ -100,13 +94,9 @@ impl SessionHostService for ScriptedHost {
     ) -> Result<Response<Self::StreamContactsStream>, Status> {
         let s = self.script.lock().unwrap().clone();
         let gate = s.gated.then(|| self.gate.subscribe());
-        Ok(Response::new(batches(
-            s.contacts,
-            s.batch,
-            s.fail_contacts_after,
-            gate,
-            |contacts| StreamContactsResponse { contacts },
-        )))
+        Ok(Response::new(batches(s.contacts, s.batch, s.fail_contacts_after, gate, |contacts| {
+            StreamContactsResponse { contacts }
+        })))
     }
 
     async fn stream_joined_groups(
@@ -114,13 +104,9 @@ impl SessionHostService for ScriptedHost {
         _request: Request<StreamJoinedGroupsRequest>,
     ) -> Result<Response<Self::StreamJoinedGroupsStream>, Status> {
         let s = self.script.lock().unwrap().clone();
-        Ok(Response::new(batches(
-            s.groups,
-            s.batch,
-            s.fail_groups_after,
-            None,
-            |groups| StreamJoinedGroupsResponse { groups },
-        )))
+        Ok(Response::new(batches(s.groups, s.batch, s.fail_groups_after, None, |groups| StreamJoinedGroupsResponse {
+            groups,
+        })))
     }
 }
 
@@ -128,10 +114,7 @@ impl ScriptedHost {
     /// Serves on 127.0.0.1:0; returns the host and its URL.
     pub async fn start(script: Script) -> (Self, String) {
         let (gate, _) = watch::channel(false);
-        let host = Self {
-            script: Arc::new(Mutex::new(script)),
-            gate,
-        };
+        let host = Self { script: Arc::new(Mutex::new(script)), gate };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = SessionHostServiceServer::new(host.clone());

@@ -60,10 +60,7 @@ impl KeyKind {
                 let x = URL_SAFE_NO_PAD.encode(&der[der.len() - 32..]);
                 json!({"kty": "OKP", "crv": "Ed25519", "x": x, "alg": "EdDSA"})
             }
-            _ => serde_json::to_value(
-                Jwk::from_encoding_key(&self.encoding_key(), self.algorithm()).unwrap(),
-            )
-            .unwrap(),
+            _ => serde_json::to_value(Jwk::from_encoding_key(&self.encoding_key(), self.algorithm()).unwrap()).unwrap(),
         };
         jwk["kid"] = json!(kid);
         jwk["use"] = json!("sig");
@@ -72,10 +69,7 @@ impl KeyKind {
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
 
 /// Claims of a login JWT valid for ten minutes.
@@ -121,12 +115,7 @@ async fn serve_jwks(State(state): State<Arc<JwksState>>) -> axum::response::Resp
 impl JwksServer {
     /// Publishes RSA as `rsa-1`, EC as `ec-1`, Ed25519 as `ed-1`.
     pub async fn start() -> Self {
-        Self::start_with(vec![
-            KeyKind::Rsa.jwk("rsa-1"),
-            KeyKind::Ec.jwk("ec-1"),
-            KeyKind::Ed.jwk("ed-1"),
-        ])
-        .await
+        Self::start_with(vec![KeyKind::Rsa.jwk("rsa-1"), KeyKind::Ec.jwk("ec-1"), KeyKind::Ed.jwk("ed-1")]).await
     }
 
     pub async fn start_with(keys: Vec<Value>) -> Self {

@@ -22,12 +22,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
 
 /// Runs a one-shot CLI command against `db`.
 pub fn cli(db: &Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(BIN)
-        .arg("--database-url")
-        .arg(db)
-        .args(args)
-        .output()
-        .expect("run wa-gateway")
+    std::process::Command::new(BIN).arg("--database-url").arg(db).args(args).output().expect("run wa-gateway")
 }
 
 /// Imports JSON Lines through `wa-gateway sessions import -`.
@@ -42,12 +37,7 @@ pub fn import(db: &Path, jsonl: &str) -> std::process::Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn import");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(jsonl.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(jsonl.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -83,15 +73,8 @@ impl Gateway {
         let mut child = Command::new(BIN)
             .arg("--database-url")
             .arg(db)
-            .args([
-                "serve",
-                "--grpc-addr",
-                "127.0.0.1:0",
-                "--http-addr",
-                "127.0.0.1:0",
-                "--jwks-url",
-                jwks_url,
-            ])
+            .args(["--log", "warn"])
+            .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--jwks-url", jwks_url])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -114,13 +97,7 @@ impl Gateway {
         let (grpc_addr, http_addr) = (addr("grpc="), addr("http="));
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self {
-            child,
-            grpc_addr,
-            http_addr,
-            db: db.to_owned(),
-            _dir: None,
-        }
+        Self { child, grpc_addr, http_addr, db: db.to_owned(), _dir: None }
     }
 
     pub async fn client(&self) -> AdminServiceClient<Channel> {
@@ -140,10 +117,7 @@ impl Gateway {
     /// The database (and its folder) stay, for a restart on the same file.
     pub async fn stop(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running").to_string();
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(sent.success());
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
@@ -155,9 +129,7 @@ impl Gateway {
 /// A tonic request carrying `authorization: Bearer <token>`.
 pub fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
     request
 }
 
@@ -172,10 +144,7 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "timed out waiting for {what}"
-        );
+        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -189,7 +158,7 @@ pub struct HostSimProcess {
 impl HostSimProcess {
     pub async fn start(args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
-            .args(["host-sim", "--addr", "127.0.0.1:0"])
+            .args(["--log", "warn", "host-sim", "--addr", "127.0.0.1:0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -202,16 +171,8 @@ impl HostSimProcess {
             .expect("host-sim did not start")
             .unwrap()
             .expect("host-sim exited");
-        let addr = line
-            .split("addr=")
-            .nth(1)
-            .expect("addr in host-sim line")
-            .trim()
-            .to_owned();
+        let addr = line.split("addr=").nth(1).expect("addr in host-sim line").trim().to_owned();
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self {
-            child,
-            url: format!("http://{addr}"),
-        }
+        Self { child, url: format!("http://{addr}") }
     }
 }
