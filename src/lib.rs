@@ -16,4 +16,5 @@ pub mod proto;
 pub mod server;
 pub mod sessions;
 pub mod store;
+pub mod telemetry;
 pub mod time;

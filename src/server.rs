@@ -40,6 +40,9 @@ pub struct ServeConfig {
     pub hosts: HostRegistry,
     pub backfill: BackfillConfig,
     pub rest: gateway_rest::RestConfig,
+    /// Demo mode: the process signs its own tokens and serves this JWKS at
+    /// `/demo/jwks.json`. Never set outside `serve --demo`.
+    pub demo_jwks: Option<String>,
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
@@ -89,7 +92,15 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .with_service_name("grpc.reflection.v1alpha.ServerReflection")
 }
 
-pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
+pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
+    let grpc_listener = TcpListener::bind(config.grpc_addr)
+        .await
+        .with_context(|| format!("binding the gRPC address {}", config.grpc_addr))?;
+    let http_listener = TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
     let store =
         Store::open(&config.database_url).await.with_context(|| format!("opening database {}", config.database_url))?;
     let codec = CursorCodec::new(store.cursor_key().await?);
@@ -99,8 +110,19 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     }
     let backfills = Backfills::new(store.clone(), config.hosts.clone(), config.backfill.clone());
 
+    let metrics = crate::telemetry::install();
+    if config.demo_jwks.is_some() {
+        config.jwks.url = format!("http://{http_addr}/demo/jwks.json");
+    }
     let jwks = Arc::new(JwksCache::new(config.jwks.clone()).context("building the JWKS client")?);
-    let jwks_refresh = jwks.start().await;
+    let mut background = Vec::new();
+    match &config.demo_jwks {
+        // The demo holds its own keys: no fetch, no refresh.
+        Some(demo) => {
+            jwks.install(demo.as_bytes()).map_err(|e| anyhow::anyhow!("demo JWKS: {e}"))?;
+        }
+        None => background.push(jwks.start().await),
+    }
     let auth =
         Authenticator::new(JwtVerifier::new(config.jwt.clone(), jwks.clone()), ApiKeyVerifier::new(store.clone()));
 
@@ -122,15 +144,6 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         .prepare();
     let grpc_service = AuthLayer::new(auth).layer(routes);
 
-    let grpc_listener = TcpListener::bind(config.grpc_addr)
-        .await
-        .with_context(|| format!("binding the gRPC address {}", config.grpc_addr))?;
-    let http_listener = TcpListener::bind(config.http_addr)
-        .await
-        .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
-    let grpc_addr = grpc_listener.local_addr()?;
-    let http_addr = http_listener.local_addr()?;
-
     let shutdown = CancellationToken::new();
     let grpc_task = {
         let shutdown = shutdown.clone();
@@ -143,7 +156,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
                 .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
                 .concurrency_limit_per_connection(256)
                 .serve_with_incoming_shutdown(
-                    service,
+                    crate::telemetry::GrpcMetricsLayer.layer(service),
                     TcpListenerStream::new(grpc_listener),
                     shutdown.cancelled_owned(),
                 )
@@ -155,11 +168,19 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
     // REST calls the same layered gRPC service in process: same auth layer,
     // same limits, no socket.
     let rest_client = gateway_rest::client(tower::util::BoxCloneSyncService::new(grpc_service.clone()));
-    let http_router = axum::Router::new()
+    let mut http_router = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(HttpState { store: store.clone(), jwks: jwks.clone() })
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
         .merge(gateway_rest::router(rest_client, config.rest.clone()));
+    if let Some(demo) = config.demo_jwks.clone() {
+        http_router = http_router.route(
+            "/demo/jwks.json",
+            get(move || std::future::ready(([(http::header::CONTENT_TYPE, "application/json")], demo))),
+        );
+    }
+    let http_router = http_router.layer(axum::middleware::from_fn(crate::telemetry::rest_metrics));
     let http_task = {
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
@@ -175,7 +196,7 @@ pub async fn start(config: ServeConfig) -> anyhow::Result<RunningServer> {
         http_addr,
         shutdown,
         tasks: vec![grpc_task, http_task],
-        background: vec![jwks_refresh],
+        background,
         store,
         backfills,
     })

@@ -184,12 +184,14 @@ impl JwksCache {
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch().await {
             Ok((keys, ttl)) => {
+                metrics::counter!("wa_gateway_jwks_fetches_total", "outcome" => "ok").increment(1);
                 tracing::info!(keys = keys.len(), "JWKS loaded");
                 *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
                 self.loaded.store(true, Ordering::Release);
                 ttl.unwrap_or(self.config.default_refresh).clamp(MIN_REFRESH, MAX_REFRESH)
             }
             Err(error) => {
+                metrics::counter!("wa_gateway_jwks_fetches_total", "outcome" => "error").increment(1);
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "JWKS fetch failed; keeping the last good keys");
                 RETRY_AFTER_FAILURE.min(self.config.default_refresh)

@@ -174,6 +174,7 @@ impl Backfills {
             stall_timeout: inner.config.stall_timeout,
         };
         inner.tasks.spawn(run.execute());
+        metrics::counter!("wa_gateway_backfill_jobs_total", "status" => "queued").increment(1);
         tracing::info!(session = %session_id, job = %job.id, gateway, "backfill queued");
         Ok(job)
     }

@@ -79,6 +79,7 @@ impl Run {
             }
         });
         let job = self.progress.borrow();
+        metrics::counter!("wa_gateway_backfill_jobs_total", "status" => job.status.as_str()).increment(1);
         tracing::info!(
             session = %self.session, job = %job.id, status = job.status.as_str(),
             contacts = job.contacts, groups = job.groups, group_members = job.group_members,
@@ -118,6 +119,7 @@ impl Run {
         self.store.stage_contacts(&self.session, &self.generation, batch).await?;
         let stored = batch.len() as u64;
         self.progress.send_modify(|job| job.contacts += stored);
+        metrics::counter!("wa_gateway_backfill_rows_total", "kind" => "contacts").increment(stored);
         Ok(())
     }
 
@@ -132,6 +134,8 @@ impl Run {
             job.groups += groups;
             job.group_members += members;
         });
+        metrics::counter!("wa_gateway_backfill_rows_total", "kind" => "groups").increment(groups);
+        metrics::counter!("wa_gateway_backfill_rows_total", "kind" => "group_members").increment(members);
         Ok(())
     }
 }

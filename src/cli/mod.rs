@@ -1,7 +1,9 @@
 //! The `wa-gateway` binary: one file per command. Every flag also reads
 //! `WA_GATEWAY_<FLAG>` from the environment.
 
+mod admin;
 mod api_keys;
+mod demo;
 mod host_sim;
 mod rest;
 mod serve;
@@ -60,6 +62,8 @@ pub enum Command {
     HostSim(host_sim::HostSimArgs),
     /// Serve only the REST layer, in front of a remote `wa-gateway serve`.
     Rest(rest::RestArgs),
+    /// Operator commands against a running server (gRPC).
+    Admin(admin::AdminArgs),
 }
 
 fn init_logging(cli: &Cli) {
@@ -94,6 +98,7 @@ pub fn main() -> ExitCode {
             Command::ApiKeys(cmd) => api_keys::run(&cli.database_url, cmd).await,
             Command::HostSim(args) => host_sim::run(args).await,
             Command::Rest(args) => rest::run(args).await,
+            Command::Admin(args) => admin::run(args).await,
         }
     });
     match result {

@@ -18,9 +18,15 @@ pub struct ServeArgs {
     #[arg(long, env = "WA_GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 
-    /// URL of the frontend's JWKS (public keys of login JWTs).
-    #[arg(long, env = "WA_GATEWAY_JWKS_URL")]
-    pub jwks_url: String,
+    /// Run a self-contained demo: throwaway database, seeded sessions, a
+    /// simulated session host, an ephemeral signing key, printed credentials.
+    #[arg(long)]
+    pub demo: bool,
+
+    /// URL of the frontend's JWKS (public keys of login JWTs). Required
+    /// unless --demo.
+    #[arg(long, env = "WA_GATEWAY_JWKS_URL", required_unless_present = "demo")]
+    pub jwks_url: Option<String>,
 
     /// Required `iss` of login JWTs (not checked when unset).
     #[arg(long, env = "WA_GATEWAY_JWT_ISSUER")]
@@ -106,15 +112,26 @@ pub async fn shutdown_signal() {
 }
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let url = reqwest::Url::parse(&args.jwks_url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
-    anyhow::ensure!(matches!(url.scheme(), "http" | "https"), "--jwks-url must be an http(s) URL");
-    let hosts = HostRegistry::from_specs(&args.hosts)?;
+    let demo = if args.demo { Some(super::demo::Demo::prepare().await?) } else { None };
+    let jwks_url = match (&demo, &args.jwks_url) {
+        (Some(_), _) => "http://127.0.0.1/unused".to_owned(),
+        (None, Some(url)) => {
+            let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
+            anyhow::ensure!(matches!(parsed.scheme(), "http" | "https"), "--jwks-url must be an http(s) URL");
+            url.clone()
+        }
+        (None, None) => anyhow::bail!("--jwks-url is required (or run --demo)"),
+    };
+    let hosts = match &demo {
+        Some(demo) => demo.hosts.clone(),
+        None => HostRegistry::from_specs(&args.hosts)?,
+    };
     let config = ServeConfig {
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
-        database_url: database_url.to_owned(),
+        database_url: demo.as_ref().map_or_else(|| database_url.to_owned(), |d| d.database_url.clone()),
         jwks: JwksConfig {
-            url: args.jwks_url,
+            url: jwks_url,
             default_refresh: Duration::from_secs(args.jwks_refresh_secs),
             unknown_kid_cooldown: Duration::from_secs(args.jwks_cooldown_secs),
             fetch_timeout: Duration::from_secs(10),
@@ -133,15 +150,24 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             concurrency: usize::from(args.backfill_concurrency),
             stall_timeout: Duration::from_secs(args.host_stall_timeout_secs),
         },
+        demo_jwks: demo.as_ref().map(|d| d.jwks_json.clone()),
     };
     let running = server::start(config).await?;
     // Tests and scripts read this line to find the bound ports.
     println!("wa-gateway listening: grpc={} http={}", running.grpc_addr, running.http_addr);
     tracing::info!(grpc = %running.grpc_addr, http = %running.http_addr, "serving");
+    if let Some(demo) = &demo {
+        tracing::warn!("DEMO MODE: ephemeral keys and a throwaway database; not for production");
+        println!("{}", demo.banner(running.grpc_addr, running.http_addr));
+    }
     let stopped = running.shutdown_token();
     tokio::select! {
         () = shutdown_signal() => tracing::info!("shutting down"),
         () = stopped.cancelled() => {}
     }
-    running.shutdown().await
+    let result = running.shutdown().await;
+    if let Some(demo) = demo {
+        demo.cleanup();
+    }
+    result
 }

@@ -30,14 +30,43 @@ impl AdminApi {
     }
 }
 
-/// The capability the auth layer attached. Its absence means the layer was
-/// not in front of this service, which is refused rather than trusted.
-fn super_admin<T>(request: &Request<T>) -> Result<SuperAdmin, Status> {
-    request
-        .extensions()
-        .get::<SuperAdmin>()
-        .cloned()
-        .ok_or_else(|| Status::permission_denied("admin API requires the platform super_admin role"))
+/// One admin call: the capability the auth layer attached, and what the
+/// audit event needs. A missing capability means the layer was not in front
+/// of this service, which is refused rather than trusted.
+struct Call {
+    admin: SuperAdmin,
+    action: &'static str,
+    request_id: String,
+}
+
+impl Call {
+    fn begin<T>(request: &Request<T>, action: &'static str) -> Result<Self, Status> {
+        let admin = request
+            .extensions()
+            .get::<SuperAdmin>()
+            .cloned()
+            .ok_or_else(|| Status::permission_denied("admin API requires the platform super_admin role"))?;
+        let request_id = request.metadata().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        Ok(Self { admin, action, request_id })
+    }
+
+    /// Emits the call's audit event and passes the result through.
+    fn finish<T>(&self, session: &str, result: Result<T, Status>) -> Result<T, Status> {
+        let outcome = match &result {
+            Ok(_) => "OK".to_owned(),
+            Err(status) => format!("{:?}", status.code()),
+        };
+        tracing::info!(
+            target: "audit",
+            principal = self.admin.subject(),
+            action = self.action,
+            session,
+            outcome,
+            request_id = self.request_id.as_str(),
+            "admin call"
+        );
+        result
+    }
 }
 
 type JobStream = Pin<Box<dyn Stream<Item = Result<pb::WatchBackfillResponse, Status>> + Send>>;
@@ -52,33 +81,47 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let admin = super_admin(&request)?;
-        let query = sessions::ListSessions::try_from(request.into_inner())?;
-        let page = sessions::list(&admin, &self.store, &self.codec, query).await.map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::ListSessionsResponse {
-            data: page.items.into_iter().map(Into::into).collect(),
-            next_cursor: page.next_cursor,
-        }))
+        let call = Call::begin(&request, "ListSessions")?;
+        let result = async {
+            let query = sessions::ListSessions::try_from(request.into_inner())?;
+            let page = sessions::list(&call.admin, &self.store, &self.codec, query).await.map_err(|e| to_status(&e))?;
+            Ok(Response::new(pb::ListSessionsResponse {
+                data: page.items.into_iter().map(Into::into).collect(),
+                next_cursor: page.next_cursor,
+            }))
+        }
+        .await;
+        call.finish("", result)
     }
 
     async fn start_backfill(
         &self,
         request: Request<pb::StartBackfillRequest>,
     ) -> Result<Response<pb::StartBackfillResponse>, Status> {
-        let admin = super_admin(&request)?;
-        let session = session_id(&request.get_ref().session_id)?;
-        let job = self.backfills.start(&admin, &session).await.map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::StartBackfillResponse { job: Some(job.into()) }))
+        let call = Call::begin(&request, "StartBackfill")?;
+        let raw = request.into_inner().session_id;
+        let result = async {
+            let session = session_id(&raw)?;
+            let job = self.backfills.start(&call.admin, &session).await.map_err(|e| to_status(&e))?;
+            Ok(Response::new(pb::StartBackfillResponse { job: Some(job.into()) }))
+        }
+        .await;
+        call.finish(&raw, result)
     }
 
     async fn get_backfill(
         &self,
         request: Request<pb::GetBackfillRequest>,
     ) -> Result<Response<pb::GetBackfillResponse>, Status> {
-        let admin = super_admin(&request)?;
-        let session = session_id(&request.get_ref().session_id)?;
-        let job = self.backfills.get(&admin, &session).await.map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::GetBackfillResponse { job: Some(job.into()) }))
+        let call = Call::begin(&request, "GetBackfill")?;
+        let raw = request.into_inner().session_id;
+        let result = async {
+            let session = session_id(&raw)?;
+            let job = self.backfills.get(&call.admin, &session).await.map_err(|e| to_status(&e))?;
+            Ok(Response::new(pb::GetBackfillResponse { job: Some(job.into()) }))
+        }
+        .await;
+        call.finish(&raw, result)
     }
 
     type WatchBackfillStream = JobStream;
@@ -87,9 +130,15 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::WatchBackfillRequest>,
     ) -> Result<Response<Self::WatchBackfillStream>, Status> {
-        let admin = super_admin(&request)?;
-        let session = session_id(&request.get_ref().session_id)?;
-        let receiver = self.backfills.watch(&admin, &session).await.map_err(|e| to_status(&e))?;
+        let call = Call::begin(&request, "WatchBackfill")?;
+        let raw = request.into_inner().session_id;
+        let receiver = call.finish(
+            &raw,
+            match session_id(&raw) {
+                Ok(session) => self.backfills.watch(&call.admin, &session).await.map_err(|e| to_status(&e)),
+                Err(e) => Err(e.into()),
+            },
+        )?;
         // The current state first, then each change; the stream ends after
         // the terminal state. Driven by the watch channel, no polling.
         let updates = stream::unfold((receiver, false, true), |(mut rx, done, first)| async move {
@@ -110,37 +159,47 @@ impl AdminService for AdminApi {
         &self,
         request: Request<pb::ListSessionContactsRequest>,
     ) -> Result<Response<pb::ListSessionContactsResponse>, Status> {
-        let admin = super_admin(&request)?;
+        let call = Call::begin(&request, "ListSessionContacts")?;
         let req = request.into_inner();
-        let session = session_id(&req.session_id)?;
-        let cursor = cursor(req.cursor);
-        let page = self
-            .backfills
-            .contacts(&admin, &self.codec, &session, req.limit.map(i64::from), cursor.as_deref())
-            .await
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::ListSessionContactsResponse {
-            data: page.items.into_iter().map(Into::into).collect(),
-            next_cursor: page.next_cursor,
-        }))
+        let raw = req.session_id.clone();
+        let result = async {
+            let session = session_id(&req.session_id)?;
+            let cursor = cursor(req.cursor);
+            let page = self
+                .backfills
+                .contacts(&call.admin, &self.codec, &session, req.limit.map(i64::from), cursor.as_deref())
+                .await
+                .map_err(|e| to_status(&e))?;
+            Ok(Response::new(pb::ListSessionContactsResponse {
+                data: page.items.into_iter().map(Into::into).collect(),
+                next_cursor: page.next_cursor,
+            }))
+        }
+        .await;
+        call.finish(&raw, result)
     }
 
     async fn list_session_groups(
         &self,
         request: Request<pb::ListSessionGroupsRequest>,
     ) -> Result<Response<pb::ListSessionGroupsResponse>, Status> {
-        let admin = super_admin(&request)?;
+        let call = Call::begin(&request, "ListSessionGroups")?;
         let req = request.into_inner();
-        let session = session_id(&req.session_id)?;
-        let cursor = cursor(req.cursor);
-        let page = self
-            .backfills
-            .groups(&admin, &self.codec, &session, req.limit.map(i64::from), cursor.as_deref())
-            .await
-            .map_err(|e| to_status(&e))?;
-        Ok(Response::new(pb::ListSessionGroupsResponse {
-            data: page.items.into_iter().map(Into::into).collect(),
-            next_cursor: page.next_cursor,
-        }))
+        let raw = req.session_id.clone();
+        let result = async {
+            let session = session_id(&req.session_id)?;
+            let cursor = cursor(req.cursor);
+            let page = self
+                .backfills
+                .groups(&call.admin, &self.codec, &session, req.limit.map(i64::from), cursor.as_deref())
+                .await
+                .map_err(|e| to_status(&e))?;
+            Ok(Response::new(pb::ListSessionGroupsResponse {
+                data: page.items.into_iter().map(Into::into).collect(),
+                next_cursor: page.next_cursor,
+            }))
+        }
+        .await;
+        call.finish(&raw, result)
     }
 }

@@ -12,8 +12,20 @@ use tower::{Layer, Service};
 
 use super::status::to_status;
 use crate::auth::{Authenticator, Credentials};
+use crate::error::ServiceError;
 
 pub const ADMIN_SERVICE_PREFIX: &str = "/wa.gateway.admin.v1.AdminService/";
+const REQUEST_ID: &str = "x-request-id";
+
+/// Which kind of credential was presented, for the rejection metric.
+fn credential_kind(creds: Credentials<'_>) -> &'static str {
+    match (creds.authorization, creds.x_api_key) {
+        (_, Some(_)) => "api_key",
+        (Some(a), None) if a.trim().len() > 7 && a.trim()[7..].trim_start().starts_with("wa_") => "api_key",
+        (Some(_), None) => "jwt",
+        (None, None) => "none",
+    }
+}
 
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -66,6 +78,12 @@ where
             if !req.uri().path().starts_with(ADMIN_SERVICE_PREFIX) {
                 return inner.call(req).await;
             }
+            // Every admin call carries a request id, for logs and audit.
+            if !req.headers().contains_key(REQUEST_ID) {
+                if let Ok(id) = http::HeaderValue::from_str(&ulid::Ulid::new().to_string()) {
+                    req.headers_mut().insert(REQUEST_ID, id);
+                }
+            }
             let creds =
                 Credentials { authorization: header(&req, "authorization"), x_api_key: header(&req, "x-api-key") };
             match auth.admin_gate(creds).await {
@@ -74,12 +92,22 @@ where
                     inner.call(req).await
                 }
                 Err(error) => {
+                    let status = to_status(&error);
+                    let credential = credential_kind(creds);
+                    metrics::counter!("wa_gateway_auth_rejections_total", "credential" => credential, "reason" => error.reason())
+                        .increment(1);
                     tracing::info!(
-                        path = req.uri().path(),
-                        reason = crate::error::ServiceError::reason(&error),
-                        "credential refused"
+                        target: "audit",
+                        principal = "-",
+                        credential,
+                        action = req.uri().path().trim_start_matches(ADMIN_SERVICE_PREFIX),
+                        session = "",
+                        outcome = ?status.code(),
+                        reason = error.reason(),
+                        request_id = header(&req, REQUEST_ID).unwrap_or(""),
+                        "admin call refused"
                     );
-                    Ok(to_status(&error).into_http())
+                    Ok(status.into_http())
                 }
             }
         })

@@ -1,0 +1,121 @@
+//! Prometheus metrics (through the `metrics` facade) and the audit trail.
+//!
+//! Metric names, all prefixed `wa_gateway_`:
+//! - `requests_total{transport,method,code}` and
+//!   `request_duration_seconds{transport,method}`: every gRPC call (method =
+//!   RPC path) and REST request (method = HTTP method + route).
+//! - `backfill_jobs_total{status}`: jobs started (`queued`) and finished.
+//! - `backfill_rows_total{kind}`: contacts, groups and group members stored.
+//! - `jwks_fetches_total{outcome}`: JWKS fetches that succeeded or failed.
+//! - `auth_rejections_total{credential,reason}`: refused credentials.
+//!
+//! Audit events are tracing events with target `audit`, one per admin RPC.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::{Layer, Service};
+
+/// Installs the process-wide recorder; later calls return a handle to the
+/// same registry.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+                .map(|b| b.build_recorder())
+                .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            handle
+        })
+        .clone()
+}
+
+pub fn record_request(transport: &'static str, method: String, code: String, started: Instant) {
+    metrics::histogram!("wa_gateway_request_duration_seconds", "transport" => transport, "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("wa_gateway_requests_total", "transport" => transport, "method" => method, "code" => code)
+        .increment(1);
+}
+
+/// Counts and times every gRPC call. The code is the `grpc-status` of the
+/// response head (trailers-only answers: every error raised before or by a
+/// unary handler); a response without one is a success whose status travels
+/// in the trailers.
+#[derive(Clone, Default)]
+pub struct GrpcMetricsLayer;
+
+impl<S> Layer<S> for GrpcMetricsLayer {
+    type Service = GrpcMetrics<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcMetrics { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcMetrics<S> {
+    inner: S,
+}
+
+fn grpc_code_name(code: &str) -> &'static str {
+    match code.parse::<i32>().map(tonic::Code::from) {
+        Ok(tonic::Code::Ok) => "OK",
+        Ok(tonic::Code::InvalidArgument) => "INVALID_ARGUMENT",
+        Ok(tonic::Code::Unauthenticated) => "UNAUTHENTICATED",
+        Ok(tonic::Code::PermissionDenied) => "PERMISSION_DENIED",
+        Ok(tonic::Code::NotFound) => "NOT_FOUND",
+        Ok(tonic::Code::AlreadyExists) => "ALREADY_EXISTS",
+        Ok(tonic::Code::Unimplemented) => "UNIMPLEMENTED",
+        Ok(tonic::Code::Unavailable) => "UNAVAILABLE",
+        Ok(tonic::Code::Internal) => "INTERNAL",
+        _ => "OTHER",
+    }
+}
+
+impl<S, B, R> Service<http::Request<B>> for GrpcMetrics<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<R>> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let started = Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            let code =
+                response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(grpc_code_name).unwrap_or("OK");
+            record_request("grpc", method, code.to_owned(), started);
+            Ok(response)
+        })
+    }
+}
+
+/// REST requests: counted by HTTP method, matched route and status.
+pub async fn rest_metrics(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = format!("{} {route}", request.method());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    record_request("rest", method, response.status().as_u16().to_string(), started);
+    response
+}

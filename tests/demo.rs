@@ -1,0 +1,248 @@
+//! First contact and operations: `serve --demo` as a newcomer would use it,
+//! the README quickstart lines run verbatim against it, metrics, the audit
+//! trail, and the operator CLI.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{BIN, eventually};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Demo {
+    _child: Child,
+    grpc: String,
+    http: String,
+    banner: Vec<String>,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Demo {
+    async fn start() -> Self {
+        let mut child = Command::new(BIN)
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--demo",
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = errors.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut banner = Vec::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while !banner.iter().any(|l: &String| l.contains("demo-initech-02 --follow")) {
+            let line = tokio::time::timeout_at(deadline, lines.next_line())
+                .await
+                .expect("demo banner")
+                .unwrap()
+                .expect("demo exited");
+            banner.push(line);
+        }
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let first = &banner[0];
+        let field = |key: &str| first.split_whitespace().find_map(|w| w.strip_prefix(key)).unwrap().to_owned();
+        Self { grpc: field("grpc="), http: field("http="), banner, logs, _child: child }
+    }
+
+    fn token(&self) -> String {
+        let line = self.banner.iter().find(|l| l.starts_with("export WA_GATEWAY_TOKEN=")).unwrap();
+        line.trim_start_matches("export WA_GATEWAY_TOKEN=").trim_matches('\'').to_owned()
+    }
+
+    fn exported(&self, name: &str) -> String {
+        let line = self.banner.iter().find(|l| l.starts_with(&format!("export {name}="))).unwrap();
+        line.split_once('=').unwrap().1.trim_matches('\'').to_owned()
+    }
+
+    fn shell(&self, line: &str) -> std::process::Output {
+        let bin_dir = std::path::Path::new(BIN).parent().unwrap();
+        let tools = concat!(env!("CARGO_MANIFEST_DIR"), "/.tools/venv/bin");
+        std::process::Command::new("sh")
+            .args(["-c", line])
+            .env("PATH", format!("{}:{tools}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+            .env("WA_GATEWAY_TOKEN", self.token())
+            .output()
+            .unwrap()
+    }
+
+    fn metric(&self, body: &str, name: &str, labels: &[&str]) -> f64 {
+        body.lines()
+            .filter(|l| l.starts_with(name) && labels.iter().all(|lab| l.contains(lab)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+#[tokio::test]
+async fn the_printed_curl_line_lists_sessions_of_several_organizations() {
+    let demo = Demo::start().await;
+    let text = demo.banner.join("\n");
+    assert!(text.contains("DEMO MODE"), "the demo says it is one");
+    let curl =
+        demo.banner.iter().find(|l| l.starts_with("curl -s -H") && l.ends_with("/api/v1/admin/sessions")).unwrap();
+    let out = demo.shell(curl);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let orgs: std::collections::HashSet<&str> =
+        page["data"].as_array().unwrap().iter().map(|s| s["organizationId"].as_str().unwrap()).collect();
+    assert!(orgs.len() >= 3, "{orgs:?}");
+    let gateways: std::collections::HashSet<&str> =
+        page["data"].as_array().unwrap().iter().filter_map(|s| s["gatewayId"].as_str()).collect();
+    assert_eq!(gateways.len(), 2);
+
+    // The printed owner token and api-key are refused with 403.
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/api/v1/admin/sessions", demo.http);
+    let owner = http.get(&url).bearer_auth(demo.exported("OWNER_TOKEN")).send().await.unwrap();
+    assert_eq!(owner.status(), 403);
+    let key = http.get(&url).header("x-api-key", demo.exported("API_KEY")).send().await.unwrap();
+    assert_eq!(key.status(), 403);
+    // The printed grpcurl line works too.
+    let grpcurl = demo.banner.iter().find(|l| l.starts_with("grpcurl ")).unwrap();
+    let out = demo.shell(grpcurl);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test]
+async fn readme_quickstart_lines_run_against_the_demo() {
+    let demo = Demo::start().await;
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block =
+        readme.split("<!-- quickstart:begin -->").nth(1).unwrap().split("<!-- quickstart:end -->").next().unwrap();
+    let lines: Vec<&str> = block.lines().filter(|l| !l.starts_with("```") && !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 10);
+    for line in lines {
+        let line = line.replace("127.0.0.1:8080", &demo.http).replace("127.0.0.1:50051", &demo.grpc);
+        let out = demo.shell(&line);
+        assert!(
+            out.status.success(),
+            "README line failed: {line}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_and_audit_events() {
+    let demo = Demo::start().await;
+    let http = reqwest::Client::new();
+    let metrics =
+        || async { http.get(format!("http://{}/metrics", demo.http)).send().await.unwrap().text().await.unwrap() };
+    let list = format!("http://{}/api/v1/admin/sessions", demo.http);
+    let labels = ["transport=\"rest\"", "GET /api/v1/admin/sessions", "code=\"200\""];
+    let before = demo.metric(&metrics().await, "wa_gateway_requests_total", &labels);
+    let resp = http.get(&list).bearer_auth(demo.token()).header("x-request-id", "audit-check-1").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = metrics().await;
+    assert_eq!(demo.metric(&body, "wa_gateway_requests_total", &labels), before + 1.0);
+    assert!(body.contains("wa_gateway_request_duration_seconds_bucket"), "latency histogram");
+
+    let rejected = |b: &str| {
+        demo.metric(b, "wa_gateway_auth_rejections_total", &["credential=\"jwt\"", "reason=\"MALFORMED_TOKEN\""])
+    };
+    let before = rejected(&body);
+    assert_eq!(http.get(&list).bearer_auth("garbage").send().await.unwrap().status(), 401);
+    assert_eq!(rejected(&metrics().await), before + 1.0);
+
+    // A backfill moves the job and row counters; gRPC calls are counted by transport.
+    let mut client =
+        wa_gateway::proto::admin::admin_service_client::AdminServiceClient::connect(format!("http://{}", demo.grpc))
+            .await
+            .unwrap();
+    let req = wa_gateway::proto::admin::StartBackfillRequest { session_id: "demo-acme-03".into() };
+    client.start_backfill(common::authed(req, &demo.token())).await.unwrap();
+    let body = eventually("backfill to finish", Duration::from_secs(30), || async {
+        let body = metrics().await;
+        (demo.metric(&body, "wa_gateway_backfill_jobs_total", &["status=\"succeeded\""]) >= 1.0).then_some(body)
+    })
+    .await;
+    assert!(demo.metric(&body, "wa_gateway_backfill_rows_total", &["kind=\"contacts\""]) >= 1000.0);
+    assert!(
+        demo.metric(&body, "wa_gateway_requests_total", &["transport=\"grpc\"", "StartBackfill", "code=\"OK\""]) >= 1.0
+    );
+
+    // Audit: one event per admin call, with the documented fields.
+    let audit: Vec<Value> = demo
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["target"] == "audit")
+        .collect();
+    let listed = audit.iter().find(|e| e["request_id"] == "audit-check-1").expect("audit event for the REST call");
+    assert_eq!(listed["principal"], "demo_super_admin");
+    assert_eq!(listed["action"], "ListSessions");
+    assert_eq!(listed["outcome"], "OK");
+    let started = audit.iter().find(|e| e["action"] == "StartBackfill").expect("audit event for StartBackfill");
+    assert_eq!(started["session"], "demo-acme-03");
+    assert!(!started["request_id"].as_str().unwrap().is_empty(), "generated request id");
+    let refused = audit.iter().find(|e| e["reason"] == "MALFORMED_TOKEN").expect("audit event for the refused call");
+    assert_eq!(refused["outcome"], "Unauthenticated");
+    let all_logs = demo.logs.lock().unwrap().join("\n");
+    assert!(!all_logs.contains(&demo.token()), "tokens never reach the logs");
+}
+
+#[tokio::test]
+async fn operator_cli_follows_jobs_and_reports_failures() {
+    let demo = Demo::start().await;
+    let server = format!("http://{}", demo.grpc);
+    let admin = |args: &[&str]| {
+        std::process::Command::new(BIN)
+            .args(["admin", "--server", &server])
+            .args(args)
+            .env("WA_GATEWAY_TOKEN", demo.token())
+            .output()
+            .unwrap()
+    };
+    let out = admin(&["backfill", "start", "demo-globex-02", "--follow"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("succeeded"));
+
+    let out = admin(&["backfill", "start", "demo-initech-02", "--follow"]);
+    assert!(!out.status.success(), "a failed job exits non-zero");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("session not connected"));
+
+    let out = admin(&["--json", "backfill", "status", "demo-globex-02"]);
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["status"], "succeeded");
+    assert_eq!(job["contacts"], 1000);
+
+    let out = admin(&["--json", "sessions", "list", "--all", "--limit", "5"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 12);
+    let out = admin(&["sessions", "list", "--org", "org_acme"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("ID") && table.lines().count() == 5, "{table}");
+
+    let out = admin(&["backfill", "status", "no-such-session"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
+    let bad = std::process::Command::new(BIN)
+        .args(["admin", "--server", &server, "--token", "nope", "sessions", "list"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("Unauthenticated"));
+}
