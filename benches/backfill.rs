@@ -73,7 +73,7 @@ fn main() {
     // Two sizes, ten times apart, each on a fresh server: peak memory should
     // not follow the row count.
     let sizes: &[(usize, usize, usize)] =
-        if full { &[(10_000, 200, 100), (100_000, 2_000, 100)] } else { &[(2_000, 20, 10)] };
+        if full { &[(10_000, 200, 100), (100_000, 2_000, 100), (300_000, 6_000, 100)] } else { &[(2_000, 20, 10)] };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let rows: Vec<String> = sizes.iter().map(|&(c, g, m)| runtime.block_on(one(c, g, m))).collect();
     println!("| contacts | groups | members | rows | wall | rows/s | server peak RSS (before -> after) |");
