@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::SuperAdmin;
 use crate::error::{ErrorCode, ServiceError};
 use crate::hosts::HostRegistry;
-use crate::paging::{CursorCodec, Page, PagingError};
+use crate::paging::{CursorCodec, Page, PageRequest, PagingError};
 use crate::sessions::SessionId;
 use crate::store::{Store, StoreError};
 use crate::time::now_millis;
@@ -203,11 +203,28 @@ impl Backfills {
         }
     }
 
-    async fn require_session(&self, session: &SessionId) -> Result<(), BackfillError> {
-        match self.inner.store.get_session(session).await? {
-            Some(_) => Ok(()),
-            None => Err(BackfillError::SessionNotFound { session: session.to_string() }),
+    /// One page of a session's stored data: validates paging, requires the
+    /// session, fetches `limit + 1` rows after the cursor's key.
+    async fn stored_page<T, Fut>(
+        &self,
+        codec: &CursorCodec,
+        kind: &str,
+        session: &SessionId,
+        (limit, cursor): (Option<i64>, Option<&str>),
+        key_of: fn(&T) -> &str,
+        fetch: impl FnOnce(PageRequest) -> Fut,
+    ) -> Result<Page<T>, BackfillError>
+    where
+        Fut: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+    {
+        let scope = format!("{kind}|{session}");
+        let page = codec.page_request(&scope, limit, cursor)?;
+        if self.inner.store.get_session(session).await?.is_none() {
+            return Err(BackfillError::SessionNotFound { session: session.to_string() });
         }
+        let limit = page.limit;
+        let rows = fetch(page).await?;
+        Ok(codec.page(&scope, limit, rows, key_of))
     }
 
     /// Contacts stored by the session's last successful backfill, by jid.
@@ -219,11 +236,16 @@ impl Backfills {
         limit: Option<i64>,
         cursor: Option<&str>,
     ) -> Result<Page<Contact>, BackfillError> {
-        let scope = format!("contacts|{session}");
-        let page = codec.page_request(&scope, limit, cursor)?;
-        self.require_session(session).await?;
-        let rows = self.inner.store.list_contacts(session, &page).await?;
-        Ok(codec.page(&scope, page.limit, rows, |c| c.jid.as_str()))
+        let store = &self.inner.store;
+        self.stored_page(
+            codec,
+            "contacts",
+            session,
+            (limit, cursor),
+            |c: &Contact| c.jid.as_str(),
+            |page| async move { store.list_contacts(session, &page).await },
+        )
+        .await
     }
 
     /// Groups (with participants) stored by the session's last successful backfill.
@@ -235,11 +257,16 @@ impl Backfills {
         limit: Option<i64>,
         cursor: Option<&str>,
     ) -> Result<Page<Group>, BackfillError> {
-        let scope = format!("groups|{session}");
-        let page = codec.page_request(&scope, limit, cursor)?;
-        self.require_session(session).await?;
-        let rows = self.inner.store.list_groups(session, &page).await?;
-        Ok(codec.page(&scope, page.limit, rows, |g| g.jid.as_str()))
+        let store = &self.inner.store;
+        self.stored_page(
+            codec,
+            "groups",
+            session,
+            (limit, cursor),
+            |g: &Group| g.jid.as_str(),
+            |page| async move { store.list_groups(session, &page).await },
+        )
+        .await
     }
 
     /// Stops running jobs (their staged rows are discarded, published data is
