@@ -22,6 +22,8 @@ use crate::{AdminClient, proto as pb};
 const SESSIONS: &str = "/api/v1/admin/sessions";
 /// The StartBackfill body is empty or `{}`; anything near this size is a mistake.
 const MAX_BODY_BYTES: usize = 16 * 1024;
+/// How much of an oversized body is read and discarded before answering 413.
+const DRAIN_BYTES: usize = 1024 * 1024;
 const FORWARDED: [&str; 3] = ["authorization", "x-api-key", "x-request-id"];
 
 #[derive(Clone)]
@@ -233,6 +235,30 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
 
 use Resource::{Contacts, GetBackfill, Groups, StartBackfill, WatchBackfill};
 
+/// Reads at most [`MAX_BODY_BYTES`]. A larger body is still drained up to
+/// [`DRAIN_BYTES`] so the client gets its 413 instead of a connection reset
+/// mid-upload; beyond that the connection is dropped.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(ApiError::invalid_argument("body", "the request body could not be read"));
+        };
+        seen += chunk.len();
+        if seen <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&chunk);
+        } else if seen > DRAIN_BYTES {
+            break;
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
+    }
+    Ok(Bytes::from(kept))
+}
+
 /// The body must be empty or `{}`.
 fn check_empty_body(body: &Bytes) -> Result<(), ApiError> {
     if body.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
@@ -259,8 +285,7 @@ async fn start_backfill(
     raw_id: &str,
     session_id: String,
 ) -> Result<Response, ApiError> {
-    let body =
-        axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| ApiError::payload_too_large(MAX_BODY_BYTES))?;
+    let body = read_body(body).await?;
     check_empty_body(&body)?;
     let message = pb::StartBackfillRequest { session_id };
     let started = state.call(state.client.clone().start_backfill(rpc_request(headers, message))).await?;
