@@ -191,16 +191,16 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let result = match resource {
-        StartBackfill => start_backfill(&state, &headers, body, raw_id, session_id).await,
-        GetBackfill => {
+        Resource::StartBackfill => start_backfill(&state, &headers, body, raw_id, session_id).await,
+        Resource::GetBackfill => {
             let message = pb::GetBackfillRequest { session_id };
             state
                 .call(state.client.clone().get_backfill(rpc_request(&headers, message)))
                 .await
                 .map(|r| Json(r.job.map(dto::BackfillJob::from)).into_response())
         }
-        WatchBackfill => watch_backfill(&state, &headers, session_id).await,
-        Contacts => match limit(&query) {
+        Resource::WatchBackfill => watch_backfill(&state, &headers, session_id).await,
+        Resource::Contacts => match limit(&query) {
             Err(e) => Err(e),
             Ok(limit) => {
                 let message = pb::ListSessionContactsRequest { session_id, limit, cursor: text(&query, "cursor") };
@@ -215,7 +215,7 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
                 )
             }
         },
-        Groups => match limit(&query) {
+        Resource::Groups => match limit(&query) {
             Err(e) => Err(e),
             Ok(limit) => {
                 let message = pb::ListSessionGroupsRequest { session_id, limit, cursor: text(&query, "cursor") };
@@ -232,8 +232,6 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
     };
     result.unwrap_or_else(IntoResponse::into_response)
 }
-
-use Resource::{Contacts, GetBackfill, Groups, StartBackfill, WatchBackfill};
 
 /// Reads at most [`MAX_BODY_BYTES`]. A larger body is still drained up to
 /// [`DRAIN_BYTES`] so the client gets its 413 instead of a connection reset

@@ -46,7 +46,7 @@ fn ed25519_pkcs8(seed: &[u8; 32]) -> Vec<u8> {
     der
 }
 
-fn seeded_sessions() -> Vec<Session> {
+fn seeded_sessions() -> Result<Vec<Session>, crate::sessions::IdError> {
     let now = now_millis();
     let statuses = [SessionStatus::Working, SessionStatus::Working, SessionStatus::ScanQrCode, SessionStatus::Stopped];
     let mut sessions = Vec::new();
@@ -56,7 +56,7 @@ fn seeded_sessions() -> Vec<Session> {
             let id = format!("demo-{short}-{n:02}");
             let phone = format!("62812{:03}{:04}", o + 100, n);
             sessions.push(Session {
-                id: SessionId::parse(&id).expect("demo ids are valid"),
+                id: SessionId::parse(&id)?,
                 organization_id: (*org).to_owned(),
                 created_by_user_id: Some(format!("user_{short}_admin")),
                 gateway_id: Some(GATEWAYS[(o + n) % 2].to_owned()),
@@ -76,7 +76,7 @@ fn seeded_sessions() -> Vec<Session> {
             });
         }
     }
-    sessions
+    Ok(sessions)
 }
 
 async fn start_sim() -> anyhow::Result<SocketAddr> {
@@ -109,7 +109,7 @@ impl Demo {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let database_url = dir.join("demo.db").display().to_string();
         let store = Store::open(&database_url).await?;
-        store.upsert_sessions(&seeded_sessions()).await?;
+        store.upsert_sessions(&seeded_sessions()?).await?;
         let key = generate_api_key(ORGS[0], Some("demo".into()), vec!["sessions.read".into()]);
         store.insert_api_key(&key.row).await?;
         store.close().await;

@@ -21,7 +21,9 @@ const REQUEST_ID: &str = "x-request-id";
 fn credential_kind(creds: Credentials<'_>) -> &'static str {
     match (creds.authorization, creds.x_api_key) {
         (_, Some(_)) => "api_key",
-        (Some(a), None) if a.trim().len() > 7 && a.trim()[7..].trim_start().starts_with("wa_") => "api_key",
+        (Some(a), None) if a.trim().split_once(' ').is_some_and(|(_, token)| token.trim_start().starts_with("wa_")) => {
+            "api_key"
+        }
         (Some(_), None) => "jwt",
         (None, None) => "none",
     }
