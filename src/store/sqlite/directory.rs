@@ -2,7 +2,7 @@
 
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::{Store, StoreError};
+use crate::store::StoreError;
 use crate::backfill::{Contact, Group, Participant};
 use crate::paging::PageRequest;
 use crate::sessions::SessionId;
@@ -14,9 +14,9 @@ const ROWS_PER_STATEMENT: usize = 500;
 
 const CURRENT: &str = "(SELECT generation FROM session_data_generations WHERE session_id = ?)";
 
-impl Store {
+impl super::SqliteDatabase {
     /// Stores contacts under a not-yet-visible generation, in one transaction.
-    pub async fn stage_contacts(
+    pub(super) async fn stage_contacts(
         &self,
         session: &SessionId,
         generation: &str,
@@ -52,7 +52,7 @@ impl Store {
     }
 
     /// Stores groups and their participants under a not-yet-visible generation.
-    pub async fn stage_groups(
+    pub(super) async fn stage_groups(
         &self,
         session: &SessionId,
         generation: &str,
@@ -104,7 +104,7 @@ impl Store {
 
     /// Makes `generation` the session's visible data and drops the previous
     /// one, atomically.
-    pub async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+    pub(super) async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for table in ["wa_contacts", "wa_groups", "wa_group_participants"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ? AND generation <> ?"))
@@ -127,7 +127,7 @@ impl Store {
     }
 
     /// Drops the rows of a generation that will never be published.
-    pub async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+    pub(super) async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for table in ["wa_contacts", "wa_groups", "wa_group_participants"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ? AND generation = ?"))
@@ -142,7 +142,7 @@ impl Store {
 
     /// Deletes rows of generations that are not current: leftovers of jobs
     /// that a crash interrupted. Run before any job starts.
-    pub async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
+    pub(super) async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
         let mut swept = 0;
         for table in ["wa_contacts", "wa_groups", "wa_group_participants"] {
             swept += sqlx::query(&format!(
@@ -157,7 +157,7 @@ impl Store {
     }
 
     /// Up to `limit + 1` visible contacts after the page's key, by jid.
-    pub async fn list_contacts(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Contact>, StoreError> {
+    pub(super) async fn list_contacts(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Contact>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT jid, lid, phone_number, push_name, full_name, first_name, business_name FROM wa_contacts \
              WHERE session_id = ? AND generation = {CURRENT} AND jid > ? ORDER BY jid LIMIT ?"
@@ -185,7 +185,7 @@ impl Store {
 
     /// Up to `limit + 1` visible groups after the page's key, by jid, each
     /// with its participants.
-    pub async fn list_groups(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Group>, StoreError> {
+    pub(super) async fn list_groups(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Group>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT jid, name, topic, owner_jid, created_at, is_announce, is_locked, addressing_mode FROM wa_groups \
              WHERE session_id = ? AND generation = {CURRENT} AND jid > ? ORDER BY jid LIMIT ?"

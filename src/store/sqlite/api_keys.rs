@@ -1,20 +1,7 @@
 use sqlx::{Row, sqlite::SqliteRow};
 
-use super::{Store, StoreError};
+use crate::store::{ApiKeyRow, StoreError};
 use crate::time::UnixMillis;
-
-/// An api-key as stored: never the secret, only its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyRow {
-    pub id: String,
-    pub organization_id: String,
-    pub name: Option<String>,
-    pub permissions: Vec<String>,
-    pub secret_hash: Vec<u8>,
-    pub created_at: UnixMillis,
-    pub last_used_at: Option<UnixMillis>,
-    pub revoked_at: Option<UnixMillis>,
-}
 
 fn from_row(row: &SqliteRow) -> Result<ApiKeyRow, StoreError> {
     let permissions: String = row.try_get("permissions")?;
@@ -31,8 +18,8 @@ fn from_row(row: &SqliteRow) -> Result<ApiKeyRow, StoreError> {
     })
 }
 
-impl Store {
-    pub async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+impl super::SqliteDatabase {
+    pub(super) async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         let permissions = serde_json::to_string(&key.permissions)
             .map_err(|e| StoreError::Corrupt(format!("api-key permissions: {e}")))?;
         sqlx::query(
@@ -50,12 +37,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+    pub(super) async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
         rows.iter().map(from_row).collect()
     }
 
-    pub async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+    pub(super) async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
         let row =
             sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?").bind(hash).fetch_optional(&self.pool).await?;
         row.as_ref().map(from_row).transpose()
@@ -63,7 +50,7 @@ impl Store {
 
     /// Marks a key revoked. Returns false when no such key exists; revoking a
     /// revoked key keeps its first revocation time.
-    pub async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
+    pub(super) async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
             .bind(at)
             .bind(id)
@@ -72,7 +59,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
+    pub(super) async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(at).bind(id).execute(&self.pool).await?;
         Ok(())
     }

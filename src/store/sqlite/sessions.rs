@@ -1,6 +1,6 @@
 use sqlx::{QueryBuilder, Row, Sqlite, sqlite::SqliteRow};
 
-use super::{Store, StoreError};
+use crate::store::StoreError;
 use crate::paging::PageRequest;
 use crate::sessions::{Session, SessionFilter, SessionId, SessionStatus};
 
@@ -32,9 +32,9 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
     })
 }
 
-impl Store {
+impl super::SqliteDatabase {
     /// Inserts or replaces every session in one transaction: all or nothing.
-    pub async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
+    pub(super) async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for s in sessions {
             sqlx::query(&format!(
@@ -74,7 +74,7 @@ impl Store {
 
     /// Up to `limit + 1` sessions after the page's key, ordered by id, so the
     /// caller can tell whether another page exists.
-    pub async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
+    pub(super) async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM sessions WHERE 1 = 1"));
         if let Some(org) = &filter.organization_id {
             q.push(" AND organization_id = ").push_bind(org);
@@ -93,7 +93,7 @@ impl Store {
         rows.iter().map(session_from_row).collect()
     }
 
-    pub async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+    pub(super) async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?"))
             .bind(id.as_str())
             .fetch_optional(&self.pool)

@@ -1,0 +1,135 @@
+//! The embedded SQLite backend (WAL): the default, and the demo's database.
+
+mod api_keys;
+mod directory;
+mod sessions;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::RngCore;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+use super::{ApiKeyRow, Database, StoreError};
+use crate::backfill::{Contact, Group};
+use crate::paging::PageRequest;
+use crate::sessions::{Session, SessionFilter, SessionId};
+use crate::time::UnixMillis;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteDatabase {
+    pool: SqlitePool,
+}
+
+fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    if url.contains("://") && !url.starts_with("sqlite:") {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    }
+    let options = if url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(url)?
+    } else {
+        SqliteConnectOptions::new().filename(url)
+    };
+    Ok(options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5)))
+}
+
+impl SqliteDatabase {
+    /// Opens (creating if missing) the database file. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options(url)?)
+            .await?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Database for SqliteDatabase {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn cursor_key(&self) -> Result<[u8; 32], StoreError> {
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        sqlx::query("INSERT OR IGNORE INTO server_secrets (name, value) VALUES ('cursor_key', ?)")
+            .bind(fresh.as_slice())
+            .execute(&self.pool)
+            .await?;
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'cursor_key'")
+            .fetch_one(&self.pool)
+            .await?;
+        stored.try_into().map_err(|_| StoreError::Corrupt("cursor_key is not 32 bytes".into()))
+    }
+
+    async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
+        Self::upsert_sessions(self, sessions).await
+    }
+    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
+        Self::list_sessions(self, filter, page).await
+    }
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Self::get_session(self, id).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+        Self::insert_api_key(self, key).await
+    }
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        Self::list_api_keys(self).await
+    }
+    async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+        Self::find_api_key_by_hash(self, hash).await
+    }
+    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
+        Self::revoke_api_key(self, id, at).await
+    }
+    async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
+        Self::touch_api_key(self, id, at).await
+    }
+
+    async fn stage_contacts(
+        &self,
+        session: &SessionId,
+        generation: &str,
+        contacts: &[Contact],
+    ) -> Result<(), StoreError> {
+        Self::stage_contacts(self, session, generation, contacts).await
+    }
+    async fn stage_groups(&self, session: &SessionId, generation: &str, groups: &[Group]) -> Result<(), StoreError> {
+        Self::stage_groups(self, session, generation, groups).await
+    }
+    async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        Self::publish_generation(self, session, generation).await
+    }
+    async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        Self::discard_generation(self, session, generation).await
+    }
+    async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
+        Self::sweep_unpublished_generations(self).await
+    }
+    async fn list_contacts(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Contact>, StoreError> {
+        Self::list_contacts(self, session, page).await
+    }
+    async fn list_groups(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Group>, StoreError> {
+        Self::list_groups(self, session, page).await
+    }
+}
