@@ -43,7 +43,7 @@ async fn one(contacts: usize, groups: usize, members: usize) -> String {
     let started = Instant::now();
     let req = StartBackfillRequest { session_id: "bench-session".into() };
     client.start_backfill(authed(req, &token)).await.unwrap();
-    let req = WatchBackfillRequest { session_id: "bench-session".into() };
+    let req = WatchBackfillRequest { session_id: "bench-session".into(), ..Default::default() };
     let mut stream = client.watch_backfill(authed(req, &token)).await.unwrap().into_inner();
     let mut last = None;
     while let Some(item) = tokio::time::timeout(Duration::from_secs(600), stream.next()).await.unwrap() {

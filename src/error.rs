@@ -11,7 +11,11 @@ pub enum ErrorCode {
     Unauthenticated,
     PermissionDenied,
     NotFound,
+    /// The resource already exists (a job already running): ALREADY_EXISTS.
     Conflict,
+    /// The request conflicts with the current state (nothing to cancel, a
+    /// cursor outlived its data): ABORTED. Also 409 over REST.
+    Aborted,
     RateLimited,
     Internal,
     NotImplemented,

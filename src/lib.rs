@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod backfill;
 pub mod cli;
+pub mod directory;
 pub mod error;
 pub mod grpc;
 pub mod hosts;
@@ -18,3 +19,4 @@ pub mod sessions;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod tls;

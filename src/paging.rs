@@ -148,11 +148,17 @@ impl CursorCodec {
 
     /// Cuts a `limit + 1` fetch into a page, minting the next cursor from the
     /// last item kept when more rows exist.
-    pub fn page<T>(&self, scope: &str, limit: PageLimit, mut rows: Vec<T>, key_of: impl Fn(&T) -> &str) -> Page<T> {
+    pub fn page<T, K: AsRef<str>>(
+        &self,
+        scope: &str,
+        limit: PageLimit,
+        mut rows: Vec<T>,
+        key_of: impl Fn(&T) -> K,
+    ) -> Page<T> {
         let limit = limit.get() as usize;
         let next_cursor = if rows.len() > limit {
             rows.truncate(limit);
-            rows.last().map(|last| self.encode(scope, key_of(last)))
+            rows.last().map(|last| self.encode(scope, key_of(last).as_ref()))
         } else {
             None
         };

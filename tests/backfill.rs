@@ -6,105 +6,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::env::{Env, env};
 use common::host::{Script, ScriptedHost, contact, group};
 use common::*;
-use tokio_stream::StreamExt;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
-use wa_gateway::proto::admin::admin_service_client::AdminServiceClient;
 use wa_gateway::proto::admin::*;
-
-type Client = AdminServiceClient<Channel>;
-
-struct Env {
-    _jwks: JwksServer,
-    gw: Gateway,
-    client: Client,
-    token: String,
-}
-
-async fn env(hosts: &[(&str, &str)], extra: &[&str]) -> Env {
-    let jwks = JwksServer::start().await;
-    let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-    for (gw, url) in hosts {
-        args.push("--host".into());
-        args.push(format!("{gw}={url}"));
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let gw = Gateway::start(&jwks.url(), &args).await;
-    let sessions = [
-        session_line("sess-1", "org_a", "working", "gw-1"),
-        session_line("sess-2", "org_b", "working", "gw-1"),
-        session_line("sess-off", "org_b", "working", "gw-1"),
-        session_line("sess-nohost", "org_c", "working", "gw-unconfigured"),
-    ]
-    .join("\n");
-    assert!(import(&gw.db, &sessions).status.success());
-    let client = gw.client().await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    Env { _jwks: jwks, gw, client, token }
-}
-
-impl Env {
-    async fn start(&self, session: &str) -> Result<BackfillJob, tonic::Status> {
-        let req = StartBackfillRequest { session_id: session.into() };
-        Ok(self.client.clone().start_backfill(authed(req, &self.token)).await?.into_inner().job.unwrap())
-    }
-
-    async fn get(&self, session: &str) -> Result<BackfillJob, tonic::Status> {
-        let req = GetBackfillRequest { session_id: session.into() };
-        Ok(self.client.clone().get_backfill(authed(req, &self.token)).await?.into_inner().job.unwrap())
-    }
-
-    /// Every state WatchBackfill reports, until the stream ends.
-    async fn watch(&self, session: &str) -> Vec<BackfillJob> {
-        let req = WatchBackfillRequest { session_id: session.into() };
-        let mut stream = self.client.clone().watch_backfill(authed(req, &self.token)).await.unwrap().into_inner();
-        let mut seen = Vec::new();
-        while let Some(item) =
-            tokio::time::timeout(Duration::from_secs(60), stream.next()).await.expect("watch stalled")
-        {
-            seen.push(item.unwrap().job.unwrap());
-        }
-        seen
-    }
-
-    async fn finished(&self, session: &str) -> BackfillJob {
-        let states = self.watch(session).await;
-        let last = states.last().cloned().expect("at least one state");
-        assert!(matches!(last.status(), BackfillStatus::Succeeded | BackfillStatus::Failed), "{last:?}");
-        last
-    }
-
-    async fn contacts(&self, session: &str) -> Vec<Contact> {
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let req = ListSessionContactsRequest { session_id: session.into(), limit: Some(97), cursor };
-            let page = self.client.clone().list_session_contacts(authed(req, &self.token)).await.unwrap().into_inner();
-            out.extend(page.data);
-            match page.next_cursor {
-                Some(c) => cursor = c,
-                None => return out,
-            }
-        }
-    }
-
-    async fn groups(&self, session: &str) -> Vec<Group> {
-        let mut out = Vec::new();
-        let mut cursor = String::new();
-        loop {
-            let req = ListSessionGroupsRequest { session_id: session.into(), limit: Some(7), cursor };
-            let page = self.client.clone().list_session_groups(authed(req, &self.token)).await.unwrap().into_inner();
-            out.extend(page.data);
-            match page.next_cursor {
-                Some(c) => cursor = c,
-                None => return out,
-            }
-        }
-    }
-}
 
 #[tokio::test]
 async fn host_sim_backfill_stores_everything_and_reports_growing_progress() {
@@ -149,10 +56,10 @@ async fn host_sim_backfill_stores_everything_and_reports_growing_progress() {
     let mut jids: Vec<&str> = contacts.iter().map(|c| c.jid.as_str()).collect();
     jids.dedup();
     assert_eq!(jids.len(), 3000);
-    let groups = env.groups("sess-1").await;
+    let groups = env.groups_with_members("sess-1").await;
     assert_eq!(groups.len(), 30);
-    assert!(groups.iter().all(|g| g.participants.len() == 7));
-    assert_eq!(groups[0].name.as_deref(), Some("Group 0"));
+    assert!(groups.iter().all(|(g, members)| g.participant_count == 7 && members.len() == 7));
+    assert_eq!(groups[0].0.name.as_deref(), Some("Group 0"));
 
     // A disconnected session fails with the documented reason.
     env.start("sess-off").await.unwrap();
@@ -259,7 +166,7 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     env.start("sess-1").await.unwrap();
     assert_eq!(env.finished("sess-1").await.status(), BackfillStatus::Succeeded);
     let contacts_before = env.contacts("sess-1").await;
-    let groups_before = env.groups("sess-1").await;
+    let groups_before = env.groups_with_members("sess-1").await;
     assert_eq!((contacts_before.len(), groups_before.len()), (500, 20));
 
     // Fails halfway through contacts, with different data.
@@ -273,7 +180,7 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     assert!(failed.error.as_deref().unwrap().starts_with("session host unavailable"), "{failed:?}");
     assert!(failed.contacts >= 250, "progress before the failure is reported: {}", failed.contacts);
     assert_eq!(env.contacts("sess-1").await, contacts_before, "contacts intact, row by row");
-    assert_eq!(env.groups("sess-1").await, groups_before, "groups intact, row by row");
+    assert_eq!(env.groups_with_members("sess-1").await, groups_before, "groups and members intact, row by row");
 
     // Fails in the groups stream, after all contacts were staged.
     host.set(|s| {
@@ -284,7 +191,7 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     env.start("sess-1").await.unwrap();
     assert_eq!(env.finished("sess-1").await.status(), BackfillStatus::Failed);
     assert_eq!(env.contacts("sess-1").await, contacts_before);
-    assert_eq!(env.groups("sess-1").await, groups_before);
+    assert_eq!(env.groups_with_members("sess-1").await, groups_before);
 
     // A host that sends an invalid row fails the job; nothing changes.
     host.set(|s| {
@@ -293,7 +200,7 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     });
     env.start("sess-1").await.unwrap();
     let invalid = env.finished("sess-1").await;
-    assert_eq!(invalid.error.as_deref(), Some("session host sent invalid data: contact without a jid"));
+    assert_eq!(invalid.error.as_deref(), Some("session host sent invalid data: contacts[5].jid: must not be empty"));
     assert_eq!(env.contacts("sess-1").await, contacts_before);
 
     // A host that stalls past the timeout fails the job.
@@ -319,9 +226,9 @@ async fn a_failed_pull_leaves_the_previous_data_and_a_smaller_pull_replaces_it()
     assert_eq!(contacts.len(), 120);
     assert!(contacts.iter().all(|c| c.push_name.as_deref().unwrap().starts_with("fourth")));
     assert_eq!(contacts[1].jid, "00003@s.whatsapp.net");
-    let groups = env.groups("sess-1").await;
+    let groups = env.groups_with_members("sess-1").await;
     assert_eq!(groups.len(), 4);
-    assert!(groups.iter().all(|g| g.participants.len() == 2 && g.name.as_deref().unwrap().starts_with("fourth")));
+    assert!(groups.iter().all(|(g, m)| m.len() == 2 && g.name.as_deref().unwrap().starts_with("fourth")));
 }
 
 #[tokio::test]

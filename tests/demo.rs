@@ -227,7 +227,27 @@ async fn operator_cli_follows_jobs_and_reports_failures() {
     let out = admin(&["--json", "backfill", "status", "demo-globex-02"]);
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(job["status"], "succeeded");
-    assert_eq!(job["contacts"], 1000);
+    assert_eq!(job["contacts"], 2000);
+
+    // The demo host is paced: following a job shows it grow, line by line.
+    let out = admin(&["--json", "backfill", "start", "demo-acme-03", "--follow"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let states: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let growing = states.iter().filter(|j| j["status"] == "running" && j["contacts"].as_u64().unwrap() > 0).count();
+    assert!(growing >= 5, "progress shown along the way: {states:?}");
+    assert!(states.iter().all(|j| j["id"] == states[0]["id"]), "one job followed");
+
+    // Cancel from the CLI: the job ends failed, saying why.
+    let out = admin(&["backfill", "start", "demo-acme-04"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = admin(&["backfill", "cancel", "demo-acme-04"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("failed") && line.contains("cancelled"), "{line}");
+    let out = admin(&["backfill", "cancel", "demo-acme-04"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no backfill is queued or running"));
 
     let out = admin(&["--json", "sessions", "list", "--all", "--limit", "5"]);
     assert!(out.status.success());

@@ -188,9 +188,38 @@ async fn documented_shapes_and_paging() {
     let (s, groups) = r.get("/api/v1/admin/sessions/s1/groups").await;
     assert_eq!(s, 200);
     assert_eq!(groups["data"].as_array().unwrap().len(), 4);
-    assert_eq!(groups["data"][0]["participants"].as_array().unwrap().len(), 3);
+    assert_eq!(groups["data"][0]["participantCount"], json!(3));
     assert_eq!(groups["data"][0]["createdAt"], json!(1_700_000_000_000i64));
-    assert!(groups["data"][0]["participants"][0]["isAdmin"].as_bool().unwrap());
+    assert!(groups["data"][0].get("participants").is_none(), "members are paged separately");
+    assert_eq!(groups["data"][0].as_object().unwrap().len(), 9);
+    // Members of one group, with the jid's @ literal or percent-encoded.
+    for group in ["g0000@g.us", "g0000%40g.us"] {
+        let (s, members) = r.get(&format!("/api/v1/admin/sessions/s1/groups/{group}/participants?limit=2")).await;
+        assert_eq!(s, 200, "{members}");
+        assert_eq!(members["data"].as_array().unwrap().len(), 2);
+        assert!(members["data"][0]["isAdmin"].as_bool().unwrap());
+        assert_eq!(members["data"][0].as_object().unwrap().len(), 6);
+        let next = members["nextCursor"].as_str().unwrap();
+        let (_, last) = r.get(&format!("/api/v1/admin/sessions/s1/groups/{group}/participants?cursor={next}")).await;
+        assert_eq!(last["data"].as_array().unwrap().len(), 1);
+        assert_eq!(last["nextCursor"], Value::Null);
+    }
+    let (s, body) = r.get("/api/v1/admin/sessions/s1/groups/g9999@g.us/participants").await;
+    assert_eq!(s, 404);
+    assert_eq!(body["error"]["details"]["reason"], "GROUP_NOT_FOUND");
+    let (s, body) = r.get("/api/v1/admin/sessions/s1/groups/not-a-group/participants").await;
+    assert_eq!(s, 400);
+    assert_eq!(body["error"]["details"]["field"], "group_jid");
+
+    // Cancel: nothing running is 409 in the envelope; unknown session 404.
+    let (s, _, body) = r.post("/api/v1/admin/sessions/s1/backfill:cancel").await;
+    assert_eq!(s, 409, "{body}");
+    assert_envelope(&body, "conflict");
+    assert_eq!(body["error"]["details"]["reason"], "BACKFILL_NOT_RUNNING");
+    let (s, _, body) = r.post("/api/v1/admin/sessions/nope/backfill:cancel").await;
+    assert_eq!(s, 404, "{body}");
+    let (s, _, body) = r.send(Method::GET, "/api/v1/admin/sessions/s1/backfill:cancel", Some(&r.admin)).await;
+    assert_eq!(s, 405, "{body}");
 }
 
 #[tokio::test]

@@ -158,6 +158,20 @@ pub struct Participant {
     pub display_name: Option<String>,
 }
 
+impl From<pb::Participant> for Participant {
+    fn from(p: pb::Participant) -> Self {
+        Self {
+            jid: p.jid,
+            lid: p.lid,
+            phone_number: p.phone_number,
+            is_admin: p.is_admin,
+            is_super_admin: p.is_super_admin,
+            display_name: p.display_name,
+        }
+    }
+}
+
+/// A stored group; its members are paged at `…/groups/{groupJid}/participants`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
@@ -169,7 +183,7 @@ pub struct Group {
     pub is_announce: bool,
     pub is_locked: bool,
     pub addressing_mode: Option<String>,
-    pub participants: Vec<Participant>,
+    pub participant_count: i64,
 }
 
 impl From<pb::Group> for Group {
@@ -183,18 +197,7 @@ impl From<pb::Group> for Group {
             is_announce: g.is_announce,
             is_locked: g.is_locked,
             addressing_mode: g.addressing_mode,
-            participants: g
-                .participants
-                .into_iter()
-                .map(|p| Participant {
-                    jid: p.jid,
-                    lid: p.lid,
-                    phone_number: p.phone_number,
-                    is_admin: p.is_admin,
-                    is_super_admin: p.is_super_admin,
-                    display_name: p.display_name,
-                })
-                .collect(),
+            participant_count: g.participant_count,
         }
     }
 }

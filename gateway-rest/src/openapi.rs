@@ -32,11 +32,24 @@ fn page_params() -> Vec<Value> {
     ]
 }
 
+fn participant_params() -> Vec<Value> {
+    let mut params = vec![
+        session_param(),
+        json!({"name": "groupJid", "in": "path", "required": true, "description": "The group's jid, e.g. 120363025246125486@g.us.",
+               "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,123}@g\\.us$"}}),
+    ];
+    params.extend(page_params());
+    params
+}
+
 fn session_param() -> Value {
     json!({"name": "session", "in": "path", "required": true,
            "description": "The opaque session id (1-128 of A-Z a-z 0-9 . _ : -). Percent-encode a ':' inside the id.",
            "schema": {"type": "string", "pattern": ID_PATTERN}})
 }
+
+/// How the stored-data listings treat a cursor that outlived its backfill.
+const STALE_CURSOR: &str = "A walk never mixes two backfills: a cursor issued before a newer backfill was published is answered 409 with reason CURSOR_STALE; start the walk again without a cursor.";
 
 /// What the server accepts as a session, organization or gateway id.
 const ID_PATTERN: &str = "^[A-Za-z0-9._:-]{1,128}$";
@@ -87,10 +100,11 @@ fn schemas() -> Value {
                 "isAdmin": {"type": "boolean"}, "isSuperAdmin": {"type": "boolean"}, "displayName": nullable("string")}
         },
         "Group": {
-            "type": "object", "required": ["jid","name","topic","ownerJid","createdAt","isAnnounce","isLocked","addressingMode","participants"], "additionalProperties": false,
+            "type": "object", "required": ["jid","name","topic","ownerJid","createdAt","isAnnounce","isLocked","addressingMode","participantCount"], "additionalProperties": false,
+            "description": "A stored group. Its members are paged at /api/v1/admin/sessions/{session}/groups/{groupJid}/participants.",
             "properties": {"jid": {"type": "string"}, "name": nullable("string"), "topic": nullable("string"), "ownerJid": nullable("string"),
                 "createdAt": nullable("integer"), "isAnnounce": {"type": "boolean"}, "isLocked": {"type": "boolean"},
-                "addressingMode": nullable("string"), "participants": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}}}
+                "addressingMode": nullable("string"), "participantCount": {"type": "integer", "minimum": 0}}
         },
         "SessionPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Session"}}, "nextCursor": nullable("string")}},
@@ -98,6 +112,8 @@ fn schemas() -> Value {
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Contact"}}, "nextCursor": nullable("string")}},
         "GroupPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}}, "nextCursor": nullable("string")}},
+        "ParticipantPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
+            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}}, "nextCursor": nullable("string")}},
         "Error": {
             "type": "object", "required": ["error"], "additionalProperties": false,
             "properties": {"error": {"type": "object", "required": ["code","message","details"], "additionalProperties": false,
@@ -160,9 +176,17 @@ pub fn document() -> Value {
                 "parameters": [session_param()],
                 "responses": with(json!({"200": ok("The queued/running job, else the latest finished one.", "BackfillJob")}), errors(&["404"]))
             }},
+            "/api/v1/admin/sessions/{session}/backfill:cancel": {"post": {
+                "operationId": "cancelBackfill", "summary": "Cancel the session's queued or running backfill (super_admin)",
+                "description": "The job ends failed with an error saying it was cancelled; stored data stays as it was. Answers once the job has stopped (at most 15 s, else 504 with reason CANCEL_PENDING). 409 with reason BACKFILL_NOT_RUNNING when nothing is queued or running.",
+                "parameters": [session_param()],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}},
+                "responses": with(json!({"200": ok("The job, stopped.", "BackfillJob")}), errors(&["404", "409", "413"]))
+            }},
             "/api/v1/admin/sessions/{session}/backfill:watch": {"get": {
                 "operationId": "watchBackfill", "summary": "Follow a backfill job until it finishes (super_admin)",
-                "parameters": [session_param()],
+                "parameters": [session_param(),
+                    json!({"name": "jobId", "in": "query", "required": false, "description": "Follow this job; 404 (reason BACKFILL_JOB_NOT_CURRENT) when it is no longer the session's current job. Empty or absent follows the current job.", "schema": {"type": "string", "pattern": FILTER_PATTERN}})],
                 "responses": with(json!({"200": {
                     "description": "Newline-delimited JSON: the job's current state, then each change, ending after the terminal state.",
                     "content": {"application/x-ndjson": {"schema": {"type": "string"}}}
@@ -170,13 +194,21 @@ pub fn document() -> Value {
             }},
             "/api/v1/admin/sessions/{session}/contacts": {"get": {
                 "operationId": "listSessionContacts", "summary": "Contacts stored by the session's last successful backfill (super_admin)",
+                "description": STALE_CURSOR,
                 "parameters": session_page_params(),
-                "responses": with(json!({"200": ok("One page of contacts, by jid.", "ContactPage")}), errors(&["404"]))
+                "responses": with(json!({"200": ok("One page of contacts, by jid.", "ContactPage")}), errors(&["404", "409"]))
             }},
             "/api/v1/admin/sessions/{session}/groups": {"get": {
-                "operationId": "listSessionGroups", "summary": "Groups with participants stored by the session's last successful backfill (super_admin)",
+                "operationId": "listSessionGroups", "summary": "Groups stored by the session's last successful backfill, with member counts (super_admin)",
+                "description": STALE_CURSOR,
                 "parameters": session_page_params(),
-                "responses": with(json!({"200": ok("One page of groups, by jid.", "GroupPage")}), errors(&["404"]))
+                "responses": with(json!({"200": ok("One page of groups, by jid.", "GroupPage")}), errors(&["404", "409"]))
+            }},
+            "/api/v1/admin/sessions/{session}/groups/{groupJid}/participants": {"get": {
+                "operationId": "listSessionGroupParticipants", "summary": "Members of one stored group (super_admin)",
+                "description": STALE_CURSOR,
+                "parameters": participant_params(),
+                "responses": with(json!({"200": ok("One page of members, by jid.", "ParticipantPage")}), errors(&["404", "409"]))
             }}
         },
         "components": {
@@ -189,7 +221,7 @@ pub fn document() -> Value {
                 "Error403": error_component("forbidden: not a platform super_admin (api-keys and org roles included)."),
                 "Error404": error_component("not_found: no such session, job or path."),
                 "Error405": error_component("method_not_allowed."),
-                "Error409": error_component("conflict: a backfill is already queued or running for this session."),
+                "Error409": error_component("conflict: a backfill is already queued or running (BACKFILL_RUNNING), none is running to cancel (BACKFILL_NOT_RUNNING), or a cursor outlived its backfill (CURSOR_STALE)."),
                 "Error413": error_component("payload_too_large."),
                 "Error500": error_component("internal."),
                 "Error501": error_component("not_implemented: no session host is configured for the session's gateway."),

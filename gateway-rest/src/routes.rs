@@ -118,8 +118,8 @@ async fn list_sessions(
 }
 
 /// Decodes `%XX` escapes; anything else passes through.
-fn percent_decode(raw: &str) -> Result<String, ApiError> {
-    let bad = || ApiError::invalid_argument("session", "session id is not valid percent-encoded UTF-8");
+fn percent_decode(raw: &str, field: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::invalid_argument(field, format!("{field} is not valid percent-encoded UTF-8"));
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -141,46 +141,63 @@ enum Resource<'a> {
     StartBackfill,
     GetBackfill,
     WatchBackfill,
+    CancelBackfill,
     Contacts,
     Groups,
-    Unknown(&'a str),
+    Participants { raw_group: &'a str },
 }
 
-fn allowed(resource: &Resource<'_>) -> &'static str {
-    match resource {
-        Resource::StartBackfill => "POST",
-        _ => "GET",
+impl Resource<'_> {
+    fn method(&self) -> &'static str {
+        match self {
+            Self::StartBackfill | Self::CancelBackfill => "POST",
+            _ => "GET",
+        }
     }
+}
+
+/// `{session}:verb` or `{session}/sub[/…]`, from the raw path after
+/// `/sessions/`. A literal `:` in the first segment is a custom method.
+fn parse(tail: &str) -> Result<(&str, Resource<'_>), ApiError> {
+    let segments: Vec<&str> = tail.split('/').collect();
+    let unknown_verb = |verb: &str| ApiError::not_found(format!("unknown custom method :{verb}"));
+    let no_path = || ApiError::not_found("no such path");
+    if let Some((id, verb)) = segments[0].split_once(':') {
+        return match (verb, segments.len()) {
+            ("backfill", 1) => Ok((id, Resource::StartBackfill)),
+            (verb, 1) => Err(unknown_verb(verb)),
+            _ => Err(no_path()),
+        };
+    }
+    let id = segments[0];
+    let resource = match segments[1..] {
+        ["backfill"] => Resource::GetBackfill,
+        ["backfill:watch"] => Resource::WatchBackfill,
+        ["backfill:cancel"] => Resource::CancelBackfill,
+        ["contacts"] => Resource::Contacts,
+        ["groups"] => Resource::Groups,
+        ["groups", group, "participants"] if !group.is_empty() => Resource::Participants { raw_group: group },
+        [sub] => match sub.split_once(':') {
+            Some((_, verb)) => return Err(unknown_verb(verb)),
+            None => return Err(no_path()),
+        },
+        _ => return Err(no_path()),
+    };
+    Ok((id, resource))
 }
 
 async fn session_resource(State(state): State<RestState>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     let tail = path.strip_prefix(SESSIONS).and_then(|t| t.strip_prefix('/')).unwrap_or("");
-    let mut parts = tail.split('/');
-    let (segment, sub) = (parts.next().unwrap_or(""), parts.next());
-    if parts.next().is_some() {
-        return ApiError::not_found("no such path").into_response();
-    }
-    let (raw_id, resource) = match (segment.split_once(':'), sub) {
-        (Some((id, "backfill")), None) => (id, Resource::StartBackfill),
-        (Some((_, verb)), None) => (segment, Resource::Unknown(verb)),
-        (None, None) | (Some(_), Some(_)) => (segment, Resource::Unknown("")),
-        (None, Some("backfill")) => (segment, Resource::GetBackfill),
-        (None, Some("backfill:watch")) => (segment, Resource::WatchBackfill),
-        (None, Some("contacts")) => (segment, Resource::Contacts),
-        (None, Some("groups")) => (segment, Resource::Groups),
-        (None, Some(_)) => (segment, Resource::Unknown("")),
+    let (raw_id, resource) = match parse(tail) {
+        Ok(parsed) => parsed,
+        Err(e) => return e.into_response(),
     };
-    if let Resource::Unknown(verb) = resource {
-        let message =
-            if verb.is_empty() { "no such path".to_owned() } else { format!("unknown custom method :{verb}") };
-        return ApiError::not_found(message).into_response();
-    }
-    let expected = allowed(&resource);
+    let expected = resource.method();
     if request.method().as_str() != expected && !(expected == "GET" && request.method() == Method::HEAD) {
         return ApiError::method_not_allowed(expected).into_response();
     }
-    let session_id = match percent_decode(raw_id) {
+    let session_id = match percent_decode(raw_id, "session") {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
@@ -189,48 +206,62 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         Err(e) => return ApiError::invalid_argument("query", e.body_text()).into_response(),
     };
     let (parts, body) = request.into_parts();
-    let headers = parts.headers;
+    let (state, headers) = (&state, &parts.headers);
     let result = match resource {
-        Resource::StartBackfill => start_backfill(&state, &headers, body, raw_id, session_id).await,
+        Resource::StartBackfill => start_backfill(state, headers, body, raw_id, session_id).await,
+        Resource::CancelBackfill => cancel_backfill(state, headers, body, session_id).await,
         Resource::GetBackfill => {
             let message = pb::GetBackfillRequest { session_id };
-            state
-                .call(state.client.clone().get_backfill(rpc_request(&headers, message)))
-                .await
-                .map(|r| Json(r.job.map(dto::BackfillJob::from)).into_response())
+            let mut client = state.client.clone();
+            let job = state.call(client.get_backfill(rpc_request(headers, message))).await;
+            job.map(|r| Json(r.job.map(dto::BackfillJob::from)).into_response())
         }
-        Resource::WatchBackfill => watch_backfill(&state, &headers, session_id).await,
-        Resource::Contacts => match limit(&query) {
+        Resource::WatchBackfill => watch_backfill(state, headers, session_id, text(&query, "jobId")).await,
+        Resource::Contacts => {
+            list_stored(&query, move |limit, cursor| async move {
+                let message = pb::ListSessionContactsRequest { session_id, limit, cursor };
+                let page =
+                    state.call(state.client.clone().list_session_contacts(rpc_request(headers, message))).await?;
+                Ok(page_of::<dto::Contact, _>(page.data, page.next_cursor))
+            })
+            .await
+        }
+        Resource::Groups => {
+            list_stored(&query, move |limit, cursor| async move {
+                let message = pb::ListSessionGroupsRequest { session_id, limit, cursor };
+                let page = state.call(state.client.clone().list_session_groups(rpc_request(headers, message))).await?;
+                Ok(page_of::<dto::Group, _>(page.data, page.next_cursor))
+            })
+            .await
+        }
+        Resource::Participants { raw_group } => match percent_decode(raw_group, "groupJid") {
             Err(e) => Err(e),
-            Ok(limit) => {
-                let message = pb::ListSessionContactsRequest { session_id, limit, cursor: text(&query, "cursor") };
-                state.call(state.client.clone().list_session_contacts(rpc_request(&headers, message))).await.map(
-                    |page| {
-                        Json(PageOf::<dto::Contact> {
-                            data: page.data.into_iter().map(Into::into).collect(),
-                            next_cursor: page.next_cursor,
-                        })
-                        .into_response()
-                    },
-                )
-            }
-        },
-        Resource::Groups => match limit(&query) {
-            Err(e) => Err(e),
-            Ok(limit) => {
-                let message = pb::ListSessionGroupsRequest { session_id, limit, cursor: text(&query, "cursor") };
-                state.call(state.client.clone().list_session_groups(rpc_request(&headers, message))).await.map(|page| {
-                    Json(PageOf::<dto::Group> {
-                        data: page.data.into_iter().map(Into::into).collect(),
-                        next_cursor: page.next_cursor,
-                    })
-                    .into_response()
+            Ok(group_jid) => {
+                list_stored(&query, move |limit, cursor| async move {
+                    let message = pb::ListSessionGroupParticipantsRequest { session_id, group_jid, limit, cursor };
+                    let mut client = state.client.clone();
+                    let page =
+                        state.call(client.list_session_group_participants(rpc_request(headers, message))).await?;
+                    Ok(page_of::<dto::Participant, _>(page.data, page.next_cursor))
                 })
+                .await
             }
         },
-        Resource::Unknown(_) => Err(ApiError::not_found("no such path")),
     };
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn page_of<D: From<P> + serde::Serialize, P>(data: Vec<P>, next_cursor: Option<String>) -> Response {
+    Json(PageOf::<D> { data: data.into_iter().map(Into::into).collect(), next_cursor }).into_response()
+}
+
+/// A stored-data listing: `limit` and `cursor` from the query, then the RPC.
+async fn list_stored<F, Fut>(query: &HashMap<String, String>, rpc: F) -> Result<Response, ApiError>
+where
+    F: FnOnce(Option<i32>, String) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, ApiError>>,
+{
+    rpc(limit(query)?, text(query, "cursor")).await
 }
 
 /// Reads at most [`MAX_BODY_BYTES`]. A larger body is still drained up to
@@ -295,10 +326,27 @@ async fn start_backfill(
     Ok(response)
 }
 
+async fn cancel_backfill(
+    state: &RestState,
+    headers: &HeaderMap,
+    body: Body,
+    session_id: String,
+) -> Result<Response, ApiError> {
+    check_empty_body(&read_body(body).await?)?;
+    let message = pb::CancelBackfillRequest { session_id };
+    let cancelled = state.call(state.client.clone().cancel_backfill(rpc_request(headers, message))).await?;
+    Ok(Json(cancelled.job.map(dto::BackfillJob::from)).into_response())
+}
+
 /// Newline-delimited JSON: one BackfillJob per line, the current state
-/// first, ending after the terminal state.
-async fn watch_backfill(state: &RestState, headers: &HeaderMap, session_id: String) -> Result<Response, ApiError> {
-    let message = pb::WatchBackfillRequest { session_id };
+/// first, ending after the terminal state. `jobId` pins the job to follow.
+async fn watch_backfill(
+    state: &RestState,
+    headers: &HeaderMap,
+    session_id: String,
+    job_id: String,
+) -> Result<Response, ApiError> {
+    let message = pb::WatchBackfillRequest { session_id, job_id };
     let stream = state.call(state.client.clone().watch_backfill(rpc_request(headers, message))).await?;
     let lines = stream.map(|item| {
         let value = match item {

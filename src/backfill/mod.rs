@@ -3,30 +3,35 @@
 //!
 //! Jobs live in memory (a restart forgets them, as documented). At most one
 //! job per session is queued or running; at most `concurrency` run at once,
-//! the rest wait as `queued`.
+//! the rest wait as `queued`. A job ends by itself, by its deadline, by an
+//! operator's cancel, or by shutdown; only success changes stored data.
 
-mod data;
+mod dedupe;
 mod job;
+mod listing;
 mod registry;
 mod runner;
 
-pub use data::{Contact, Group, MAX_JID_LEN, MAX_PARTICIPANTS, MAX_TEXT_LEN, Participant, check_jid, optional_text};
 pub use job::{Job, JobStatus};
+pub use listing::PageArgs;
+pub use runner::RetryPolicy;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, watch};
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::SuperAdmin;
 use crate::error::{ErrorCode, ServiceError};
 use crate::hosts::HostRegistry;
-use crate::paging::{CursorCodec, Page, PageRequest, PagingError};
+use crate::paging::PagingError;
 use crate::sessions::SessionId;
 use crate::store::{Store, StoreError};
 use crate::time::now_millis;
+
+/// How long a cancel waits for its job to stop before answering.
+const CANCEL_WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackfillError {
@@ -34,12 +39,22 @@ pub enum BackfillError {
     SessionNotFound { session: String },
     #[error("no backfill job on record for this session since the gateway started")]
     NoJob { session: String },
+    #[error("job {job} is no longer this session's current backfill job")]
+    JobNotCurrent { session: String, job: String },
     #[error("session has no gateway, so no session host can backfill it")]
     NoGateway { session: String },
     #[error("backfill is not available: no session host is configured for gateway {gateway}")]
     NoHost { session: String, gateway: String },
     #[error("a backfill is already {status} for this session; poll it until it finishes")]
     AlreadyRunning { session: String, job: String, status: &'static str },
+    #[error("no backfill is queued or running for this session")]
+    NotRunning { session: String },
+    #[error("cancellation was requested, but the job has not stopped yet; poll it until it finishes")]
+    CancelPending { session: String, job: String },
+    #[error("a newer backfill replaced the data this cursor was walking; start again without a cursor")]
+    StaleCursor,
+    #[error("group not found in the session's stored data")]
+    GroupNotFound { session: String, group: String },
     #[error("the gateway is shutting down")]
     ShuttingDown,
     #[error(transparent)]
@@ -51,9 +66,12 @@ pub enum BackfillError {
 impl ServiceError for BackfillError {
     fn error_code(&self) -> ErrorCode {
         match self {
-            Self::SessionNotFound { .. } | Self::NoJob { .. } => ErrorCode::NotFound,
+            Self::SessionNotFound { .. } | Self::NoJob { .. } | Self::JobNotCurrent { .. } => ErrorCode::NotFound,
+            Self::GroupNotFound { .. } => ErrorCode::NotFound,
             Self::NoGateway { .. } | Self::NoHost { .. } => ErrorCode::NotImplemented,
             Self::AlreadyRunning { .. } => ErrorCode::Conflict,
+            Self::NotRunning { .. } | Self::StaleCursor => ErrorCode::Aborted,
+            Self::CancelPending { .. } => ErrorCode::DeadlineExceeded,
             Self::ShuttingDown => ErrorCode::Unavailable,
             Self::Paging(e) => e.error_code(),
             Self::Store(e) => e.error_code(),
@@ -64,9 +82,14 @@ impl ServiceError for BackfillError {
         match self {
             Self::SessionNotFound { .. } => "SESSION_NOT_FOUND",
             Self::NoJob { .. } => "BACKFILL_NOT_FOUND",
+            Self::JobNotCurrent { .. } => "BACKFILL_JOB_NOT_CURRENT",
             Self::NoGateway { .. } => "SESSION_HAS_NO_GATEWAY",
             Self::NoHost { .. } => "NO_SESSION_HOST",
             Self::AlreadyRunning { .. } => "BACKFILL_RUNNING",
+            Self::NotRunning { .. } => "BACKFILL_NOT_RUNNING",
+            Self::CancelPending { .. } => "CANCEL_PENDING",
+            Self::StaleCursor => "CURSOR_STALE",
+            Self::GroupNotFound { .. } => "GROUP_NOT_FOUND",
             Self::ShuttingDown => "SHUTTING_DOWN",
             Self::Paging(e) => e.reason(),
             Self::Store(e) => e.reason(),
@@ -75,15 +98,26 @@ impl ServiceError for BackfillError {
 
     fn details(&self) -> Vec<(&'static str, String)> {
         match self {
-            Self::SessionNotFound { session } | Self::NoJob { session } | Self::NoGateway { session } => {
-                vec![("sessionId", session.clone())]
-            }
+            Self::SessionNotFound { session }
+            | Self::NoJob { session }
+            | Self::NoGateway { session }
+            | Self::NotRunning { session } => vec![("sessionId", session.clone())],
             Self::NoHost { session, gateway } => vec![("sessionId", session.clone()), ("gatewayId", gateway.clone())],
-            Self::AlreadyRunning { session, job, .. } => {
-                vec![("sessionId", session.clone()), ("jobId", job.clone())]
-            }
+            Self::AlreadyRunning { session, job, .. }
+            | Self::JobNotCurrent { session, job }
+            | Self::CancelPending { session, job } => vec![("sessionId", session.clone()), ("jobId", job.clone())],
+            Self::GroupNotFound { session, group } => vec![("sessionId", session.clone()), ("groupJid", group.clone())],
+            Self::StaleCursor => vec![("field", "cursor".into())],
             Self::Paging(e) => e.details(),
-            _ => Vec::new(),
+            Self::Store(e) => e.details(),
+            Self::ShuttingDown => Vec::new(),
+        }
+    }
+
+    fn public_message(&self) -> String {
+        match self {
+            Self::Store(e) => e.public_message(),
+            _ => self.to_string(),
         }
     }
 }
@@ -94,6 +128,9 @@ pub struct BackfillConfig {
     pub concurrency: usize,
     /// A host stream that sends nothing for this long fails the job.
     pub stall_timeout: Duration,
+    /// A job still running this long after it started running fails.
+    pub deadline: Duration,
+    pub retry: RetryPolicy,
 }
 
 /// The backfill service; cheap to clone.
@@ -108,7 +145,7 @@ struct Inner {
     registry: registry::Registry,
     permits: Arc<Semaphore>,
     config: BackfillConfig,
-    shutdown: CancellationToken,
+    shutdown: tokio_util::sync::CancellationToken,
     tasks: TaskTracker,
 }
 
@@ -121,18 +158,19 @@ impl Backfills {
                 registry: registry::Registry::default(),
                 permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
                 config,
-                shutdown: CancellationToken::new(),
+                shutdown: tokio_util::sync::CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
         }
     }
 
+    fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
     /// Creates a job and starts it in the background; returns it queued.
     pub async fn start(&self, _admin: &SuperAdmin, session_id: &SessionId) -> Result<Job, BackfillError> {
         let inner = &self.inner;
-        if inner.shutdown.is_cancelled() {
-            return Err(BackfillError::ShuttingDown);
-        }
         let session = inner
             .store
             .get_session(session_id)
@@ -157,21 +195,26 @@ impl Backfills {
             group_members: 0,
             error: None,
         };
-        let progress =
-            inner.registry.try_begin(session_id, job.clone()).map_err(|running| BackfillError::AlreadyRunning {
+        let begun = inner.registry.try_begin(session_id, job.clone()).map_err(|refused| match refused {
+            registry::Refused::Active(running) => BackfillError::AlreadyRunning {
                 session: session_id.to_string(),
                 job: running.id,
                 status: running.status.as_str(),
-            })?;
+            },
+            registry::Refused::Closed => BackfillError::ShuttingDown,
+        })?;
         let run = runner::Run {
             store: inner.store.clone(),
             host,
             session: session_id.clone(),
             generation: job.id.clone(),
-            progress,
+            progress: begun.progress,
+            stop: begun.stop,
             permits: inner.permits.clone(),
             shutdown: inner.shutdown.clone(),
             stall_timeout: inner.config.stall_timeout,
+            deadline: inner.config.deadline,
+            retry: inner.config.retry,
         };
         inner.tasks.spawn(run.execute());
         metrics::counter!("wa_gateway_backfill_jobs_total", "status" => "queued").increment(1);
@@ -187,91 +230,54 @@ impl Backfills {
         }
     }
 
-    /// A receiver of every change of the session's current job.
-    pub async fn watch(&self, _admin: &SuperAdmin, session: &SessionId) -> Result<watch::Receiver<Job>, BackfillError> {
-        match self.inner.registry.subscribe(session) {
-            Some(rx) => Ok(rx),
-            None => Err(self.missing(session).await),
+    /// A receiver of every change of the session's current job, or of job
+    /// `job_id` when given (which must still be the current one).
+    pub async fn watch(
+        &self,
+        _admin: &SuperAdmin,
+        session: &SessionId,
+        job_id: Option<&str>,
+    ) -> Result<watch::Receiver<Job>, BackfillError> {
+        let Some(rx) = self.inner.registry.subscribe(session) else {
+            return Err(self.missing(session).await);
+        };
+        match job_id {
+            Some(wanted) if rx.borrow().id != wanted => {
+                Err(BackfillError::JobNotCurrent { session: session.to_string(), job: wanted.to_owned() })
+            }
+            _ => Ok(rx),
+        }
+    }
+
+    /// Stops the session's queued or running job and returns it once it has
+    /// stopped; the stored data stays as it was.
+    pub async fn cancel(&self, admin: &SuperAdmin, session: &SessionId) -> Result<Job, BackfillError> {
+        let Some(mut rx) = self.inner.registry.request_stop(session) else {
+            return Err(match self.store().get_session(session).await? {
+                Some(_) => BackfillError::NotRunning { session: session.to_string() },
+                None => BackfillError::SessionNotFound { session: session.to_string() },
+            });
+        };
+        tracing::info!(session = %session, job = %rx.borrow().id, by = admin.subject(), "backfill cancel requested");
+        let stopped = tokio::time::timeout(CANCEL_WAIT, rx.wait_for(|job| !job.status.is_active())).await;
+        match stopped.map(|waited| waited.map(|job| job.clone())) {
+            Ok(Ok(job)) => Ok(job),
+            _ => Err(BackfillError::CancelPending { session: session.to_string(), job: rx.borrow().id.clone() }),
         }
     }
 
     async fn missing(&self, session: &SessionId) -> BackfillError {
-        match self.inner.store.get_session(session).await {
+        match self.store().get_session(session).await {
             Ok(Some(_)) => BackfillError::NoJob { session: session.to_string() },
             Ok(None) => BackfillError::SessionNotFound { session: session.to_string() },
             Err(e) => e.into(),
         }
     }
 
-    /// One page of a session's stored data: validates paging, requires the
-    /// session, fetches `limit + 1` rows after the cursor's key.
-    async fn stored_page<T, Fut>(
-        &self,
-        codec: &CursorCodec,
-        kind: &str,
-        session: &SessionId,
-        (limit, cursor): (Option<i64>, Option<&str>),
-        key_of: fn(&T) -> &str,
-        fetch: impl FnOnce(PageRequest) -> Fut,
-    ) -> Result<Page<T>, BackfillError>
-    where
-        Fut: std::future::Future<Output = Result<Vec<T>, StoreError>>,
-    {
-        let scope = format!("{kind}|{session}");
-        let page = codec.page_request(&scope, limit, cursor)?;
-        if self.inner.store.get_session(session).await?.is_none() {
-            return Err(BackfillError::SessionNotFound { session: session.to_string() });
-        }
-        let limit = page.limit;
-        let rows = fetch(page).await?;
-        Ok(codec.page(&scope, limit, rows, key_of))
-    }
-
-    /// Contacts stored by the session's last successful backfill, by jid.
-    pub async fn contacts(
-        &self,
-        _admin: &SuperAdmin,
-        codec: &CursorCodec,
-        session: &SessionId,
-        limit: Option<i64>,
-        cursor: Option<&str>,
-    ) -> Result<Page<Contact>, BackfillError> {
-        let store = &self.inner.store;
-        self.stored_page(
-            codec,
-            "contacts",
-            session,
-            (limit, cursor),
-            |c: &Contact| c.jid.as_str(),
-            |page| async move { store.list_contacts(session, &page).await },
-        )
-        .await
-    }
-
-    /// Groups (with participants) stored by the session's last successful backfill.
-    pub async fn groups(
-        &self,
-        _admin: &SuperAdmin,
-        codec: &CursorCodec,
-        session: &SessionId,
-        limit: Option<i64>,
-        cursor: Option<&str>,
-    ) -> Result<Page<Group>, BackfillError> {
-        let store = &self.inner.store;
-        self.stored_page(
-            codec,
-            "groups",
-            session,
-            (limit, cursor),
-            |g: &Group| g.jid.as_str(),
-            |page| async move { store.list_groups(session, &page).await },
-        )
-        .await
-    }
-
-    /// Stops running jobs (their staged rows are discarded, published data is
-    /// untouched) and waits for them, at most `grace`.
+    /// Refuses new jobs, stops running ones (their staged rows are discarded,
+    /// published data is untouched) and waits for them, at most `grace`.
     pub async fn shutdown(&self, grace: Duration) {
+        self.inner.registry.close();
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {

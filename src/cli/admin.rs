@@ -68,6 +68,8 @@ pub enum BackfillCommand {
     },
     /// The current or latest job of a session.
     Status { session: String },
+    /// Stop the session's queued or running job; stored data stays as it was.
+    Cancel { session: String },
 }
 
 fn status_name(raw: i32) -> &'static str {
@@ -203,6 +205,17 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 }
             }
         }
+        AdminCommand::Backfill(BackfillCommand::Cancel { session }) => {
+            let request = pb::CancelBackfillRequest { session_id: session };
+            let job = client.inner.cancel_backfill(client.request(request)).await.map_err(rpc_error)?.into_inner().job;
+            let job = job.ok_or_else(|| anyhow::anyhow!("the server answered without a job"))?;
+            if args.json {
+                println!("{}", job_json(&job))
+            } else {
+                println!("{}", job_line(&job))
+            }
+            Ok(())
+        }
         AdminCommand::Backfill(BackfillCommand::Status { session }) => {
             let request = pb::GetBackfillRequest { session_id: session };
             let job = client.inner.get_backfill(client.request(request)).await.map_err(rpc_error)?.into_inner().job;
@@ -226,7 +239,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                 }
                 return Ok(());
             }
-            let last = follow_job(&mut client, &session, args.json).await?;
+            let last = follow_job(&mut client, &session, &job.id, args.json).await?;
             match last.status() {
                 pb::BackfillStatus::Succeeded => Ok(()),
                 _ => Err(anyhow::anyhow!(
@@ -239,9 +252,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Streams the job until it finishes, drawing progress (or JSON lines).
-async fn follow_job(client: &mut Client, session: &str, json: bool) -> anyhow::Result<pb::BackfillJob> {
-    let request = pb::WatchBackfillRequest { session_id: session.to_owned() };
+/// Streams job `job_id` until it finishes, drawing progress (or JSON lines).
+async fn follow_job(client: &mut Client, session: &str, job_id: &str, json: bool) -> anyhow::Result<pb::BackfillJob> {
+    let request = pb::WatchBackfillRequest { session_id: session.to_owned(), job_id: job_id.to_owned() };
     let mut stream = client.inner.watch_backfill(client.request(request)).await.map_err(rpc_error)?.into_inner();
     let bar = if json { ProgressBar::hidden() } else { ProgressBar::new_spinner() };
     bar.set_style(

@@ -80,14 +80,17 @@ fn seeded_sessions() -> Result<Vec<Session>, crate::sessions::IdError> {
 }
 
 async fn start_sim() -> anyhow::Result<SocketAddr> {
+    // Paced so that `backfill start --follow` shows progress for a few
+    // seconds: 2,000 contacts and 60 groups in batches of 50, 80 ms apart.
     let config = SimConfig {
-        contacts: 1_000,
-        groups: 40,
+        contacts: 2_000,
+        groups: 60,
         members_per_group: 12,
         batch_size: 50,
-        delay: Duration::from_millis(40),
+        delay: Duration::from_millis(80),
         fail_after: None,
         disconnected: [DISCONNECTED.to_owned()].into_iter().collect(),
+        held: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -116,7 +119,7 @@ impl Demo {
 
         let sim = start_sim().await?;
         let specs: Vec<String> = GATEWAYS.iter().map(|g| format!("{g}=http://{sim}")).collect();
-        let hosts = HostRegistry::from_specs(&specs)?;
+        let hosts = HostRegistry::from_specs(&specs, &crate::tls::ClientTls::default())?;
 
         let mut seed = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut seed);

@@ -22,8 +22,8 @@ pub struct HostSimArgs {
     /// Participants per group.
     #[arg(long, default_value_t = 10)]
     pub members_per_group: usize,
-    /// Items per streamed batch.
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Items per streamed batch (at most 5,000, the contract's per-message limit).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=5_000))]
     pub batch_size: u32,
     /// Pause before each batch, in milliseconds.
     #[arg(long, default_value_t = 0)]
@@ -34,6 +34,10 @@ pub struct HostSimArgs {
     /// A session answered with FAILED_PRECONDITION `session not connected` (repeatable).
     #[arg(long = "disconnected", value_name = "SESSION_ID")]
     pub disconnected: Vec<String>,
+    /// Hold only this session (repeatable); others answer NOT_FOUND. By
+    /// default every session id is held.
+    #[arg(long = "session", value_name = "SESSION_ID")]
+    pub sessions: Vec<String>,
 }
 
 pub async fn run(args: HostSimArgs) -> anyhow::Result<()> {
@@ -45,6 +49,7 @@ pub async fn run(args: HostSimArgs) -> anyhow::Result<()> {
         delay: Duration::from_millis(args.delay_ms),
         fail_after: args.fail_after,
         disconnected: args.disconnected.into_iter().collect(),
+        held: (!args.sessions.is_empty()).then(|| args.sessions.into_iter().collect()),
     };
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;

@@ -4,6 +4,7 @@
 mod admin;
 mod api_keys;
 mod demo;
+mod host_check;
 mod host_sim;
 mod rest;
 mod serve;
@@ -60,6 +61,9 @@ pub enum Command {
     ApiKeys(api_keys::ApiKeysCommand),
     /// Run a simulated session host with deterministic data.
     HostSim(host_sim::HostSimArgs),
+    /// Check a session host against the SessionHostService contract and print
+    /// a report; exit 0 only when it conforms.
+    HostCheck(host_check::HostCheckArgs),
     /// Serve only the REST layer, in front of a remote `wa-gateway serve`.
     Rest(rest::RestArgs),
     /// Operator commands against a running server (gRPC).
@@ -97,6 +101,7 @@ pub fn main() -> ExitCode {
             Command::Sessions(cmd) => sessions::run(&cli.database_url, cmd).await,
             Command::ApiKeys(cmd) => api_keys::run(&cli.database_url, cmd).await,
             Command::HostSim(args) => host_sim::run(args).await,
+            Command::HostCheck(args) => host_check::run(args).await,
             Command::Rest(args) => rest::run(args).await,
             Command::Admin(args) => admin::run(args).await,
         }

@@ -1,12 +1,14 @@
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
 use crate::auth::{JwksConfig, JwtConfig};
-use crate::backfill::BackfillConfig;
+use crate::backfill::{BackfillConfig, RetryPolicy};
 use crate::hosts::HostRegistry;
 use crate::server::{self, ServeConfig};
+use crate::tls::ClientTls;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -73,6 +75,25 @@ pub struct ServeArgs {
     #[arg(long, env = "WA_GATEWAY_HOST_STALL_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub host_stall_timeout_secs: u64,
 
+    /// A backfill still running this many seconds after it started running
+    /// fails with an error saying it timed out, and frees the session.
+    #[arg(long, env = "WA_GATEWAY_BACKFILL_TIMEOUT_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub backfill_timeout_secs: u64,
+
+    /// CA bundle (PEM) trusted for https:// session hosts instead of the
+    /// WebPKI roots.
+    #[arg(long, env = "WA_GATEWAY_HOST_CA", value_name = "PEM")]
+    pub host_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) presented to https:// session hosts (mTLS);
+    /// needs --host-key.
+    #[arg(long, env = "WA_GATEWAY_HOST_CERT", value_name = "PEM", requires = "host_key")]
+    pub host_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of --host-cert.
+    #[arg(long, env = "WA_GATEWAY_HOST_KEY", value_name = "PEM", requires = "host_cert")]
+    pub host_key: Option<PathBuf>,
+
     /// A browser origin allowed by CORS (repeatable; env: comma-separated).
     /// None by default: no CORS headers.
     #[arg(long = "cors-origin", env = "WA_GATEWAY_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
@@ -124,7 +145,10 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     };
     let hosts = match &demo {
         Some(demo) => demo.hosts.clone(),
-        None => HostRegistry::from_specs(&args.hosts)?,
+        None => {
+            let tls = ClientTls::load(args.host_ca.as_deref(), args.host_cert.as_deref(), args.host_key.as_deref())?;
+            HostRegistry::from_specs(&args.hosts, &tls)?
+        }
     };
     let config = ServeConfig {
         grpc_addr: args.grpc_addr,
@@ -149,6 +173,8 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         backfill: BackfillConfig {
             concurrency: usize::from(args.backfill_concurrency),
             stall_timeout: Duration::from_secs(args.host_stall_timeout_secs),
+            deadline: Duration::from_secs(args.backfill_timeout_secs),
+            retry: RetryPolicy::default(),
         },
         demo_jwks: demo.as_ref().map(|d| d.jwks_json.clone()),
     };

@@ -1,9 +1,8 @@
-use std::io::Read;
-
 use anyhow::Context;
 use clap::Subcommand;
+use tokio::io::{AsyncBufRead, BufReader};
 
-use crate::sessions::parse_json_lines;
+use crate::sessions::{ImportError, ImportOptions, import};
 use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
@@ -11,40 +10,47 @@ pub enum SessionsCommand {
     /// Upsert sessions from JSON Lines in the documented Session shape.
     ///
     /// All or nothing: the first bad line is reported by its number and
-    /// nothing is written.
+    /// nothing is written. The input is streamed, so any size works. A line
+    /// without `createdAt` keeps the stored one; a line whose `updatedAt` is
+    /// older than the stored row's is skipped (and counted); a line that
+    /// would move a session to another organization is an error unless
+    /// --allow-org-change is given.
     Import {
         /// A file path, or `-` for standard input.
         file: String,
+        /// Let lines move existing sessions to another organization.
+        #[arg(long)]
+        allow_org_change: bool,
     },
 }
 
-/// Largest import accepted, to keep a mistaken input from exhausting memory.
-const MAX_IMPORT_BYTES: u64 = 512 * 1024 * 1024;
-
-fn read_input(file: &str) -> anyhow::Result<String> {
-    let mut text = String::new();
-    let read = if file == "-" {
-        std::io::stdin().take(MAX_IMPORT_BYTES + 1).read_to_string(&mut text)
-    } else {
-        std::fs::File::open(file)
-            .with_context(|| format!("cannot open {file}"))?
-            .take(MAX_IMPORT_BYTES + 1)
-            .read_to_string(&mut text)
-    };
-    read.with_context(|| format!("cannot read {file} as UTF-8 text"))?;
-    anyhow::ensure!(text.len() as u64 <= MAX_IMPORT_BYTES, "{file} is larger than {MAX_IMPORT_BYTES} bytes");
-    Ok(text)
+async fn open(file: &str) -> anyhow::Result<Box<dyn AsyncBufRead + Unpin + Send>> {
+    if file == "-" {
+        return Ok(Box::new(BufReader::with_capacity(256 * 1024, tokio::io::stdin())));
+    }
+    let handle = tokio::fs::File::open(file).await.with_context(|| format!("cannot open {file}"))?;
+    Ok(Box::new(BufReader::with_capacity(256 * 1024, handle)))
 }
 
 pub async fn run(database_url: &str, command: SessionsCommand) -> anyhow::Result<()> {
     match command {
-        SessionsCommand::Import { file } => {
-            let text = read_input(&file)?;
-            let sessions = parse_json_lines(&text).with_context(|| format!("{file}: nothing was imported"))?;
+        SessionsCommand::Import { file, allow_org_change } => {
+            let input = open(&file).await?;
             let store = Store::open(database_url).await?;
-            store.upsert_sessions(&sessions).await?;
+            let result = import(&store, input, ImportOptions { allow_org_change }).await;
             store.close().await;
-            println!("imported {} sessions", sessions.len());
+            let summary = match result {
+                Ok(summary) => summary,
+                Err(ImportError::Store(e)) => return Err(anyhow::Error::new(e).context("nothing was imported")),
+                Err(e) => anyhow::bail!("{file}: {e}; nothing was imported"),
+            };
+            println!(
+                "imported {} sessions ({} new, {} updated); skipped {} lines older than the stored sessions",
+                summary.inserted + summary.updated,
+                summary.inserted,
+                summary.updated,
+                summary.skipped_older
+            );
             Ok(())
         }
     }

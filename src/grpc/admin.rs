@@ -7,10 +7,10 @@ use std::pin::Pin;
 use futures_util::stream::{self, Stream};
 use tonic::{Request, Response, Status};
 
-use super::convert::session_id;
+use super::convert::{group_jid, session_id};
 use super::status::to_status;
 use crate::auth::SuperAdmin;
-use crate::backfill::{Backfills, Job};
+use crate::backfill::{Backfills, Job, PageArgs};
 use crate::paging::CursorCodec;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 use crate::sessions;
@@ -71,8 +71,8 @@ impl Call {
 
 type JobStream = Pin<Box<dyn Stream<Item = Result<pb::WatchBackfillResponse, Status>> + Send>>;
 
-fn cursor(raw: String) -> Option<String> {
-    Some(raw).filter(|c| !c.is_empty())
+fn page_args(limit: Option<i32>, cursor: &str) -> PageArgs<'_> {
+    PageArgs { limit: limit.map(i64::from), cursor: Some(cursor).filter(|c| !c.is_empty()) }
 }
 
 #[tonic::async_trait]
@@ -124,6 +124,21 @@ impl AdminService for AdminApi {
         call.finish(&raw, result)
     }
 
+    async fn cancel_backfill(
+        &self,
+        request: Request<pb::CancelBackfillRequest>,
+    ) -> Result<Response<pb::CancelBackfillResponse>, Status> {
+        let call = Call::begin(&request, "CancelBackfill")?;
+        let raw = request.into_inner().session_id;
+        let result = async {
+            let session = session_id(&raw)?;
+            let job = self.backfills.cancel(&call.admin, &session).await.map_err(|e| to_status(&e))?;
+            Ok(Response::new(pb::CancelBackfillResponse { job: Some(job.into()) }))
+        }
+        .await;
+        call.finish(&raw, result)
+    }
+
     type WatchBackfillStream = JobStream;
 
     async fn watch_backfill(
@@ -131,11 +146,14 @@ impl AdminService for AdminApi {
         request: Request<pb::WatchBackfillRequest>,
     ) -> Result<Response<Self::WatchBackfillStream>, Status> {
         let call = Call::begin(&request, "WatchBackfill")?;
-        let raw = request.into_inner().session_id;
+        let pb::WatchBackfillRequest { session_id: raw, job_id } = request.into_inner();
+        let job_id = Some(job_id).filter(|j| !j.is_empty());
         let receiver = call.finish(
             &raw,
             match session_id(&raw) {
-                Ok(session) => self.backfills.watch(&call.admin, &session).await.map_err(|e| to_status(&e)),
+                Ok(session) => {
+                    self.backfills.watch(&call.admin, &session, job_id.as_deref()).await.map_err(|e| to_status(&e))
+                }
                 Err(e) => Err(e.into()),
             },
         )?;
@@ -161,22 +179,16 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ListSessionContactsResponse>, Status> {
         let call = Call::begin(&request, "ListSessionContacts")?;
         let req = request.into_inner();
-        let raw = req.session_id.clone();
         let result = async {
             let session = session_id(&req.session_id)?;
-            let cursor = cursor(req.cursor);
-            let page = self
-                .backfills
-                .contacts(&call.admin, &self.codec, &session, req.limit.map(i64::from), cursor.as_deref())
-                .await
-                .map_err(|e| to_status(&e))?;
-            Ok(Response::new(pb::ListSessionContactsResponse {
-                data: page.items.into_iter().map(Into::into).collect(),
-                next_cursor: page.next_cursor,
-            }))
+            let args = page_args(req.limit, &req.cursor);
+            let page = self.backfills.contacts(&call.admin, &self.codec, &session, args).await;
+            let page = page.map_err(|e| to_status(&e))?;
+            let data = page.items.into_iter().map(Into::into).collect();
+            Ok(Response::new(pb::ListSessionContactsResponse { data, next_cursor: page.next_cursor }))
         }
         .await;
-        call.finish(&raw, result)
+        call.finish(&req.session_id, result)
     }
 
     async fn list_session_groups(
@@ -185,21 +197,34 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ListSessionGroupsResponse>, Status> {
         let call = Call::begin(&request, "ListSessionGroups")?;
         let req = request.into_inner();
-        let raw = req.session_id.clone();
         let result = async {
             let session = session_id(&req.session_id)?;
-            let cursor = cursor(req.cursor);
-            let page = self
-                .backfills
-                .groups(&call.admin, &self.codec, &session, req.limit.map(i64::from), cursor.as_deref())
-                .await
-                .map_err(|e| to_status(&e))?;
-            Ok(Response::new(pb::ListSessionGroupsResponse {
-                data: page.items.into_iter().map(Into::into).collect(),
-                next_cursor: page.next_cursor,
-            }))
+            let args = page_args(req.limit, &req.cursor);
+            let page = self.backfills.groups(&call.admin, &self.codec, &session, args).await;
+            let page = page.map_err(|e| to_status(&e))?;
+            let data = page.items.into_iter().map(Into::into).collect();
+            Ok(Response::new(pb::ListSessionGroupsResponse { data, next_cursor: page.next_cursor }))
         }
         .await;
-        call.finish(&raw, result)
+        call.finish(&req.session_id, result)
+    }
+
+    async fn list_session_group_participants(
+        &self,
+        request: Request<pb::ListSessionGroupParticipantsRequest>,
+    ) -> Result<Response<pb::ListSessionGroupParticipantsResponse>, Status> {
+        let call = Call::begin(&request, "ListSessionGroupParticipants")?;
+        let req = request.into_inner();
+        let result = async {
+            let session = session_id(&req.session_id)?;
+            let group = group_jid(&req.group_jid)?;
+            let args = page_args(req.limit, &req.cursor);
+            let page = self.backfills.participants(&call.admin, &self.codec, &session, group, args).await;
+            let page = page.map_err(|e| to_status(&e))?;
+            let data = page.items.into_iter().map(Into::into).collect();
+            Ok(Response::new(pb::ListSessionGroupParticipantsResponse { data, next_cursor: page.next_cursor }))
+        }
+        .await;
+        call.finish(&req.session_id, result)
     }
 }

@@ -5,7 +5,8 @@
 use prost_types::Timestamp;
 
 use super::status::InvalidField;
-use crate::backfill::{Contact, Group, Job, JobStatus, Participant};
+use crate::backfill::{Job, JobStatus};
+use crate::directory::{Contact, GroupSummary, JidKind, Participant, check_jid};
 use crate::proto::admin as pb;
 use crate::sessions::{self, IdError, Session, SessionFilter, SessionId, SessionStatus};
 use crate::time::UnixMillis;
@@ -28,6 +29,11 @@ fn optional_id(field: &'static str, raw: String) -> Result<Option<String>, Inval
 
 pub fn session_id(raw: &str) -> Result<SessionId, InvalidField> {
     SessionId::parse(raw).map_err(|e| invalid("session_id", e))
+}
+
+pub fn group_jid(raw: &str) -> Result<&str, InvalidField> {
+    check_jid(JidKind::Group, raw).map_err(|e| invalid("group_jid", e))?;
+    Ok(raw)
 }
 
 fn session_status_from_pb(raw: i32) -> Result<Option<SessionStatus>, InvalidField> {
@@ -148,18 +154,19 @@ impl From<Participant> for pb::Participant {
     }
 }
 
-impl From<Group> for pb::Group {
-    fn from(g: Group) -> Self {
+impl From<GroupSummary> for pb::Group {
+    fn from(g: GroupSummary) -> Self {
+        let info = g.info;
         Self {
-            jid: g.jid,
-            name: g.name,
-            topic: g.topic,
-            owner_jid: g.owner_jid,
-            created_at: g.created_at.map(timestamp),
-            is_announce: g.is_announce,
-            is_locked: g.is_locked,
-            addressing_mode: g.addressing_mode,
-            participants: g.participants.into_iter().map(Into::into).collect(),
+            jid: info.jid,
+            name: info.name,
+            topic: info.topic,
+            owner_jid: info.owner_jid,
+            created_at: info.created_at.map(timestamp),
+            is_announce: info.is_announce,
+            is_locked: info.is_locked,
+            addressing_mode: info.addressing_mode,
+            participant_count: count(g.participant_count),
         }
     }
 }

@@ -19,6 +19,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::PermissionDenied => Code::PermissionDenied,
         ErrorCode::NotFound => Code::NotFound,
         ErrorCode::Conflict => Code::AlreadyExists,
+        ErrorCode::Aborted => Code::Aborted,
         ErrorCode::RateLimited => Code::ResourceExhausted,
         ErrorCode::Internal => Code::Internal,
         ErrorCode::NotImplemented => Code::Unimplemented,

@@ -2,22 +2,26 @@
 //! One lazily connected `SessionHostService` client per gateway id, and the
 //! conversion of what hosts stream into validated domain values.
 
+pub mod check;
 mod convert;
 pub mod sim;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use crate::backfill::{Contact, Group};
+use crate::directory::{Contact, Group};
 use crate::proto::host::{self as pb, session_host_service_client::SessionHostServiceClient};
 use crate::sessions::SessionId;
+use crate::tls::ClientTls;
+
+pub use convert::Invalid;
 
 /// Largest message accepted from a host (one batch).
-const MAX_HOST_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+pub const MAX_HOST_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HostError {
     #[error("session not connected")]
     NotConnected,
@@ -27,26 +31,49 @@ pub enum HostError {
     Unsupported,
     #[error("session host unavailable: {0}")]
     Unavailable(String),
+    #[error("session host connection broken: {0}")]
+    Broken(String),
+    #[error("session host deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+    #[error("session host internal error: {0}")]
+    Internal(String),
     #[error("session host stalled: nothing received for {0:?}")]
     Stalled(Duration),
     #[error("session host sent invalid data: {0}")]
     InvalidData(String),
-    #[error("session host failed: {0}")]
-    Failed(String),
+    #[error("session host refused the call: {0}")]
+    Refused(String),
+}
+
+impl HostError {
+    /// Whether trying the stream again may help: the host was unreachable,
+    /// or the connection broke before anything arrived.
+    pub fn is_transient(&self, received_anything: bool) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Broken(_) => !received_anything,
+            _ => false,
+        }
+    }
 }
 
 impl From<tonic::Status> for HostError {
     fn from(status: tonic::Status) -> Self {
         use tonic::Code;
-        let message: String = status.message().chars().take(200).collect();
+        let message: String = status.message().chars().filter(|c| !c.is_control()).take(200).collect();
+        let said = |fallback: &str| if message.is_empty() { fallback.to_owned() } else { message.clone() };
         match status.code() {
             Code::FailedPrecondition => Self::NotConnected,
             Code::NotFound => Self::NotHeld,
             Code::Unimplemented => Self::Unsupported,
-            Code::Unavailable | Code::Cancelled | Code::Unknown | Code::Internal | Code::DeadlineExceeded => {
-                Self::Unavailable(if message.is_empty() { format!("{:?}", status.code()) } else { message })
+            Code::Unavailable => Self::Unavailable(said("UNAVAILABLE")),
+            Code::Cancelled | Code::Unknown => Self::Broken(said("the stream was reset")),
+            Code::DeadlineExceeded => Self::DeadlineExceeded(said("DEADLINE_EXCEEDED")),
+            Code::Internal | Code::DataLoss => Self::Internal(said("INTERNAL")),
+            Code::ResourceExhausted | Code::OutOfRange => {
+                Self::InvalidData(format!("a message exceeds {MAX_HOST_MESSAGE_BYTES} bytes ({message})"))
             }
-            other => Self::Failed(format!("{other:?}: {message}")),
+            other => Self::Refused(format!("{other:?}: {message}")),
         }
     }
 }
@@ -64,12 +91,23 @@ pub enum HostConfigError {
 /// Clients by gateway id.
 #[derive(Clone, Default)]
 pub struct HostRegistry {
-    clients: HashMap<String, SessionHostServiceClient<Channel>>,
+    clients: HashMap<String, HostClient>,
+}
+
+/// A lazily connecting client with the limits every host call gets.
+pub fn client(endpoint: tonic::transport::Endpoint) -> SessionHostServiceClient<Channel> {
+    let endpoint = endpoint
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(false);
+    SessionHostServiceClient::new(endpoint.connect_lazy()).max_decoding_message_size(MAX_HOST_MESSAGE_BYTES)
 }
 
 impl HostRegistry {
-    /// Parses `GATEWAY_ID=URL` entries. Connections are made on first use.
-    pub fn from_specs<S: AsRef<str>>(specs: &[S]) -> Result<Self, HostConfigError> {
+    /// Parses `GATEWAY_ID=URL` entries. Connections are made on first use;
+    /// `https://` URLs use `tls`.
+    pub fn from_specs<S: AsRef<str>>(specs: &[S], tls: &ClientTls) -> Result<Self, HostConfigError> {
         let mut clients = HashMap::new();
         for spec in specs {
             let spec = spec.as_ref().trim();
@@ -77,16 +115,8 @@ impl HostRegistry {
             let (gateway, url) = (gateway.trim(), url.trim());
             crate::sessions::check_id_field("gateway id", gateway)
                 .map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
-            let endpoint = Endpoint::from_shared(url.to_owned())
-                .map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?
-                .connect_timeout(Duration::from_secs(5))
-                .tcp_keepalive(Some(Duration::from_secs(30)))
-                .http2_keep_alive_interval(Duration::from_secs(30))
-                .keep_alive_timeout(Duration::from_secs(10))
-                .keep_alive_while_idle(false);
-            let client = SessionHostServiceClient::new(endpoint.connect_lazy())
-                .max_decoding_message_size(MAX_HOST_MESSAGE_BYTES);
-            if clients.insert(gateway.to_owned(), client).is_some() {
+            let endpoint = tls.endpoint(url).map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
+            if clients.insert(gateway.to_owned(), HostClient { inner: client(endpoint) }).is_some() {
                 return Err(HostConfigError::Duplicate(gateway.to_owned()));
             }
         }
@@ -94,7 +124,7 @@ impl HostRegistry {
     }
 
     pub fn client(&self, gateway: &str) -> Option<HostClient> {
-        self.clients.get(gateway).cloned().map(|inner| HostClient { inner })
+        self.clients.get(gateway).cloned()
     }
 
     pub fn gateways(&self) -> impl Iterator<Item = &str> {
@@ -112,18 +142,30 @@ pub struct HostClient {
 pub struct Batches<M, T> {
     stream: tonic::Streaming<M>,
     stall: Duration,
-    convert: fn(M) -> Result<Vec<T>, String>,
+    kind: &'static str,
+    /// Items received so far on this stream, to name a bad one by position.
+    items: usize,
+    convert: fn(M) -> Result<Vec<T>, Invalid>,
 }
 
 impl<M, T> Batches<M, T> {
     /// The next batch; `None` when the host ended the stream cleanly.
     pub async fn next(&mut self) -> Result<Option<Vec<T>>, HostError> {
-        match tokio::time::timeout(self.stall, self.stream.message()).await {
-            Err(_) => Err(HostError::Stalled(self.stall)),
-            Ok(Err(status)) => Err(status.into()),
-            Ok(Ok(None)) => Ok(None),
-            Ok(Ok(Some(message))) => (self.convert)(message).map(Some).map_err(HostError::InvalidData),
-        }
+        let message = match tokio::time::timeout(self.stall, self.stream.message()).await {
+            Err(_) => return Err(HostError::Stalled(self.stall)),
+            Ok(Err(status)) => return Err(status.into()),
+            Ok(Ok(None)) => return Ok(None),
+            Ok(Ok(Some(message))) => message,
+        };
+        let batch = (self.convert)(message).map_err(|invalid| {
+            let kind = self.kind;
+            HostError::InvalidData(match invalid.index {
+                Some(i) => format!("{kind}[{}].{}: {}", self.items + i, invalid.field, invalid.problem),
+                None => format!("{kind} {}: {}", invalid.field, invalid.problem),
+            })
+        })?;
+        self.items += batch.len();
+        Ok(Some(batch))
     }
 }
 
@@ -146,7 +188,7 @@ impl HostClient {
         let mut client = self.inner.clone();
         let request = pb::StreamContactsRequest { session_id: session.to_string() };
         let stream = open(stall, client.stream_contacts(request)).await?;
-        Ok(Batches { stream, stall, convert: convert::contacts })
+        Ok(Batches { stream, stall, kind: "contacts", items: 0, convert: convert::contacts })
     }
 
     pub async fn groups(
@@ -157,6 +199,6 @@ impl HostClient {
         let mut client = self.inner.clone();
         let request = pb::StreamJoinedGroupsRequest { session_id: session.to_string() };
         let stream = open(stall, client.stream_joined_groups(request)).await?;
-        Ok(Batches { stream, stall, convert: convert::groups })
+        Ok(Batches { stream, stall, kind: "groups", items: 0, convert: convert::groups })
     }
 }

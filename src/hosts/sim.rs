@@ -27,6 +27,8 @@ pub struct SimConfig {
     pub fail_after: Option<usize>,
     /// Sessions answered with FAILED_PRECONDITION `session not connected`.
     pub disconnected: HashSet<String>,
+    /// The sessions this host holds; others answer NOT_FOUND. `None` holds all.
+    pub held: Option<HashSet<String>>,
 }
 
 impl Default for SimConfig {
@@ -39,6 +41,7 @@ impl Default for SimConfig {
             delay: Duration::ZERO,
             fail_after: None,
             disconnected: HashSet::new(),
+            held: None,
         }
     }
 }
@@ -108,6 +111,9 @@ impl SimHost {
     fn check(&self, session: &str) -> Result<(), Status> {
         if session.is_empty() {
             return Err(Status::invalid_argument("session_id is required"));
+        }
+        if self.config.held.as_ref().is_some_and(|held| !held.contains(session)) {
+            return Err(Status::not_found("this host does not hold the session"));
         }
         if self.config.disconnected.contains(session) {
             return Err(Status::failed_precondition("session not connected"));

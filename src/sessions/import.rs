@@ -1,176 +1,189 @@
-//! `sessions import`: JSON Lines in the documented Session shape. Parsing is
-//! all-or-nothing: the first bad line is reported by number and nothing is
-//! returned, so nothing is written.
+//! `sessions import`: JSON Lines in the documented Session shape, upserted in
+//! one transaction. All or nothing: the first bad line is reported by its
+//! number and nothing is written. The input is streamed in chunks, so memory
+//! does not grow with the file.
+//!
+//! Upsert rules: a line that omits `createdAt` keeps the stored one; a line
+//! that would move a session to another organization is an error unless the
+//! caller allows it; a line whose `updatedAt` is older than the stored row's
+//! is skipped and counted; an id twice in one input is an error.
 
-use serde::Deserialize;
+use std::collections::HashSet;
 
-use super::model::{Session, SessionId, SessionStatus, check_id};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use super::model::{Session, SessionId};
+use super::record::{ParsedLine, parse_line};
+use crate::store::{SessionImport, Store, StoreError};
 use crate::time::{UnixMillis, now_millis};
 
 /// Longest line accepted; a session record is well under 4 KiB.
-const MAX_LINE_BYTES: usize = 64 * 1024;
-/// Longest free-text field (label, phone number, jids).
-const MAX_TEXT_LEN: usize = 512;
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Lines looked up and written per round trip.
+const CHUNK_LINES: usize = 500;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("line {line}: {message}")]
-pub struct ImportError {
-    pub line: usize,
-    pub message: String,
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions {
+    /// Let a line move an existing session to another organization.
+    pub allow_org_change: bool,
 }
 
-/// The documented Session JSON. Unknown fields are rejected so that a typo is
-/// reported instead of silently dropped.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SessionRecord {
-    id: String,
-    organization_id: String,
-    #[serde(default)]
-    created_by_user_id: Option<String>,
-    #[serde(default)]
-    gateway_id: Option<String>,
-    #[serde(default)]
-    label: Option<String>,
-    #[serde(default)]
-    phone_number: Option<String>,
-    #[serde(default)]
-    wa_jid: Option<String>,
-    #[serde(default)]
-    wa_lid: Option<String>,
-    status: String,
-    #[serde(default)]
-    auto_read: Option<bool>,
-    #[serde(default)]
-    presence_typing: Option<bool>,
-    #[serde(default)]
-    is_admin_session: Option<bool>,
-    #[serde(default)]
-    rate_per_min: Option<i32>,
-    #[serde(default)]
-    rate_per_hour: Option<i32>,
-    #[serde(default)]
-    created_at: Option<UnixMillis>,
-    #[serde(default)]
-    updated_at: Option<UnixMillis>,
-    #[serde(default)]
-    last_connected_at: Option<UnixMillis>,
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    pub inserted: u64,
+    pub updated: u64,
+    /// Lines whose `updatedAt` is older than the stored row's.
+    pub skipped_older: u64,
 }
 
-fn text(field: &str, value: Option<String>) -> Result<Option<String>, String> {
-    match value {
-        Some(v) if v.len() > MAX_TEXT_LEN => Err(format!("{field} is longer than {MAX_TEXT_LEN} bytes")),
-        Some(v) if v.is_empty() => Ok(None),
-        other => Ok(other),
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("line {line}: {message}")]
+    Line { line: usize, message: String },
+    #[error("cannot read the input: {0}")]
+    Read(#[from] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the store knows of one id when a line names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspection {
+    /// An earlier line of this import named the same id.
+    pub repeated: bool,
+    pub stored: Option<StoredVersion>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    pub organization_id: String,
+    pub updated_at: UnixMillis,
+}
+
+/// One row to insert or update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionWrite {
+    pub session: Session,
+    /// On update, keep the stored `created_at` (the line did not give one).
+    pub keep_stored_created_at: bool,
+}
+
+/// Reads lines of at most [`MAX_LINE_BYTES`], counting them from 1.
+struct Lines<R> {
+    input: R,
+    number: usize,
+}
+
+impl<R: AsyncBufRead + Unpin> Lines<R> {
+    /// Fills `line` with the next line (without its line break); `None` at the end.
+    async fn next(&mut self, line: &mut Vec<u8>) -> Result<Option<usize>, ImportError> {
+        line.clear();
+        loop {
+            let available = self.input.fill_buf().await?;
+            if available.is_empty() {
+                if line.is_empty() {
+                    return Ok(None);
+                }
+                break;
+            }
+            let (taken, ended) = match available.iter().position(|b| *b == b'\n') {
+                Some(i) => (i, true),
+                None => (available.len(), false),
+            };
+            if line.len() + taken > MAX_LINE_BYTES {
+                let message = format!("line is longer than {MAX_LINE_BYTES} bytes");
+                return Err(ImportError::Line { line: self.number + 1, message });
+            }
+            line.extend_from_slice(&available[..taken]);
+            self.input.consume(taken + usize::from(ended));
+            if ended {
+                break;
+            }
+        }
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        self.number += 1;
+        Ok(Some(self.number))
     }
 }
 
-fn optional_id(what: &'static str, value: Option<String>) -> Result<Option<String>, String> {
-    match value {
-        Some(v) => check_id(what, &v).map(|()| Some(v)).map_err(|e| e.to_string()),
-        None => Ok(None),
-    }
-}
-
-fn time(field: &str, value: Option<UnixMillis>) -> Result<Option<UnixMillis>, String> {
-    match value {
-        Some(ms) if ms < 0 => Err(format!("{field} must be milliseconds since the Unix epoch, got {ms}")),
-        other => Ok(other),
-    }
-}
-
-fn rate(field: &str, value: Option<i32>) -> Result<Option<i32>, String> {
-    match value {
-        Some(n) if n < 0 => Err(format!("{field} must not be negative, got {n}")),
-        other => Ok(other),
-    }
-}
-
-impl SessionRecord {
-    fn into_session(self, now: UnixMillis) -> Result<Session, String> {
-        let id = SessionId::parse(&self.id).map_err(|e| e.to_string())?;
-        check_id("organizationId", &self.organization_id).map_err(|e| e.to_string())?;
-        let status = self.status.parse::<SessionStatus>()?;
-        let created_at = time("createdAt", self.created_at)?.unwrap_or(now);
-        let updated_at = time("updatedAt", self.updated_at)?.unwrap_or(created_at);
-        Ok(Session {
-            id,
-            organization_id: self.organization_id,
-            created_by_user_id: optional_id("createdByUserId", self.created_by_user_id)?,
-            gateway_id: optional_id("gatewayId", self.gateway_id)?,
-            label: text("label", self.label)?,
-            phone_number: text("phoneNumber", self.phone_number)?,
-            wa_jid: text("waJid", self.wa_jid)?,
-            wa_lid: text("waLid", self.wa_lid)?,
-            status,
-            auto_read: self.auto_read.unwrap_or(false),
-            presence_typing: self.presence_typing.unwrap_or(false),
-            is_admin_session: self.is_admin_session.unwrap_or(false),
-            rate_per_min: rate("ratePerMin", self.rate_per_min)?,
-            rate_per_hour: rate("ratePerHour", self.rate_per_hour)?,
-            created_at,
-            updated_at,
-            last_connected_at: time("lastConnectedAt", self.last_connected_at)?,
-        })
-    }
-}
-
-/// Parses every non-blank line; the first bad one fails the whole input.
-/// A session id repeated within one input is an error too: which of the two
-/// records should win would be a guess.
-pub fn parse_json_lines(input: &str) -> Result<Vec<Session>, ImportError> {
+/// Streams `input` into the store under the rules above.
+pub async fn import<R: AsyncBufRead + Unpin>(
+    store: &Store,
+    input: R,
+    options: ImportOptions,
+) -> Result<ImportSummary, ImportError> {
+    let mut lines = Lines { input, number: 0 };
+    let mut import = store.begin_import().await?;
+    let mut summary = ImportSummary::default();
+    let mut chunk: Vec<(usize, ParsedLine)> = Vec::with_capacity(CHUNK_LINES);
+    let mut ids_in_chunk: HashSet<SessionId> = HashSet::with_capacity(CHUNK_LINES);
+    let mut raw = Vec::new();
     let now = now_millis();
-    let mut seen = std::collections::HashSet::new();
-    let mut sessions = Vec::new();
-    for (index, raw) in input.lines().enumerate() {
-        let line = index + 1;
-        let fail = |message: String| ImportError { line, message };
-        let raw = raw.trim();
-        if raw.is_empty() {
+    while let Some(number) = lines.next(&mut raw).await? {
+        if raw.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        if raw.len() > MAX_LINE_BYTES {
-            return Err(fail(format!("line is longer than {MAX_LINE_BYTES} bytes")));
+        let parsed = parse_line(&raw, now).map_err(|message| ImportError::Line { line: number, message })?;
+        if !ids_in_chunk.insert(parsed.session.id.clone()) {
+            return Err(repeated(number, &parsed.session.id));
         }
-        let record: SessionRecord = serde_json::from_str(raw).map_err(|e| fail(e.to_string()))?;
-        let session = record.into_session(now).map_err(fail)?;
-        if !seen.insert(session.id.clone()) {
-            return Err(fail(format!("session id {} appears twice in this input", session.id)));
+        chunk.push((number, parsed));
+        if chunk.len() == CHUNK_LINES {
+            apply(&mut *import, &mut chunk, options, now, &mut summary).await?;
+            ids_in_chunk.clear();
         }
-        sessions.push(session);
     }
-    Ok(sessions)
+    apply(&mut *import, &mut chunk, options, now, &mut summary).await?;
+    import.commit().await?;
+    Ok(summary)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+fn repeated(line: usize, id: &SessionId) -> ImportError {
+    ImportError::Line { line, message: format!("session id {id} appears earlier in this input") }
+}
 
-    #[test]
-    fn documented_example_parses() {
-        let line = r#"{"id":"01J9ZX8K2QHV0M3T6R7P4N5W8C","organizationId":"org_01J9ABC","createdByUserId":"user_01J9DEF","gatewayId":"gw-sg-1","label":"Support line","phoneNumber":"6281234567890","waJid":"6281234567890@s.whatsapp.net","waLid":"205227043110953@lid","status":"working","autoRead":false,"presenceTyping":true,"isAdminSession":false,"ratePerMin":20,"ratePerHour":600,"createdAt":1719662400000,"updatedAt":1719662400000,"lastConnectedAt":1719662400000}"#;
-        let sessions = parse_json_lines(line).unwrap();
-        assert_eq!(sessions[0].status, SessionStatus::Working);
-        assert_eq!(sessions[0].rate_per_hour, Some(600));
+async fn apply(
+    import: &mut dyn SessionImport,
+    chunk: &mut Vec<(usize, ParsedLine)>,
+    options: ImportOptions,
+    now: UnixMillis,
+    summary: &mut ImportSummary,
+) -> Result<(), ImportError> {
+    if chunk.is_empty() {
+        return Ok(());
     }
-
-    #[test]
-    fn bad_lines_are_named() {
-        let ok = r#"{"id":"a","organizationId":"o","status":"working"}"#;
-        let cases = [
-            (r#"{"id":"b","organizationId":"o","status":"sleeping"}"#, "unknown status"),
-            (r#"{"id":"","organizationId":"o","status":"working"}"#, "must not be empty"),
-            (r#"{"id":"a b","organizationId":"o","status":"working"}"#, "may contain only"),
-            (r#"{"organizationId":"o","status":"working"}"#, "missing field `id`"),
-            (r#"{"id":"c","organizationId":"o","status":"working","colour":1}"#, "unknown field"),
-            (r#"{"id":"d","organizationId":"o","status":"working","createdAt":-1}"#, "createdAt"),
-            (r#"not json"#, "expected"),
-            (ok, "appears twice"),
-        ];
-        for (bad, expected) in cases {
-            let err = parse_json_lines(&format!("{ok}\n\n{bad}\n")).unwrap_err();
-            assert_eq!(err.line, 3, "{bad}");
-            assert!(err.message.contains(expected), "{bad}: {}", err.message);
+    let ids: Vec<&SessionId> = chunk.iter().map(|(_, parsed)| &parsed.session.id).collect();
+    let inspections = import.inspect(&ids).await?;
+    let mut writes = Vec::with_capacity(chunk.len());
+    for ((line, parsed), inspection) in chunk.drain(..).zip(inspections) {
+        let ParsedLine { mut session, created_at_given, updated_at_given } = parsed;
+        if inspection.repeated {
+            return Err(repeated(line, &session.id));
         }
+        let Some(stored) = inspection.stored else {
+            summary.inserted += 1;
+            writes.push(SessionWrite { session, keep_stored_created_at: false });
+            continue;
+        };
+        if stored.organization_id != session.organization_id && !options.allow_org_change {
+            let message = format!(
+                "session {} belongs to organization {}; this line would move it to {} (pass --allow-org-change to allow)",
+                session.id, stored.organization_id, session.organization_id
+            );
+            return Err(ImportError::Line { line, message });
+        }
+        if updated_at_given && session.updated_at < stored.updated_at {
+            summary.skipped_older += 1;
+            continue;
+        }
+        if !updated_at_given {
+            session.updated_at = now;
+        }
+        summary.updated += 1;
+        writes.push(SessionWrite { session, keep_stored_created_at: !created_at_given });
     }
+    import.write(&writes).await?;
+    Ok(())
 }

@@ -4,9 +4,13 @@
 
 mod import;
 mod model;
+mod record;
 
-pub use import::{ImportError, parse_json_lines};
+pub use import::{
+    ImportError, ImportOptions, ImportSummary, Inspection, MAX_LINE_BYTES, SessionWrite, StoredVersion, import,
+};
 pub use model::{IdError, Session, SessionFilter, SessionId, SessionStatus, check_id as check_id_field};
+pub use record::{ParsedLine, parse_line};
 
 use crate::auth::SuperAdmin;
 use crate::error::{ErrorCode, ServiceError};
@@ -66,5 +70,5 @@ pub async fn list(
     let scope = request.filter.scope();
     let page = codec.page_request(&scope, request.limit, request.cursor.as_deref())?;
     let rows = store.list_sessions(&request.filter, &page).await?;
-    Ok(codec.page(&scope, page.limit, rows, |s| s.id.as_str()))
+    Ok(codec.page(&scope, page.limit, rows, |s: &Session| s.id.as_str().to_owned()))
 }

@@ -13,10 +13,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::backfill::{Contact, Group};
+use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::error::{ErrorCode, ServiceError};
 use crate::paging::PageRequest;
-use crate::sessions::{Session, SessionFilter, SessionId};
+use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionWrite};
 use crate::time::UnixMillis;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,18 +31,35 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-impl ServiceError for StoreError {
-    fn error_code(&self) -> ErrorCode {
+impl StoreError {
+    /// The database is there but cannot serve now: locked by another writer,
+    /// out of pooled connections, or briefly unreachable. Worth retrying.
+    pub fn is_busy(&self) -> bool {
         match self {
-            Self::Database(sqlx::Error::PoolTimedOut) => ErrorCode::Unavailable,
-            _ => ErrorCode::Internal,
+            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => true,
+            Self::Database(sqlx::Error::Database(e)) => {
+                // SQLite: BUSY (5) and LOCKED (6), with their extended codes.
+                // PostgreSQL: serialization failure, deadlock, lock timeout,
+                // too many connections, starting up or shutting down.
+                let code = e.code();
+                let code = code.as_deref().unwrap_or("");
+                let sqlite_busy = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+                sqlite_busy || matches!(code, "40001" | "40P01" | "55P03" | "53300" | "57P01" | "57P03")
+            }
+            _ => false,
         }
     }
+}
+
+impl ServiceError for StoreError {
+    fn error_code(&self) -> ErrorCode {
+        if self.is_busy() { ErrorCode::Unavailable } else { ErrorCode::Internal }
+    }
     fn reason(&self) -> &'static str {
-        match self {
-            Self::Database(sqlx::Error::PoolTimedOut) => "STORE_BUSY",
-            _ => "STORE_ERROR",
-        }
+        if self.is_busy() { "STORE_BUSY" } else { "STORE_ERROR" }
+    }
+    fn public_message(&self) -> String {
+        if self.is_busy() { "the database is busy; try again shortly".into() } else { "internal error".into() }
     }
 }
 
@@ -59,6 +76,31 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<UnixMillis>,
 }
 
+/// Where a job's rows go before they are published: the session and the
+/// job's own generation, which readers do not see.
+#[derive(Debug, Clone, Copy)]
+pub struct Staging<'a> {
+    pub session: &'a SessionId,
+    pub generation: &'a str,
+}
+
+/// What staging a batch of groups replaced: groups the job had already
+/// staged, and their member rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replaced {
+    pub groups: u64,
+    pub members: u64,
+}
+
+/// Rows of one listing page and the generation they were read from (`None`
+/// when there were no rows). Rows and generation come from one statement, so
+/// a page never mixes two backfills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice<T> {
+    pub generation: Option<String>,
+    pub rows: Vec<T>,
+}
+
 /// Everything the service asks of a database.
 #[async_trait]
 pub trait Database: Send + Sync + 'static {
@@ -73,6 +115,8 @@ pub trait Database: Send + Sync + 'static {
 
     /// Inserts or replaces every session in one transaction: all or nothing.
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError>;
+    /// Starts an import: one transaction that the caller commits or drops.
+    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError>;
     /// Up to `limit + 1` sessions after the page's key, ordered by id, so the
     /// caller can tell whether another page exists.
     async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError>;
@@ -86,24 +130,70 @@ pub trait Database: Send + Sync + 'static {
     async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError>;
     async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError>;
 
-    /// Stores contacts under a not-yet-visible generation, in one transaction.
-    async fn stage_contacts(&self, session: &SessionId, generation: &str, contacts: &[Contact])
-    -> Result<(), StoreError>;
-    /// Stores groups and their participants under a not-yet-visible generation.
-    async fn stage_groups(&self, session: &SessionId, generation: &str, groups: &[Group]) -> Result<(), StoreError>;
-    /// Makes `generation` the session's visible data and drops the previous
-    /// one, atomically.
+    /// Stages contacts (distinct jids) in one transaction. Those of
+    /// `maybe_staged` that the generation already holds are replaced whole;
+    /// returns how many were.
+    async fn stage_contacts(
+        &self,
+        to: Staging<'_>,
+        contacts: &[Contact],
+        maybe_staged: &[&str],
+    ) -> Result<u64, StoreError>;
+    /// Stages groups (distinct jids) with their participants in one
+    /// transaction. A group of `maybe_staged` already staged is replaced with
+    /// its members: the new member set never merges with the old one.
+    async fn stage_groups(
+        &self,
+        to: Staging<'_>,
+        groups: &[Group],
+        maybe_staged: &[&str],
+    ) -> Result<Replaced, StoreError>;
+    /// Makes `generation` the session's visible data and drops the one it
+    /// replaces, atomically.
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError>;
     /// Drops the rows of a generation that will never be published.
     async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError>;
     /// Deletes rows of generations that are not current: leftovers of jobs
     /// that a crash interrupted. Run before any job starts.
     async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError>;
-    /// Up to `limit + 1` visible contacts after the page's key, by jid.
-    async fn list_contacts(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Contact>, StoreError>;
-    /// Up to `limit + 1` visible groups after the page's key, by jid, each
-    /// with its participants.
-    async fn list_groups(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Group>, StoreError>;
+    /// The session's visible generation, if a backfill ever succeeded.
+    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError>;
+    /// Up to `limit + 1` visible contacts after `after`, by jid.
+    async fn contacts_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Contact>, StoreError>;
+    /// Up to `limit + 1` visible groups after `after`, by jid, with member counts.
+    async fn groups_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<GroupSummary>, StoreError>;
+    /// Up to `limit + 1` members of one visible group after `after`, by jid.
+    async fn participants_page(
+        &self,
+        session: &SessionId,
+        group: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Participant>, StoreError>;
+    /// Whether `generation` of the session holds the group.
+    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError>;
+}
+
+/// One import transaction. Dropping it without [`SessionImport::commit`]
+/// writes nothing.
+#[async_trait]
+pub trait SessionImport: Send {
+    /// For each id (distinct within one call): whether this import saw it
+    /// before, and the stored row's owner and version if there is one.
+    async fn inspect(&mut self, ids: &[&SessionId]) -> Result<Vec<Inspection>, StoreError>;
+    /// Inserts or updates these sessions.
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError>;
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// A handle to the database; cheap to clone.

@@ -22,12 +22,23 @@ pub struct Script {
     pub fail_groups_after: Option<usize>,
     /// Hold every contacts batch after the first until the gate opens.
     pub gated: bool,
+    /// After the items, keep sending empty batches until the caller leaves.
+    pub endless: bool,
+    /// Fail this many of the next stream calls with UNAVAILABLE before
+    /// sending anything (a transient outage).
+    pub unavailable_calls: usize,
+    /// Sessions this host holds; others answer NOT_FOUND. `None` holds all.
+    pub held: Option<Vec<String>>,
+    /// Answer every stream call with this code.
+    pub refuse: Option<tonic::Code>,
 }
 
 #[derive(Clone)]
 pub struct ScriptedHost {
     pub script: Arc<Mutex<Script>>,
     gate: watch::Sender<bool>,
+    /// Stream calls received, of both kinds.
+    pub calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub fn contact(i: usize, tag: &str) -> Contact {
@@ -59,6 +70,7 @@ fn batches<T: Clone + Send + Sync + 'static, M: Send + 'static>(
     batch: usize,
     fail_after: Option<usize>,
     mut gate: Option<watch::Receiver<bool>>,
+    endless: bool,
     wrap: fn(Vec<T>) -> M,
 ) -> BoxStream<M> {
     let (tx, rx) = mpsc::channel(2);
@@ -79,6 +91,12 @@ fn batches<T: Clone + Send + Sync + 'static, M: Send + 'static>(
         if fail_after.is_some() {
             let _ = tx.send(Err(Status::unavailable("scripted failure"))).await;
         }
+        while endless {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if tx.send(Ok(wrap(Vec::new()))).await.is_err() {
+                return;
+            }
+        }
     });
     Box::pin(ReceiverStream::new(rx))
 }
@@ -90,31 +108,48 @@ impl SessionHostService for ScriptedHost {
 
     async fn stream_contacts(
         &self,
-        _request: Request<StreamContactsRequest>,
+        request: Request<StreamContactsRequest>,
     ) -> Result<Response<Self::StreamContactsStream>, Status> {
-        let s = self.script.lock().unwrap().clone();
+        let s = self.admit(&request.get_ref().session_id)?;
         let gate = s.gated.then(|| self.gate.subscribe());
-        Ok(Response::new(batches(s.contacts, s.batch, s.fail_contacts_after, gate, |contacts| {
+        Ok(Response::new(batches(s.contacts, s.batch, s.fail_contacts_after, gate, s.endless, |contacts| {
             StreamContactsResponse { contacts }
         })))
     }
 
     async fn stream_joined_groups(
         &self,
-        _request: Request<StreamJoinedGroupsRequest>,
+        request: Request<StreamJoinedGroupsRequest>,
     ) -> Result<Response<Self::StreamJoinedGroupsStream>, Status> {
-        let s = self.script.lock().unwrap().clone();
-        Ok(Response::new(batches(s.groups, s.batch, s.fail_groups_after, None, |groups| StreamJoinedGroupsResponse {
-            groups,
+        let s = self.admit(&request.get_ref().session_id)?;
+        Ok(Response::new(batches(s.groups, s.batch, s.fail_groups_after, None, s.endless, |groups| {
+            StreamJoinedGroupsResponse { groups }
         })))
     }
 }
 
 impl ScriptedHost {
+    /// Counts the call and applies the script's held sessions and outages.
+    fn admit(&self, session: &str) -> Result<Script, Status> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut script = self.script.lock().unwrap();
+        if script.held.as_ref().is_some_and(|held| !held.iter().any(|h| h == session)) {
+            return Err(Status::not_found("not held here"));
+        }
+        if let Some(code) = script.refuse {
+            return Err(Status::new(code, "scripted refusal"));
+        }
+        if script.unavailable_calls > 0 {
+            script.unavailable_calls -= 1;
+            return Err(Status::unavailable("scripted outage"));
+        }
+        Ok(script.clone())
+    }
+
     /// Serves on 127.0.0.1:0; returns the host and its URL.
     pub async fn start(script: Script) -> (Self, String) {
         let (gate, _) = watch::channel(false);
-        let host = Self { script: Arc::new(Mutex::new(script)), gate };
+        let host = Self { script: Arc::new(Mutex::new(script)), gate, calls: Default::default() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let server = SessionHostServiceServer::new(host.clone());

@@ -3,6 +3,7 @@
 //! Ed25519 keys, and token minting.
 #![allow(dead_code)]
 
+pub mod env;
 pub mod host;
 pub mod jwks;
 

@@ -1,36 +1,139 @@
-//! Generations of backfilled data (see migrations/0003_backfill_data.sql).
+//! Generations of backfilled data (see migrations/sqlite/0003_backfill_data.sql).
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use crate::store::StoreError;
-use crate::backfill::{Contact, Group, Participant};
-use crate::paging::PageRequest;
+use super::SqliteDatabase;
+use crate::directory::{Contact, Group, GroupInfo, GroupSummary, Participant};
 use crate::sessions::SessionId;
+use crate::store::{Replaced, Slice, Staging, StoreError};
 use crate::time::now_millis;
 
-/// SQLite allows 32,766 bound variables per statement; 9 columns x 500 rows
-/// stays far below it.
+/// Rows per INSERT: SQLite allows 32,766 bound variables per statement, and
+/// 11 columns x 500 rows stays far below it.
 const ROWS_PER_STATEMENT: usize = 500;
+const TABLES: [&str; 3] = ["wa_contacts", "wa_groups", "wa_group_participants"];
 
-const CURRENT: &str = "(SELECT generation FROM session_data_generations WHERE session_id = ?)";
+/// Which of `jids` the staging generation already holds, in `table`'s key column.
+async fn staged_among(
+    conn: &mut SqliteConnection,
+    to: Staging<'_>,
+    table: &str,
+    extra: &str,
+    jids: &[&str],
+) -> Result<Vec<SqliteRow>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in jids.chunks(ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT jid{extra} FROM {table} WHERE session_id = "));
+        q.push_bind(to.session.as_str()).push(" AND generation = ").push_bind(to.generation).push(" AND jid IN (");
+        let mut list = q.separated(", ");
+        for jid in chunk {
+            list.push_bind(*jid);
+        }
+        q.push(")");
+        found.extend(q.build().fetch_all(&mut *conn).await?);
+    }
+    Ok(found)
+}
 
-impl super::SqliteDatabase {
-    /// Stores contacts under a not-yet-visible generation, in one transaction.
+async fn delete_keys(
+    conn: &mut SqliteConnection,
+    to: Staging<'_>,
+    table: &str,
+    column: &str,
+    keys: &[String],
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("DELETE FROM {table} WHERE session_id = "));
+        q.push_bind(to.session.as_str()).push(" AND generation = ").push_bind(to.generation);
+        q.push(format!(" AND {column} IN ("));
+        let mut list = q.separated(", ");
+        for key in chunk {
+            list.push_bind(key.as_str());
+        }
+        q.push(")");
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn contact(r: &SqliteRow) -> Result<Contact, StoreError> {
+    Ok(Contact {
+        jid: r.try_get("jid")?,
+        lid: r.try_get("lid")?,
+        phone_number: r.try_get("phone_number")?,
+        push_name: r.try_get("push_name")?,
+        full_name: r.try_get("full_name")?,
+        first_name: r.try_get("first_name")?,
+        business_name: r.try_get("business_name")?,
+    })
+}
+
+fn group_summary(r: &SqliteRow) -> Result<GroupSummary, StoreError> {
+    let count: i64 = r.try_get("participant_count")?;
+    Ok(GroupSummary {
+        info: GroupInfo {
+            jid: r.try_get("jid")?,
+            name: r.try_get("name")?,
+            topic: r.try_get("topic")?,
+            owner_jid: r.try_get("owner_jid")?,
+            created_at: r.try_get("created_at")?,
+            is_announce: r.try_get("is_announce")?,
+            is_locked: r.try_get("is_locked")?,
+            addressing_mode: r.try_get("addressing_mode")?,
+        },
+        participant_count: u64::try_from(count).unwrap_or(0),
+    })
+}
+
+fn participant(r: &SqliteRow) -> Result<Participant, StoreError> {
+    Ok(Participant {
+        jid: r.try_get("jid")?,
+        lid: r.try_get("lid")?,
+        phone_number: r.try_get("phone_number")?,
+        is_admin: r.try_get("is_admin")?,
+        is_super_admin: r.try_get("is_super_admin")?,
+        display_name: r.try_get("display_name")?,
+    })
+}
+
+/// Rows of the session's visible generation after `after`, and that
+/// generation, read in one statement.
+fn slice<T>(rows: &[SqliteRow], convert: fn(&SqliteRow) -> Result<T, StoreError>) -> Result<Slice<T>, StoreError> {
+    let generation = rows.first().map(|r| r.try_get::<String, _>("generation")).transpose()?;
+    Ok(Slice { generation, rows: rows.iter().map(convert).collect::<Result<_, _>>()? })
+}
+
+const VISIBLE: &str = "FROM session_data_generations g JOIN {table} t \
+     ON t.session_id = g.session_id AND t.generation = g.generation WHERE g.session_id = ?";
+
+fn visible(table: &str) -> String {
+    VISIBLE.replace("{table}", table)
+}
+
+impl SqliteDatabase {
     pub(super) async fn stage_contacts(
         &self,
-        session: &SessionId,
-        generation: &str,
+        to: Staging<'_>,
         contacts: &[Contact],
-    ) -> Result<(), StoreError> {
+        maybe_staged: &[&str],
+    ) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let staged: Vec<String> = staged_among(&mut tx, to, "wa_contacts", "", maybe_staged)
+            .await?
+            .iter()
+            .map(|r| r.try_get("jid"))
+            .collect::<Result<_, _>>()?;
+        delete_keys(&mut tx, to, "wa_contacts", "jid", &staged).await?;
         for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO wa_contacts (session_id, generation, jid, lid, phone_number, push_name, \
                  full_name, first_name, business_name) ",
             );
             q.push_values(chunk, |mut row, c| {
-                row.push_bind(session.as_str())
-                    .push_bind(generation)
+                row.push_bind(to.session.as_str())
+                    .push_bind(to.generation)
                     .push_bind(&c.jid)
                     .push_bind(&c.lid)
                     .push_bind(&c.phone_number)
@@ -39,55 +142,59 @@ impl super::SqliteDatabase {
                     .push_bind(&c.first_name)
                     .push_bind(&c.business_name);
             });
-            q.push(
-                " ON CONFLICT (session_id, generation, jid) DO UPDATE SET lid = excluded.lid, \
-                 phone_number = excluded.phone_number, push_name = excluded.push_name, \
-                 full_name = excluded.full_name, first_name = excluded.first_name, \
-                 business_name = excluded.business_name",
-            );
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(staged.len() as u64)
     }
 
-    /// Stores groups and their participants under a not-yet-visible generation.
     pub(super) async fn stage_groups(
         &self,
-        session: &SessionId,
-        generation: &str,
+        to: Staging<'_>,
         groups: &[Group],
-    ) -> Result<(), StoreError> {
+        maybe_staged: &[&str],
+    ) -> Result<Replaced, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let mut replaced = Replaced::default();
+        let mut staged = Vec::new();
+        for row in staged_among(&mut tx, to, "wa_groups", ", participant_count", maybe_staged).await? {
+            staged.push(row.try_get::<String, _>("jid")?);
+            replaced.groups += 1;
+            replaced.members += u64::try_from(row.try_get::<i64, _>("participant_count")?).unwrap_or(0);
+        }
+        delete_keys(&mut tx, to, "wa_group_participants", "group_jid", &staged).await?;
+        delete_keys(&mut tx, to, "wa_groups", "jid", &staged).await?;
         for chunk in groups.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR REPLACE INTO wa_groups (session_id, generation, jid, name, topic, owner_jid, \
-                 created_at, is_announce, is_locked, addressing_mode) ",
+                "INSERT INTO wa_groups (session_id, generation, jid, name, topic, owner_jid, \
+                 created_at, is_announce, is_locked, addressing_mode, participant_count) ",
             );
             q.push_values(chunk, |mut row, g| {
-                row.push_bind(session.as_str())
-                    .push_bind(generation)
-                    .push_bind(&g.jid)
-                    .push_bind(&g.name)
-                    .push_bind(&g.topic)
-                    .push_bind(&g.owner_jid)
-                    .push_bind(g.created_at)
-                    .push_bind(g.is_announce)
-                    .push_bind(g.is_locked)
-                    .push_bind(&g.addressing_mode);
+                let i = &g.info;
+                row.push_bind(to.session.as_str())
+                    .push_bind(to.generation)
+                    .push_bind(&i.jid)
+                    .push_bind(&i.name)
+                    .push_bind(&i.topic)
+                    .push_bind(&i.owner_jid)
+                    .push_bind(i.created_at)
+                    .push_bind(i.is_announce)
+                    .push_bind(i.is_locked)
+                    .push_bind(&i.addressing_mode)
+                    .push_bind(g.participants.len() as i64);
             });
             q.build().execute(&mut *tx).await?;
         }
         let members: Vec<(&str, &Participant)> =
-            groups.iter().flat_map(|g| g.participants.iter().map(move |p| (g.jid.as_str(), p))).collect();
+            groups.iter().flat_map(|g| g.participants.iter().map(move |p| (g.info.jid.as_str(), p))).collect();
         for chunk in members.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR REPLACE INTO wa_group_participants (session_id, generation, group_jid, jid, lid, \
+                "INSERT INTO wa_group_participants (session_id, generation, group_jid, jid, lid, \
                  phone_number, is_admin, is_super_admin, display_name) ",
             );
             q.push_values(chunk, |mut row, (group_jid, p)| {
-                row.push_bind(session.as_str())
-                    .push_bind(generation)
+                row.push_bind(to.session.as_str())
+                    .push_bind(to.generation)
                     .push_bind(*group_jid)
                     .push_bind(&p.jid)
                     .push_bind(&p.lid)
@@ -99,20 +206,16 @@ impl super::SqliteDatabase {
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(replaced)
     }
 
-    /// Makes `generation` the session's visible data and drops the previous
-    /// one, atomically.
     pub(super) async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for table in ["wa_contacts", "wa_groups", "wa_group_participants"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ? AND generation <> ?"))
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = ?")
                 .bind(session.as_str())
-                .bind(generation)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
-        }
         sqlx::query(
             "INSERT INTO session_data_generations (session_id, generation, completed_at) VALUES (?, ?, ?) \
              ON CONFLICT (session_id) DO UPDATE SET generation = excluded.generation, completed_at = excluded.completed_at",
@@ -122,29 +225,23 @@ impl super::SqliteDatabase {
         .bind(now_millis())
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Drops the rows of a generation that will never be published.
-    pub(super) async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for table in ["wa_contacts", "wa_groups", "wa_group_participants"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ? AND generation = ?"))
-                .bind(session.as_str())
-                .bind(generation)
-                .execute(&mut *tx)
-                .await?;
+        if let Some(previous) = previous.filter(|p| p != generation) {
+            delete_generation(&mut tx, session, &previous).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Deletes rows of generations that are not current: leftovers of jobs
-    /// that a crash interrupted. Run before any job starts.
+    pub(super) async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        delete_generation(&mut tx, session, generation).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub(super) async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
         let mut swept = 0;
-        for table in ["wa_contacts", "wa_groups", "wa_group_participants"] {
+        for table in TABLES {
             swept += sqlx::query(&format!(
                 "DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM session_data_generations g \
                  WHERE g.session_id = {table}.session_id AND g.generation = {table}.generation)"
@@ -156,96 +253,100 @@ impl super::SqliteDatabase {
         Ok(swept)
     }
 
-    /// Up to `limit + 1` visible contacts after the page's key, by jid.
-    pub(super) async fn list_contacts(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Contact>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT jid, lid, phone_number, push_name, full_name, first_name, business_name FROM wa_contacts \
-             WHERE session_id = ? AND generation = {CURRENT} AND jid > ? ORDER BY jid LIMIT ?"
-        ))
-        .bind(session.as_str())
-        .bind(session.as_str())
-        .bind(page.after.as_deref().unwrap_or(""))
-        .bind(i64::from(page.limit.get()) + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Contact {
-                    jid: r.try_get("jid")?,
-                    lid: r.try_get("lid")?,
-                    phone_number: r.try_get("phone_number")?,
-                    push_name: r.try_get("push_name")?,
-                    full_name: r.try_get("full_name")?,
-                    first_name: r.try_get("first_name")?,
-                    business_name: r.try_get("business_name")?,
-                })
-            })
-            .collect()
+    pub(super) async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = ?")
+            .bind(session.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
-    /// Up to `limit + 1` visible groups after the page's key, by jid, each
-    /// with its participants.
-    pub(super) async fn list_groups(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Group>, StoreError> {
+    pub(super) async fn contacts_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Contact>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT jid, name, topic, owner_jid, created_at, is_announce, is_locked, addressing_mode FROM wa_groups \
-             WHERE session_id = ? AND generation = {CURRENT} AND jid > ? ORDER BY jid LIMIT ?"
+            "SELECT t.generation, t.jid, t.lid, t.phone_number, t.push_name, t.full_name, t.first_name, \
+             t.business_name {} AND t.jid > ? ORDER BY t.jid LIMIT ?",
+            visible("wa_contacts")
         ))
         .bind(session.as_str())
-        .bind(session.as_str())
-        .bind(page.after.as_deref().unwrap_or(""))
-        .bind(i64::from(page.limit.get()) + 1)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        let mut groups = rows
-            .iter()
-            .map(|r| {
-                Ok(Group {
-                    jid: r.try_get("jid")?,
-                    name: r.try_get("name")?,
-                    topic: r.try_get("topic")?,
-                    owner_jid: r.try_get("owner_jid")?,
-                    created_at: r.try_get("created_at")?,
-                    is_announce: r.try_get("is_announce")?,
-                    is_locked: r.try_get("is_locked")?,
-                    addressing_mode: r.try_get("addressing_mode")?,
-                    participants: Vec::new(),
-                })
-            })
-            .collect::<Result<Vec<Group>, StoreError>>()?;
-        let (Some(first), Some(last)) = (groups.first(), groups.last()) else {
-            return Ok(groups);
-        };
-        let members = sqlx::query(&format!(
-            "SELECT group_jid, jid, lid, phone_number, is_admin, is_super_admin, display_name \
-             FROM wa_group_participants WHERE session_id = ? AND generation = {CURRENT} \
-             AND group_jid >= ? AND group_jid <= ? ORDER BY group_jid, jid"
-        ))
-        .bind(session.as_str())
-        .bind(session.as_str())
-        .bind(&first.jid)
-        .bind(&last.jid)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut index = 0;
-        for r in &members {
-            let group_jid: String = r.try_get("group_jid")?;
-            while index < groups.len() && groups[index].jid < group_jid {
-                index += 1;
-            }
-            if index == groups.len() {
-                break;
-            }
-            if groups[index].jid == group_jid {
-                groups[index].participants.push(Participant {
-                    jid: r.try_get("jid")?,
-                    lid: r.try_get("lid")?,
-                    phone_number: r.try_get("phone_number")?,
-                    is_admin: r.try_get("is_admin")?,
-                    is_super_admin: r.try_get("is_super_admin")?,
-                    display_name: r.try_get("display_name")?,
-                });
-            }
-        }
-        Ok(groups)
+        slice(&rows, contact)
     }
+
+    pub(super) async fn groups_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<GroupSummary>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT t.generation, t.jid, t.name, t.topic, t.owner_jid, t.created_at, t.is_announce, t.is_locked, \
+             t.addressing_mode, t.participant_count {} AND t.jid > ? ORDER BY t.jid LIMIT ?",
+            visible("wa_groups")
+        ))
+        .bind(session.as_str())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        slice(&rows, group_summary)
+    }
+
+    pub(super) async fn participants_page(
+        &self,
+        session: &SessionId,
+        group: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Participant>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT t.generation, t.jid, t.lid, t.phone_number, t.is_admin, t.is_super_admin, t.display_name \
+             {} AND t.group_jid = ? AND t.jid > ? ORDER BY t.jid LIMIT ?",
+            visible("wa_group_participants")
+        ))
+        .bind(session.as_str())
+        .bind(group)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        slice(&rows, participant)
+    }
+
+    pub(super) async fn group_exists(
+        &self,
+        session: &SessionId,
+        generation: &str,
+        group: &str,
+    ) -> Result<bool, StoreError> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")
+                .bind(session.as_str())
+                .bind(generation)
+                .bind(group)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+}
+
+async fn delete_generation(
+    conn: &mut SqliteConnection,
+    session: &SessionId,
+    generation: &str,
+) -> Result<(), StoreError> {
+    for table in TABLES {
+        sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ? AND generation = ?"))
+            .bind(session.as_str())
+            .bind(generation)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }

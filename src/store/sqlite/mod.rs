@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use rand::RngCore;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{ApiKeyRow, Database, StoreError};
-use crate::backfill::{Contact, Group};
+use super::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging, StoreError};
+use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::paging::PageRequest;
 use crate::sessions::{Session, SessionFilter, SessionId};
 use crate::time::UnixMillis;
@@ -83,6 +83,9 @@ impl Database for SqliteDatabase {
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
         Self::upsert_sessions(self, sessions).await
     }
+    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
+        Self::begin_import(self).await
+    }
     async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
         Self::list_sessions(self, filter, page).await
     }
@@ -108,14 +111,19 @@ impl Database for SqliteDatabase {
 
     async fn stage_contacts(
         &self,
-        session: &SessionId,
-        generation: &str,
+        to: Staging<'_>,
         contacts: &[Contact],
-    ) -> Result<(), StoreError> {
-        Self::stage_contacts(self, session, generation, contacts).await
+        maybe_staged: &[&str],
+    ) -> Result<u64, StoreError> {
+        Self::stage_contacts(self, to, contacts, maybe_staged).await
     }
-    async fn stage_groups(&self, session: &SessionId, generation: &str, groups: &[Group]) -> Result<(), StoreError> {
-        Self::stage_groups(self, session, generation, groups).await
+    async fn stage_groups(
+        &self,
+        to: Staging<'_>,
+        groups: &[Group],
+        maybe_staged: &[&str],
+    ) -> Result<Replaced, StoreError> {
+        Self::stage_groups(self, to, groups, maybe_staged).await
     }
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         Self::publish_generation(self, session, generation).await
@@ -126,10 +134,35 @@ impl Database for SqliteDatabase {
     async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
         Self::sweep_unpublished_generations(self).await
     }
-    async fn list_contacts(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Contact>, StoreError> {
-        Self::list_contacts(self, session, page).await
+    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        Self::current_generation(self, session).await
     }
-    async fn list_groups(&self, session: &SessionId, page: &PageRequest) -> Result<Vec<Group>, StoreError> {
-        Self::list_groups(self, session, page).await
+    async fn contacts_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Contact>, StoreError> {
+        Self::contacts_page(self, session, after, limit).await
+    }
+    async fn groups_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<GroupSummary>, StoreError> {
+        Self::groups_page(self, session, after, limit).await
+    }
+    async fn participants_page(
+        &self,
+        session: &SessionId,
+        group: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Participant>, StoreError> {
+        Self::participants_page(self, session, group, after, limit).await
+    }
+    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
+        Self::group_exists(self, session, generation, group).await
     }
 }

@@ -1,8 +1,11 @@
-use sqlx::{QueryBuilder, Row, Sqlite, sqlite::SqliteRow};
+use std::collections::{HashMap, HashSet};
 
-use crate::store::StoreError;
+use async_trait::async_trait;
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction, sqlite::SqliteRow};
+
 use crate::paging::PageRequest;
-use crate::sessions::{Session, SessionFilter, SessionId, SessionStatus};
+use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionStatus, SessionWrite, StoredVersion};
+use crate::store::{SessionImport, StoreError};
 
 const COLUMNS: &str = "id, organization_id, created_by_user_id, gateway_id, label, phone_number, \
      wa_jid, wa_lid, status, auto_read, presence_typing, is_admin_session, rate_per_min, \
@@ -32,49 +35,130 @@ fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
     })
 }
 
+/// Columns updated by an upsert; `created_at` only when the line gave one.
+const UPDATED: &str = "organization_id = excluded.organization_id, \
+     created_by_user_id = excluded.created_by_user_id, gateway_id = excluded.gateway_id, \
+     label = excluded.label, phone_number = excluded.phone_number, wa_jid = excluded.wa_jid, \
+     wa_lid = excluded.wa_lid, status = excluded.status, auto_read = excluded.auto_read, \
+     presence_typing = excluded.presence_typing, is_admin_session = excluded.is_admin_session, \
+     rate_per_min = excluded.rate_per_min, rate_per_hour = excluded.rate_per_hour, \
+     updated_at = excluded.updated_at, last_connected_at = excluded.last_connected_at";
+
+/// Upserts in statements of at most 500 rows (17 variables each).
+async fn write(conn: &mut SqliteConnection, sessions: &[&Session], keep_created_at: bool) -> Result<(), StoreError> {
+    for chunk in sessions.chunks(500) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT INTO sessions ({COLUMNS}) "));
+        q.push_values(chunk, |mut row, s| {
+            row.push_bind(s.id.as_str())
+                .push_bind(&s.organization_id)
+                .push_bind(&s.created_by_user_id)
+                .push_bind(&s.gateway_id)
+                .push_bind(&s.label)
+                .push_bind(&s.phone_number)
+                .push_bind(&s.wa_jid)
+                .push_bind(&s.wa_lid)
+                .push_bind(s.status.as_str())
+                .push_bind(s.auto_read)
+                .push_bind(s.presence_typing)
+                .push_bind(s.is_admin_session)
+                .push_bind(s.rate_per_min)
+                .push_bind(s.rate_per_hour)
+                .push_bind(s.created_at)
+                .push_bind(s.updated_at)
+                .push_bind(s.last_connected_at);
+        });
+        q.push(format!(" ON CONFLICT (id) DO UPDATE SET {UPDATED}"));
+        if !keep_created_at {
+            q.push(", created_at = excluded.created_at");
+        }
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// One import transaction. Ids already seen by this import are kept in a
+/// temporary table, which SQLite holds in its temp database (paged like any
+/// table), so memory does not grow with the input.
+pub(super) struct SqliteImport {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl SessionImport for SqliteImport {
+    async fn inspect(&mut self, ids: &[&SessionId]) -> Result<Vec<Inspection>, StoreError> {
+        let mut fresh: HashSet<String> = HashSet::with_capacity(ids.len());
+        let mut stored: HashMap<String, StoredVersion> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO temp.import_seen (id) ");
+            q.push_values(chunk, |mut row, id| {
+                row.push_bind(id.as_str());
+            });
+            q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
+            for row in q.build().fetch_all(&mut *self.tx).await? {
+                fresh.insert(row.try_get("id")?);
+            }
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT id, organization_id, updated_at FROM sessions WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(id.as_str());
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *self.tx).await? {
+                let version = StoredVersion {
+                    organization_id: row.try_get("organization_id")?,
+                    updated_at: row.try_get("updated_at")?,
+                };
+                stored.insert(row.try_get("id")?, version);
+            }
+        }
+        Ok(ids
+            .iter()
+            .map(|id| Inspection { repeated: !fresh.contains(id.as_str()), stored: stored.remove(id.as_str()) })
+            .collect())
+    }
+
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError> {
+        for keep in [false, true] {
+            let group: Vec<&Session> =
+                sessions.iter().filter(|w| w.keep_stored_created_at == keep).map(|w| &w.session).collect();
+            write(&mut self.tx, &group, keep).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        sqlx::query("DROP TABLE temp.import_seen").execute(&mut *self.tx).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
 impl super::SqliteDatabase {
     /// Inserts or replaces every session in one transaction: all or nothing.
     pub(super) async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for s in sessions {
-            sqlx::query(&format!(
-                "INSERT INTO sessions ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) \
-                 ON CONFLICT (id) DO UPDATE SET organization_id = excluded.organization_id, \
-                 created_by_user_id = excluded.created_by_user_id, gateway_id = excluded.gateway_id, \
-                 label = excluded.label, phone_number = excluded.phone_number, wa_jid = excluded.wa_jid, \
-                 wa_lid = excluded.wa_lid, status = excluded.status, auto_read = excluded.auto_read, \
-                 presence_typing = excluded.presence_typing, is_admin_session = excluded.is_admin_session, \
-                 rate_per_min = excluded.rate_per_min, rate_per_hour = excluded.rate_per_hour, \
-                 created_at = excluded.created_at, updated_at = excluded.updated_at, \
-                 last_connected_at = excluded.last_connected_at"
-            ))
-            .bind(s.id.as_str())
-            .bind(&s.organization_id)
-            .bind(&s.created_by_user_id)
-            .bind(&s.gateway_id)
-            .bind(&s.label)
-            .bind(&s.phone_number)
-            .bind(&s.wa_jid)
-            .bind(&s.wa_lid)
-            .bind(s.status.as_str())
-            .bind(s.auto_read)
-            .bind(s.presence_typing)
-            .bind(s.is_admin_session)
-            .bind(s.rate_per_min)
-            .bind(s.rate_per_hour)
-            .bind(s.created_at)
-            .bind(s.updated_at)
-            .bind(s.last_connected_at)
-            .execute(&mut *tx)
-            .await?;
-        }
+        write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
         tx.commit().await?;
         Ok(())
     }
 
+    pub(super) async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS import_seen (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM temp.import_seen").execute(&mut *tx).await?;
+        Ok(Box::new(SqliteImport { tx }))
+    }
+
     /// Up to `limit + 1` sessions after the page's key, ordered by id, so the
     /// caller can tell whether another page exists.
-    pub(super) async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
+    pub(super) async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Session>, StoreError> {
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM sessions WHERE 1 = 1"));
         if let Some(org) = &filter.organization_id {
             q.push(" AND organization_id = ").push_bind(org);
