@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
 use crate::auth::{ApiKeyVerifier, Authenticator, JwksCache, JwksConfig, JwtConfig, JwtVerifier};
-use crate::backfill::{BackfillConfig, Backfills};
+use crate::backfill::{BackfillConfig, Backfills, JobBoard, MemoryBoard};
 use crate::grpc::{AdminApi, AuthLayer};
 use crate::hosts::HostRegistry;
 use crate::paging::CursorCodec;
@@ -108,7 +108,8 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     if swept > 0 {
         tracing::info!(rows = swept, "removed rows of backfills interrupted by a previous stop");
     }
-    let backfills = Backfills::new(store.clone(), config.hosts.clone(), config.backfill.clone());
+    let board: Arc<dyn JobBoard> = Arc::new(MemoryBoard::new(store.clone()));
+    let backfills = Backfills::new(store.clone(), config.hosts.clone(), board, config.backfill.clone());
 
     let metrics = crate::telemetry::install();
     if config.demo_jwks.is_some() {

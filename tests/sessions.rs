@@ -175,3 +175,85 @@ async fn sigterm_stops_the_server_cleanly() {
     let status = gw.stop().await;
     assert_eq!(status.code(), Some(0));
 }
+
+fn line(id: &str, org: &str, created: Option<i64>, updated: Option<i64>, label: &str) -> String {
+    let mut v = serde_json::json!({"id": id, "organizationId": org, "status": "working", "label": label});
+    if let Some(c) = created {
+        v["createdAt"] = c.into();
+    }
+    if let Some(u) = updated {
+        v["updatedAt"] = u.into();
+    }
+    v.to_string()
+}
+
+async fn stored(gw: &Gateway, token: &str, id: &str) -> wa_gateway::proto::admin::Session {
+    let all = all_pages(gw, token, ListSessionsRequest { limit: Some(500), ..Default::default() }).await;
+    all.into_iter().find(|s| s.id == id).unwrap_or_else(|| panic!("{id} not stored"))
+}
+
+#[tokio::test]
+async fn import_keeps_created_at_refuses_org_moves_and_skips_older_lines() {
+    let jwks = JwksServer::start().await;
+    let gw = Gateway::start(&jwks.url(), &[]).await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let first =
+        [line("s1", "org_a", Some(1_000), Some(2_000), "one"), line("s2", "org_a", Some(1_000), Some(2_000), "two")];
+    let out = import(&gw.db, &first.join("\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 sessions (2 new, 0 updated)"));
+
+    // No createdAt: the stored one stays.
+    let out = import(&gw.db, &line("s1", "org_a", None, Some(3_000), "renamed"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s1 = stored(&gw, &token, "s1").await;
+    assert_eq!(
+        (s1.label.as_deref(), s1.created_at.unwrap().seconds, s1.updated_at.unwrap().seconds),
+        (Some("renamed"), 1, 3)
+    );
+
+    // Moving a session to another organization is an error; nothing of the file is written.
+    let moving = [line("s1", "org_a", None, Some(4_000), "written?"), line("s2", "org_b", None, Some(4_000), "moved")];
+    let out = import(&gw.db, &moving.join("\n"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2") && stderr.contains("org_a") && stderr.contains("--allow-org-change"), "{stderr}");
+    assert_eq!(stored(&gw, &token, "s1").await.label.as_deref(), Some("renamed"), "all or nothing");
+    let out = import_with(&gw.db, moving.join("\n").as_bytes(), &["--allow-org-change"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stored(&gw, &token, "s2").await.organization_id, "org_b");
+
+    // A line older than the stored row is skipped and counted.
+    let stale = [line("s1", "org_a", None, Some(1_500), "stale"), line("s3", "org_a", None, None, "three")];
+    let out = import(&gw.db, &stale.join("\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(1 new, 0 updated); skipped 1 lines older"), "{stdout}");
+    assert_eq!(stored(&gw, &token, "s1").await.label.as_deref(), Some("written?"));
+}
+
+#[tokio::test]
+async fn import_names_bad_bytes_and_repeated_ids_by_line() {
+    let jwks = JwksServer::start().await;
+    let gw = Gateway::start(&jwks.url(), &[]).await;
+    let mut input = format!("{}\n\n", line("a1", "org_a", None, None, "ok")).into_bytes();
+    input.extend_from_slice(b"{\"id\":\"a2\",\"label\":\"\xff\xfe\"}\n");
+    let out = import_with(&gw.db, &input, &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 3: not valid UTF-8"), "{stderr}");
+
+    // A repeat far apart (in another chunk of the streamed import) is found too.
+    let lines: Vec<String> = (0..1_200).map(|i| line(&format!("r{i:04}"), "org_a", None, None, "x")).collect();
+    let repeated = format!("{}\n{}", lines.join("\n"), line("r0007", "org_a", None, None, "again"));
+    let out = import(&gw.db, &repeated);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 1201: session id r0007 appears earlier in this input"), "{stderr}");
+    let long = format!("{{\"id\":\"x\",\"label\":\"{}\"}}", "y".repeat(70_000));
+    let out = import(&gw.db, &long);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: line is longer than 65536 bytes"));
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let page = gw.client().await.list_sessions(authed(ListSessionsRequest::default(), &token)).await.unwrap();
+    assert!(page.into_inner().data.is_empty(), "nothing was written");
+}

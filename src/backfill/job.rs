@@ -38,3 +38,33 @@ pub struct Job {
     pub group_members: u64,
     pub error: Option<String>,
 }
+
+/// The error of a job an operator cancelled.
+pub const CANCELLED: &str = "cancelled by a super_admin";
+/// The error of a job whose replica stopped (shutdown, crash, lost lease).
+pub const INTERRUPTED: &str = "interrupted";
+
+impl Job {
+    /// A new job of `session`, queued now.
+    pub fn queued(id: String, organization_id: String, session_id: String) -> Self {
+        Self {
+            id,
+            organization_id,
+            session_id,
+            status: JobStatus::Queued,
+            started_at: crate::time::now_millis(),
+            finished_at: None,
+            contacts: 0,
+            groups: 0,
+            group_members: 0,
+            error: None,
+        }
+    }
+
+    /// Ends the job `failed` with `error`.
+    pub fn fail(&mut self, error: &str) {
+        self.status = JobStatus::Failed;
+        self.error = Some(error.to_owned());
+        self.finished_at = Some(crate::time::now_millis());
+    }
+}

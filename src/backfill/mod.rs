@@ -1,25 +1,33 @@
 //! Backfills: re-pull one session's cached contacts and joined groups from
 //! the session host of its gateway, store them, and report progress.
 //!
-//! Jobs live in memory (a restart forgets them, as documented). At most one
-//! job per session is queued or running; at most `concurrency` run at once,
-//! the rest wait as `queued`. A job ends by itself, by its deadline, by an
-//! operator's cancel, or by shutdown; only success changes stored data.
+//! Jobs are kept by a [`JobBoard`]: in memory on a single process (a restart
+//! forgets them, as documented), or in PostgreSQL shared by every replica. At
+//! most one job per session is queued or running; each replica runs at most
+//! `concurrency` at once, claiming queued jobs as slots free up. A job ends
+//! by itself, by its deadline, by an operator's cancel, or by shutdown; only
+//! success changes stored data.
 
+mod board;
 mod dedupe;
+mod follow;
 mod job;
 mod listing;
-mod registry;
+mod memory;
 mod runner;
 
-pub use job::{Job, JobStatus};
+pub use board::{Admission, BoardError, Counters, JobBoard, RunningJob, StopCause};
+pub use job::{CANCELLED, INTERRUPTED, Job, JobStatus};
 pub use listing::PageArgs;
+pub use memory::MemoryBoard;
 pub use runner::RetryPolicy;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use futures_util::FutureExt;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio_util::task::TaskTracker;
 
 use crate::auth::SuperAdmin;
@@ -28,7 +36,6 @@ use crate::hosts::HostRegistry;
 use crate::paging::PagingError;
 use crate::sessions::SessionId;
 use crate::store::{Store, StoreError};
-use crate::time::now_millis;
 
 /// How long a cancel waits for its job to stop before answering.
 const CANCEL_WAIT: Duration = Duration::from_secs(15);
@@ -133,6 +140,10 @@ pub struct BackfillConfig {
     pub retry: RetryPolicy,
 }
 
+/// How often an idle worker looks for queued jobs even without a signal
+/// (a cluster's notifications can be missed while a connection reconnects).
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
 /// The backfill service; cheap to clone.
 #[derive(Clone)]
 pub struct Backfills {
@@ -142,33 +153,34 @@ pub struct Backfills {
 struct Inner {
     store: Store,
     hosts: HostRegistry,
-    registry: registry::Registry,
-    permits: Arc<Semaphore>,
+    board: Arc<dyn JobBoard>,
     config: BackfillConfig,
     shutdown: tokio_util::sync::CancellationToken,
     tasks: TaskTracker,
 }
 
 impl Backfills {
-    pub fn new(store: Store, hosts: HostRegistry, config: BackfillConfig) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                store,
-                hosts,
-                registry: registry::Registry::default(),
-                permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
-                config,
-                shutdown: tokio_util::sync::CancellationToken::new(),
-                tasks: TaskTracker::new(),
-            }),
+    /// Starts `config.concurrency` workers that run the jobs `board` hands out.
+    pub fn new(store: Store, hosts: HostRegistry, board: Arc<dyn JobBoard>, config: BackfillConfig) -> Self {
+        let inner = Arc::new(Inner {
+            store,
+            hosts,
+            board,
+            config,
+            shutdown: tokio_util::sync::CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        });
+        for _ in 0..inner.config.concurrency.max(1) {
+            inner.tasks.spawn(worker(inner.clone()));
         }
+        Self { inner }
     }
 
     fn store(&self) -> &Store {
         &self.inner.store
     }
 
-    /// Creates a job and starts it in the background; returns it queued.
+    /// Queues a job for the session; a worker of some replica runs it.
     pub async fn start(&self, _admin: &SuperAdmin, session_id: &SessionId) -> Result<Job, BackfillError> {
         let inner = &self.inner;
         let session = inner
@@ -178,92 +190,78 @@ impl Backfills {
             .ok_or_else(|| BackfillError::SessionNotFound { session: session_id.to_string() })?;
         let gateway =
             session.gateway_id.clone().ok_or_else(|| BackfillError::NoGateway { session: session_id.to_string() })?;
-        let host = inner
-            .hosts
-            .client(&gateway)
-            .ok_or_else(|| BackfillError::NoHost { session: session_id.to_string(), gateway: gateway.clone() })?;
-
-        let job = Job {
-            id: ulid::Ulid::new().to_string(),
-            organization_id: session.organization_id.clone(),
-            session_id: session_id.to_string(),
-            status: JobStatus::Queued,
-            started_at: now_millis(),
-            finished_at: None,
-            contacts: 0,
-            groups: 0,
-            group_members: 0,
-            error: None,
-        };
-        let begun = inner.registry.try_begin(session_id, job.clone()).map_err(|refused| match refused {
-            registry::Refused::Active(running) => BackfillError::AlreadyRunning {
+        if inner.hosts.client(&gateway).is_none() {
+            return Err(BackfillError::NoHost { session: session_id.to_string(), gateway });
+        }
+        let job = Job::queued(ulid::Ulid::new().to_string(), session.organization_id, session_id.to_string());
+        match inner.board.submit(job).await? {
+            Admission::Queued(job) => {
+                metrics::counter!("wa_gateway_backfill_jobs_total", "status" => "queued").increment(1);
+                tracing::info!(session = %session_id, job = %job.id, gateway, "backfill queued");
+                Ok(job)
+            }
+            Admission::Active(running) => Err(BackfillError::AlreadyRunning {
                 session: session_id.to_string(),
                 job: running.id,
                 status: running.status.as_str(),
-            },
-            registry::Refused::Closed => BackfillError::ShuttingDown,
-        })?;
-        let run = runner::Run {
-            store: inner.store.clone(),
-            host,
-            session: session_id.clone(),
-            generation: job.id.clone(),
-            progress: begun.progress,
-            stop: begun.stop,
-            permits: inner.permits.clone(),
-            shutdown: inner.shutdown.clone(),
-            stall_timeout: inner.config.stall_timeout,
-            deadline: inner.config.deadline,
-            retry: inner.config.retry,
-        };
-        inner.tasks.spawn(run.execute());
-        metrics::counter!("wa_gateway_backfill_jobs_total", "status" => "queued").increment(1);
-        tracing::info!(session = %session_id, job = %job.id, gateway, "backfill queued");
-        Ok(job)
+            }),
+            Admission::Closed => Err(BackfillError::ShuttingDown),
+        }
     }
 
     /// The queued or running job, else the latest finished one.
     pub async fn get(&self, _admin: &SuperAdmin, session: &SessionId) -> Result<Job, BackfillError> {
-        match self.inner.registry.current(session) {
+        match self.inner.board.current(session).await? {
             Some(job) => Ok(job),
             None => Err(self.missing(session).await),
         }
     }
 
-    /// A receiver of every change of the session's current job, or of job
-    /// `job_id` when given (which must still be the current one).
+    /// The session's current job (or job `job_id`) now and after each
+    /// change, ending after its terminal state.
     pub async fn watch(
         &self,
         _admin: &SuperAdmin,
         session: &SessionId,
         job_id: Option<&str>,
-    ) -> Result<watch::Receiver<Job>, BackfillError> {
-        let Some(rx) = self.inner.registry.subscribe(session) else {
+    ) -> Result<BoxStream<'static, Job>, BackfillError> {
+        let board = &self.inner.board;
+        let Some(rx) = board.subscribe(session).await? else {
             return Err(self.missing(session).await);
         };
-        match job_id {
-            Some(wanted) if rx.borrow().id != wanted => {
-                Err(BackfillError::JobNotCurrent { session: session.to_string(), job: wanted.to_owned() })
-            }
-            _ => Ok(rx),
+        if let Some(wanted) = job_id.filter(|wanted| *wanted != rx.borrow().id) {
+            return match board.job(session, wanted).await? {
+                Some(ended) => Ok(stream::iter([ended]).boxed()),
+                None => Err(BackfillError::JobNotCurrent { session: session.to_string(), job: wanted.to_owned() }),
+            };
         }
+        Ok(follow::follow(board.clone(), session.clone(), rx))
     }
 
     /// Stops the session's queued or running job and returns it once it has
     /// stopped; the stored data stays as it was.
     pub async fn cancel(&self, admin: &SuperAdmin, session: &SessionId) -> Result<Job, BackfillError> {
-        let Some(mut rx) = self.inner.registry.request_stop(session) else {
+        let Some(job) = self.inner.board.request_stop(session).await? else {
             return Err(match self.store().get_session(session).await? {
                 Some(_) => BackfillError::NotRunning { session: session.to_string() },
                 None => BackfillError::SessionNotFound { session: session.to_string() },
             });
         };
-        tracing::info!(session = %session, job = %rx.borrow().id, by = admin.subject(), "backfill cancel requested");
-        let stopped = tokio::time::timeout(CANCEL_WAIT, rx.wait_for(|job| !job.status.is_active())).await;
-        match stopped.map(|waited| waited.map(|job| job.clone())) {
-            Ok(Ok(job)) => Ok(job),
-            _ => Err(BackfillError::CancelPending { session: session.to_string(), job: rx.borrow().id.clone() }),
+        tracing::info!(session = %session, job = %job.id, by = admin.subject(), "backfill cancel requested");
+        if !job.status.is_active() {
+            return Ok(job);
         }
+        let pending = || BackfillError::CancelPending { session: session.to_string(), job: job.id.clone() };
+        let mut updates = self.watch(admin, session, Some(&job.id)).await?;
+        let stopped = tokio::time::timeout(CANCEL_WAIT, async {
+            while let Some(update) = updates.next().await {
+                if !update.status.is_active() {
+                    return Some(update);
+                }
+            }
+            None
+        });
+        stopped.await.ok().flatten().ok_or_else(pending)
     }
 
     async fn missing(&self, session: &SessionId) -> BackfillError {
@@ -274,14 +272,59 @@ impl Backfills {
         }
     }
 
-    /// Refuses new jobs, stops running ones (their staged rows are discarded,
-    /// published data is untouched) and waits for them, at most `grace`.
+    /// Refuses new jobs, stops running ones (they end `interrupted`, their
+    /// staged rows discarded, published data untouched) and waits for them,
+    /// at most `grace`.
     pub async fn shutdown(&self, grace: Duration) {
-        self.inner.registry.close();
+        self.inner.board.close();
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         if tokio::time::timeout(grace, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!("backfill jobs did not stop within {grace:?}");
+        }
+    }
+}
+
+/// One of a replica's job slots: claims a queued job, runs it, repeats.
+async fn worker(inner: Arc<Inner>) {
+    while !inner.shutdown.is_cancelled() {
+        match inner.board.claim().await {
+            Ok(Some(handle)) => {
+                let Ok(session) = SessionId::parse(&handle.job().session_id) else {
+                    tracing::error!(job = %handle.job().id, "claimed a job with an invalid session id");
+                    continue;
+                };
+                let run = runner::Run {
+                    store: inner.store.clone(),
+                    hosts: inner.hosts.clone(),
+                    handle,
+                    session,
+                    shutdown: inner.shutdown.clone(),
+                    config: runner::RunConfig {
+                        stall_timeout: inner.config.stall_timeout,
+                        deadline: inner.config.deadline,
+                        retry: inner.config.retry,
+                    },
+                    counters: Default::default(),
+                };
+                if AssertUnwindSafe(run.execute()).catch_unwind().await.is_err() {
+                    tracing::error!("a backfill panicked while recording its end");
+                }
+            }
+            Ok(None) => {
+                tokio::select! {
+                    () = inner.board.work_available() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                    () = inner.shutdown.cancelled() => return,
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not claim a queued backfill");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    () = inner.shutdown.cancelled() => return,
+                }
+            }
         }
     }
 }

@@ -9,21 +9,19 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::board::{BoardError, Counters, RunningJob, StopCause};
 use super::dedupe::{self, MAX_CONTACTS_PER_JOB, MAX_GROUPS_PER_JOB, Seen};
-use super::job::{Job, JobStatus};
+use super::job::{CANCELLED, INTERRUPTED, Job};
 use crate::directory::{Contact, Group};
-use crate::hosts::{HostClient, HostError};
+use crate::hosts::{HostClient, HostError, HostRegistry};
 use crate::sessions::SessionId;
 use crate::store::{Staging, Store, StoreError};
-use crate::time::now_millis;
 
 /// How a stream is retried after a transient host failure.
 #[derive(Debug, Clone, Copy)]
@@ -50,14 +48,28 @@ pub enum RunError {
     Host { error: HostError, attempts: u32 },
     #[error("{}", if .0.is_busy() { "the database stayed busy; start the backfill again" } else { "storing pulled data failed" })]
     Store(#[from] StoreError),
-    #[error("cancelled by a super_admin")]
+    #[error("{CANCELLED}")]
     Cancelled,
     #[error("timed out after {} s (--backfill-timeout-secs)", .0.as_secs())]
     TimedOut(Duration),
-    #[error("interrupted: the gateway is shutting down")]
-    ShuttingDown,
+    /// Shutdown, or this replica lost its hold on the job.
+    #[error("{INTERRUPTED}")]
+    Interrupted,
+    #[error("the session no longer exists")]
+    SessionGone,
+    #[error("no session host is configured for gateway {0} on the replica that ran the job")]
+    NoHost(String),
     #[error("internal error: the backfill task panicked")]
     Panicked,
+}
+
+impl From<BoardError> for RunError {
+    fn from(error: BoardError) -> Self {
+        match error {
+            BoardError::LeaseLost => Self::Interrupted,
+            BoardError::Store(e) => Self::Store(e),
+        }
+    }
 }
 
 impl From<HostError> for RunError {
@@ -66,38 +78,31 @@ impl From<HostError> for RunError {
     }
 }
 
-pub(super) struct Run {
-    pub store: Store,
-    pub host: HostClient,
-    pub session: SessionId,
-    pub generation: String,
-    pub progress: watch::Sender<Job>,
-    pub stop: CancellationToken,
-    pub permits: Arc<Semaphore>,
-    pub shutdown: CancellationToken,
+/// How every job of this replica runs.
+#[derive(Debug, Clone)]
+pub(super) struct RunConfig {
     pub stall_timeout: Duration,
     pub deadline: Duration,
     pub retry: RetryPolicy,
 }
 
+pub(super) struct Run {
+    pub store: Store,
+    pub hosts: HostRegistry,
+    pub handle: Box<dyn RunningJob>,
+    pub session: SessionId,
+    pub shutdown: CancellationToken,
+    pub config: RunConfig,
+    pub counters: std::sync::Mutex<Counters>,
+}
+
 /// Runs `work`, turning a panic into [`RunError::Panicked`].
-pub async fn supervised(work: impl Future<Output = Result<(), RunError>>) -> Result<(), RunError> {
+pub async fn supervised<T>(work: impl Future<Output = Result<T, RunError>>) -> Result<T, RunError> {
     AssertUnwindSafe(work).catch_unwind().await.unwrap_or(Err(RunError::Panicked))
 }
 
-/// Moves the job to its terminal state; the registry slot frees with it.
-pub fn finish(progress: &watch::Sender<Job>, result: &Result<(), RunError>) {
-    progress.send_modify(|job| {
-        job.finished_at = Some(now_millis());
-        match result {
-            Ok(()) => job.status = JobStatus::Succeeded,
-            Err(error) => {
-                job.status = JobStatus::Failed;
-                job.error = Some(error.to_string());
-            }
-        }
-    });
-    let job = progress.borrow();
+/// Counts and logs a job that reached its terminal state.
+fn record_end(job: &Job) {
     metrics::counter!("wa_gateway_backfill_jobs_total", "status" => job.status.as_str()).increment(1);
     tracing::info!(
         session = %job.session_id, job = %job.id, status = job.status.as_str(),
@@ -107,57 +112,94 @@ pub fn finish(progress: &watch::Sender<Job>, result: &Result<(), RunError>) {
 }
 
 impl Run {
-    pub async fn execute(self) {
-        let result = supervised(self.run()).await;
-        if let Err(RunError::Store(error)) = &result {
-            tracing::error!(%error, job = %self.generation, "backfill storage failure");
-        }
-        if result.is_err() {
-            // A panic may have skipped the discard in `run`; discarding twice is harmless.
-            self.discard().await;
-        }
-        finish(&self.progress, &result);
+    fn generation(&self) -> &str {
+        &self.handle.job().id
     }
 
-    async fn run(&self) -> Result<(), RunError> {
-        let _permit = tokio::select! {
-            permit = self.permits.clone().acquire_owned() => permit.map_err(|_| RunError::ShuttingDown)?,
-            () = self.stop.cancelled() => return Err(RunError::Cancelled),
-            () = self.shutdown.cancelled() => return Err(RunError::ShuttingDown),
+    fn counters(&self) -> Counters {
+        *self.counters.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Bumps the counters and reports them to the board.
+    async fn count(&self, change: impl FnOnce(&mut Counters)) -> Result<(), RunError> {
+        let counters = {
+            let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+            change(&mut counters);
+            *counters
         };
-        self.progress.send_modify(|job| job.status = JobStatus::Running);
-        tracing::info!(session = %self.session, job = %self.generation, "backfill running");
-        let deadline = Instant::now() + self.deadline;
-        tokio::select! {
-            pulled = self.pull() => pulled?,
-            () = self.stop.cancelled() => return Err(RunError::Cancelled),
-            () = self.shutdown.cancelled() => return Err(RunError::ShuttingDown),
-            () = tokio::time::sleep_until(deadline) => return Err(RunError::TimedOut(self.deadline)),
-        }
-        // Publishing is one transaction; it is never abandoned half-way, so
-        // its outcome is known when the job reports one.
-        self.store_retrying(|| self.store.publish_generation(&self.session, &self.generation)).await?;
+        self.handle.report(counters).await?;
         Ok(())
     }
 
+    pub async fn execute(self) {
+        let result = supervised(self.run()).await;
+        let error = match result {
+            Ok(job) => return record_end(&job),
+            Err(error) => error,
+        };
+        if let RunError::Store(cause) = &error {
+            tracing::error!(error = %cause, job = %self.generation(), "backfill storage failure");
+        }
+        self.discard().await;
+        match self.handle.fail(self.counters(), &error.to_string()).await {
+            Ok(job) => record_end(&job),
+            Err(cause) => {
+                tracing::error!(error = %cause, job = %self.generation(), "could not record a failed backfill")
+            }
+        }
+    }
+
+    async fn run(&self) -> Result<Job, RunError> {
+        tracing::info!(session = %self.session, job = %self.generation(), "backfill running");
+        let session = self.store.get_session(&self.session).await?.ok_or(RunError::SessionGone)?;
+        let gateway = session.gateway_id.unwrap_or_default();
+        let host = self.hosts.client(&gateway).ok_or(RunError::NoHost(gateway))?;
+        let stop = self.handle.stop_token();
+        let deadline = Instant::now() + self.config.deadline;
+        tokio::select! {
+            pulled = self.pull(&host) => pulled?,
+            () = stop.cancelled() => return Err(match self.handle.stop_cause() {
+                StopCause::Cancelled => RunError::Cancelled,
+                StopCause::LeaseLost => RunError::Interrupted,
+            }),
+            () = self.shutdown.cancelled() => return Err(RunError::Interrupted),
+            () = tokio::time::sleep_until(deadline) => return Err(RunError::TimedOut(self.config.deadline)),
+        }
+        // Publishing is one transaction; it is never abandoned half-way, so
+        // its outcome is known when the job reports one.
+        let counters = self.counters();
+        let mut wait = Duration::from_millis(50);
+        let give_up = Instant::now() + STORE_PATIENCE;
+        loop {
+            match self.handle.publish(counters).await {
+                Err(BoardError::Store(e)) if e.is_busy() && Instant::now() + wait < give_up => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                published => return Ok(published?),
+            }
+        }
+    }
+
     async fn discard(&self) {
-        if let Err(error) = self.store_retrying(|| self.store.discard_generation(&self.session, &self.generation)).await
+        if let Err(error) =
+            self.store_retrying(|| self.store.discard_generation(&self.session, self.generation())).await
         {
-            // The rows stay invisible; the start-up sweep removes them.
-            tracing::warn!(%error, job = %self.generation, "could not discard a failed generation");
+            // The rows stay invisible; the sweep removes them.
+            tracing::warn!(%error, job = %self.generation(), "could not discard a failed generation");
         }
     }
 
     fn staging(&self) -> Staging<'_> {
-        Staging { session: &self.session, generation: &self.generation }
+        Staging { session: &self.session, generation: self.generation() }
     }
 
-    async fn pull(&self) -> Result<(), RunError> {
+    async fn pull(&self, host: &HostClient) -> Result<(), RunError> {
         let mut seen = Seen::new(MAX_CONTACTS_PER_JOB);
         let mut attempt = 1;
         loop {
             let mut received = false;
-            match self.pull_contacts(&mut seen, &mut received).await {
+            match self.pull_contacts(host, &mut seen, &mut received).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
             }
@@ -166,7 +208,7 @@ impl Run {
         let mut attempt = 1;
         loop {
             let mut received = false;
-            match self.pull_groups(&mut seen, &mut received).await {
+            match self.pull_groups(host, &mut seen, &mut received).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
             }
@@ -178,17 +220,18 @@ impl Run {
     /// attempt number, or fails with the error and the attempts made. A
     /// retried stream re-sends items already staged; they replace themselves.
     async fn retry_or_fail(&self, error: HostError, received: bool, attempt: u32) -> Result<u32, RunError> {
-        if !error.is_transient(received) || attempt >= self.retry.attempts {
+        let retry = self.config.retry;
+        if !error.is_transient(received) || attempt >= retry.attempts {
             return Err(RunError::Host { error, attempts: attempt });
         }
-        let backoff = self.retry.first_backoff.saturating_mul(1 << (attempt - 1).min(16)).min(self.retry.max_backoff);
-        tracing::warn!(job = %self.generation, %error, attempt, ?backoff, "session host stream failed; retrying");
+        let backoff = retry.first_backoff.saturating_mul(1 << (attempt - 1).min(16)).min(retry.max_backoff);
+        tracing::warn!(job = %self.generation(), %error, attempt, ?backoff, "session host stream failed; retrying");
         tokio::time::sleep(backoff).await;
         Ok(attempt + 1)
     }
 
-    async fn pull_contacts(&self, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
-        let mut batches = self.host.contacts(&self.session, self.stall_timeout).await?;
+    async fn pull_contacts(&self, host: &HostClient, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
+        let mut batches = host.contacts(&self.session, self.config.stall_timeout).await?;
         while let Some(batch) = batches.next().await? {
             *received = true;
             self.store_contacts(dedupe::contacts(batch), seen).await?;
@@ -196,8 +239,8 @@ impl Run {
         Ok(())
     }
 
-    async fn pull_groups(&self, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
-        let mut batches = self.host.groups(&self.session, self.stall_timeout).await?;
+    async fn pull_groups(&self, host: &HostClient, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
+        let mut batches = host.groups(&self.session, self.config.stall_timeout).await?;
         while let Some(batch) = batches.next().await? {
             *received = true;
             self.store_groups(dedupe::groups(batch), seen).await?;
@@ -214,9 +257,8 @@ impl Run {
         let maybe = seen.record(batch.iter().map(|c| c.jid.as_str())).map_err(|limit| too_many("contacts", limit))?;
         let replaced = self.store_retrying(|| self.store.stage_contacts(self.staging(), &batch, &maybe)).await?;
         let added = batch.len() as u64 - replaced;
-        self.progress.send_modify(|job| job.contacts += added);
         metrics::counter!("wa_gateway_backfill_rows_total", "kind" => "contacts").increment(added);
-        Ok(())
+        self.count(|c| c.contacts += added).await
     }
 
     async fn store_groups(&self, batch: Vec<Group>, seen: &mut Seen) -> Result<(), RunError> {
@@ -230,13 +272,13 @@ impl Run {
         let members = batch.iter().map(|g| g.participants.len() as u64).sum::<u64>();
         // A re-sent group with fewer members lowers the member count: the
         // counters follow the rows actually stored.
-        self.progress.send_modify(|job| {
-            job.groups += groups;
-            job.group_members = (job.group_members + members).saturating_sub(replaced.members);
-        });
         metrics::counter!("wa_gateway_backfill_rows_total", "kind" => "groups").increment(groups);
         metrics::counter!("wa_gateway_backfill_rows_total", "kind" => "group_members").increment(members);
-        Ok(())
+        self.count(|c| {
+            c.groups += groups;
+            c.group_members = (c.group_members + members).saturating_sub(replaced.members);
+        })
+        .await
     }
 
     /// Retries a store operation while the store is busy (another writer
@@ -251,7 +293,7 @@ impl Run {
         loop {
             match op().await {
                 Err(error) if error.is_busy() && Instant::now() + wait < give_up => {
-                    tracing::debug!(%error, job = %self.generation, "store busy; retrying");
+                    tracing::debug!(%error, job = %self.generation(), "store busy; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
@@ -268,34 +310,28 @@ fn too_many(kind: &str, limit: usize) -> RunError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backfill::registry::Registry;
+    use crate::backfill::board::{Admission, JobBoard};
+    use crate::backfill::job::JobStatus;
+    use crate::backfill::memory::MemoryBoard;
 
     #[tokio::test]
-    async fn a_panicking_job_ends_failed_and_frees_its_slot() {
-        let registry = Registry::default();
+    async fn a_panicking_job_ends_failed_and_frees_its_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let board = MemoryBoard::new(Store::open(dir.path().join("db").to_str().unwrap()).await.unwrap());
         let session = SessionId::parse("s").unwrap();
-        let job = Job {
-            id: "j1".into(),
-            organization_id: "o".into(),
-            session_id: "s".into(),
-            status: JobStatus::Running,
-            started_at: 0,
-            finished_at: None,
-            contacts: 0,
-            groups: 0,
-            group_members: 0,
-            error: None,
-        };
-        let begun = registry.try_begin(&session, job.clone()).unwrap();
+        let queued = |id: &str| Job::queued(id.into(), "o".into(), "s".into());
+        assert!(matches!(board.submit(queued("j1")).await.unwrap(), Admission::Queued(_)));
+        let handle = board.claim().await.unwrap().unwrap();
         let task = tokio::spawn(async move {
-            let result = supervised(async { panic!("a bug in a job") }).await;
-            finish(&begun.progress, &result);
+            let result: Result<(), RunError> = supervised(async { panic!("a bug in a job") }).await;
+            let error = result.unwrap_err();
+            handle.fail(Counters::default(), &error.to_string()).await.unwrap()
         });
-        task.await.expect("the panic stays inside the job");
-        let ended = registry.current(&session).unwrap();
+        let ended = task.await.expect("the panic stays inside the job");
         assert_eq!(ended.status, JobStatus::Failed);
         assert_eq!(ended.error.as_deref(), Some("internal error: the backfill task panicked"));
         assert!(ended.finished_at.is_some());
-        assert!(registry.try_begin(&session, Job { id: "j2".into(), ..job }).is_ok(), "the session is free again");
+        assert_eq!(board.current(&session).await.unwrap().unwrap(), ended);
+        assert!(matches!(board.submit(queued("j2")).await.unwrap(), Admission::Queued(_)), "the session is free");
     }
 }

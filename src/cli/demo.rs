@@ -173,6 +173,8 @@ Over gRPC:
 grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{"limit": 5}}' {grpc} wa.gateway.admin.v1.AdminService/ListSessions
 Follow a backfill with a progress bar:
 wa-gateway admin --server http://{grpc} --token '{token}' backfill start demo-globex-01 --follow
+Cancel a running job (stored data stays as it was):
+wa-gateway admin --server http://{grpc} --token '{token}' backfill cancel demo-globex-01
 A session whose phone is offline (the job fails):
 wa-gateway admin --server http://{grpc} --token '{token}' backfill start {disconnected} --follow
 "#,

@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 
-use futures_util::stream::{self, Stream};
+use futures_util::stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert::{group_jid, session_id};
@@ -148,7 +148,7 @@ impl AdminService for AdminApi {
         let call = Call::begin(&request, "WatchBackfill")?;
         let pb::WatchBackfillRequest { session_id: raw, job_id } = request.into_inner();
         let job_id = Some(job_id).filter(|j| !j.is_empty());
-        let receiver = call.finish(
+        let jobs = call.finish(
             &raw,
             match session_id(&raw) {
                 Ok(session) => {
@@ -158,18 +158,8 @@ impl AdminService for AdminApi {
             },
         )?;
         // The current state first, then each change; the stream ends after
-        // the terminal state. Driven by the watch channel, no polling.
-        let updates = stream::unfold((receiver, false, true), |(mut rx, done, first)| async move {
-            if done {
-                return None;
-            }
-            if !first && rx.changed().await.is_err() {
-                return None;
-            }
-            let job: Job = rx.borrow_and_update().clone();
-            let finished = !job.status.is_active();
-            Some((Ok(pb::WatchBackfillResponse { job: Some(job.into()) }), (rx, finished, false)))
-        });
+        // the terminal state. Driven by the board's notifications, no polling.
+        let updates = jobs.map(|job: Job| Ok(pb::WatchBackfillResponse { job: Some(job.into()) }));
         Ok(Response::new(Box::pin(updates)))
     }
 

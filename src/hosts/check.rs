@@ -95,6 +95,10 @@ fn timing(tally: &Tally, total: Duration) -> String {
     format!("first message after {first}, whole stream {} ms ({rate:.0} items/s)", total.as_millis())
 }
 
+fn messages(n: usize) -> String {
+    if n == 1 { "1 message".into() } else { format!("{n} messages") }
+}
+
 /// Notes an item's jid and names the earlier item it repeats.
 fn repeat_of(seen: &mut HashMap<String, usize>, jid: &str, index: usize) -> Option<usize> {
     match seen.get(jid) {
@@ -202,10 +206,10 @@ async fn check_groups(client: &mut SessionHostServiceClient<Channel>, options: &
         }
     }
     finding.summary = format!(
-        "{} groups with {} participants in {} messages (limit {MAX_PARTICIPANTS} per group); {}",
+        "{} groups with {} participants in {} (limit {MAX_PARTICIPANTS} per group); {}",
         tally.items,
         tally.members,
-        tally.messages,
+        messages(tally.messages),
         timing(&tally, started.elapsed())
     );
     finding

@@ -226,3 +226,32 @@ impl Store {
         Ok(store)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_locked_database_is_busy_and_unavailable_not_internal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("busy.db");
+        Store::open(path.to_str().unwrap()).await.unwrap().close().await;
+        let mut holder = SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path)).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+        let impatient = SqliteConnectOptions::new().filename(&path).busy_timeout(std::time::Duration::ZERO);
+        let mut writer = SqliteConnection::connect_with(&impatient).await.unwrap();
+        let error = sqlx::query("INSERT INTO server_secrets (name, value) VALUES ('x', x'00')")
+            .execute(&mut writer)
+            .await
+            .map_err(StoreError::from)
+            .unwrap_err();
+        assert!(error.is_busy(), "{error:?}");
+        assert_eq!((error.error_code(), error.reason()), (ErrorCode::Unavailable, "STORE_BUSY"));
+        assert!(!error.public_message().contains("server_secrets"), "no SQL in what callers see");
+        let corrupt = StoreError::Corrupt("x".into());
+        assert_eq!((corrupt.error_code(), corrupt.public_message().as_str()), (ErrorCode::Internal, "internal error"));
+    }
+}

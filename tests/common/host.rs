@@ -148,17 +148,30 @@ impl ScriptedHost {
 
     /// Serves on 127.0.0.1:0; returns the host and its URL.
     pub async fn start(script: Script) -> (Self, String) {
+        Self::serve(script, None).await
+    }
+
+    /// Serves over TLS with `tls`; the URL names `localhost`.
+    pub async fn start_tls(script: Script, tls: tonic::transport::ServerTlsConfig) -> (Self, String) {
+        Self::serve(script, Some(tls)).await
+    }
+
+    async fn serve(script: Script, tls: Option<tonic::transport::ServerTlsConfig>) -> (Self, String) {
         let (gate, _) = watch::channel(false);
         let host = Self { script: Arc::new(Mutex::new(script)), gate, calls: Default::default() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let url = match tls {
+            Some(_) => format!("https://localhost:{port}"),
+            None => format!("http://127.0.0.1:{port}"),
+        };
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls).unwrap();
+        }
         let server = SessionHostServiceServer::new(host.clone());
         tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(server)
-                .serve_with_incoming(TcpListenerStream::new(listener))
-                .await
-                .unwrap()
+            builder.add_service(server).serve_with_incoming(TcpListenerStream::new(listener)).await.unwrap()
         });
         (host, url)
     }

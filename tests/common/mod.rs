@@ -3,6 +3,7 @@
 //! Ed25519 keys, and token minting.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod env;
 pub mod host;
 pub mod jwks;
@@ -28,17 +29,24 @@ pub fn cli(db: &Path, args: &[&str]) -> std::process::Output {
 
 /// Imports JSON Lines through `wa-gateway sessions import -`.
 pub fn import(db: &Path, jsonl: &str) -> std::process::Output {
+    import_with(db, jsonl.as_bytes(), &[])
+}
+
+/// Feeds raw bytes to `wa-gateway sessions import - EXTRA…`.
+pub fn import_with(db: &Path, input: &[u8], extra: &[&str]) -> std::process::Output {
     use std::io::Write;
     let mut child = std::process::Command::new(BIN)
         .arg("--database-url")
         .arg(db)
         .args(["sessions", "import", "-"])
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn import");
-    child.stdin.take().unwrap().write_all(jsonl.as_bytes()).unwrap();
+    // The import stops reading at its first bad line; a broken pipe then is expected.
+    let _ = child.stdin.take().unwrap().write_all(input);
     child.wait_with_output().unwrap()
 }
 

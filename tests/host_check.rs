@@ -1,0 +1,102 @@
+//! `wa-gateway host-check` against real session hosts over gRPC: the
+//! reference `host-sim` passes; scripted hosts that break the contract fail,
+//! and the report names what they broke.
+
+mod common;
+
+use common::host::{Script, ScriptedHost, contact, group};
+use common::*;
+use wa_gateway::proto::host as pb;
+
+async fn host_check(url: &str, session: &str) -> (bool, String) {
+    let out = tokio::process::Command::new(BIN)
+        .args(["--log", "warn", "host-check", "--host", url, "--session", session, "--stall-timeout-secs", "5"])
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), report)
+}
+
+fn well_behaved() -> Script {
+    Script {
+        contacts: (0..40).map(|i| contact(i, "c")).collect(),
+        groups: (0..5).map(|i| group(i, 3, "g")).collect(),
+        batch: 10,
+        held: Some(vec!["sess-1".into()]),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn host_sim_conforms() {
+    let sim = HostSimProcess::start(&["--session", "sess-1", "--contacts", "300", "--groups", "12"]).await;
+    let (ok, report) = host_check(&sim.url, "sess-1").await;
+    assert!(ok, "{report}");
+    for line in ["PASS  contacts: 300 contacts", "PASS  joined groups: 12 groups", "PASS  unknown session"] {
+        assert!(report.contains(line), "{line:?} missing from\n{report}");
+    }
+    assert!(report.contains("items/s"), "streams are timed:\n{report}");
+    assert!(report.contains("result: the host conforms"), "{report}");
+}
+
+#[tokio::test]
+async fn a_scripted_host_that_keeps_the_contract_conforms() {
+    let (_host, url) = ScriptedHost::start(well_behaved()).await;
+    let (ok, report) = host_check(&url, "sess-1").await;
+    assert!(ok, "{report}");
+}
+
+#[tokio::test]
+async fn duplicates_empty_jids_and_oversized_groups_fail_with_their_place_named() {
+    let mut script = well_behaved();
+    script.contacts[7] = contact(3, "again");
+    script.contacts[12].jid = String::new();
+    script.groups[2] = group(2, 10_001, "huge");
+    script.groups[4].participants[2] = script.groups[4].participants[0].clone();
+    let (_host, url) = ScriptedHost::start(script).await;
+    let (ok, report) = host_check(&url, "sess-1").await;
+    assert!(!ok, "{report}");
+    for line in [
+        "FAIL  contacts",
+        "contacts[7]: 00003@s.whatsapp.net repeats contacts[3]",
+        "contacts[12].jid: must not be empty",
+        "FAIL  joined groups",
+        "groups[2].participants: 10001 exceed the limit of 10000",
+        "groups[4].participants[2]: 00000@s.whatsapp.net repeats participants[0]",
+        "PASS  unknown session",
+        "result: the host does not conform (2 of 3 checks failed)",
+    ] {
+        assert!(report.contains(line), "{line:?} missing from\n{report}");
+    }
+}
+
+#[tokio::test]
+async fn a_host_that_serves_any_session_and_bad_shapes_fails() {
+    let mut script = well_behaved();
+    script.held = None;
+    script.contacts[0].jid = "12345".into();
+    script.groups = vec![pb::Group { jid: "1@s.whatsapp.net".into(), ..Default::default() }];
+    let (_host, url) = ScriptedHost::start(script).await;
+    let (ok, report) = host_check(&url, "sess-1").await;
+    assert!(!ok);
+    for line in [
+        "contacts[0].jid: \"12345\" is not a jid (user@server)",
+        "groups[0].jid: \"1@s.whatsapp.net\" is not on g.us",
+        "FAIL  unknown session",
+        "StreamContacts opened a stream instead of answering NOT_FOUND",
+    ] {
+        assert!(report.contains(line), "{line:?} missing from\n{report}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_host_fails_and_bad_arguments_are_refused() {
+    let (ok, report) = host_check("http://127.0.0.1:1", "sess-1").await;
+    assert!(!ok);
+    assert!(report.contains("FAIL  contacts") && report.contains("session host unavailable"), "{report}");
+    let (ok, report) = host_check("ftp://example.com", "sess-1").await;
+    assert!(!ok && report.contains("http:// or https://"), "{report}");
+    let (ok, report) = host_check("http://127.0.0.1:1", "bad id!").await;
+    assert!(!ok && report.contains("--session"), "{report}");
+}
