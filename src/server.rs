@@ -20,7 +20,7 @@ use crate::grpc::{AdminApi, AuthLayer};
 use crate::hosts::HostRegistry;
 use crate::paging::CursorCodec;
 use crate::proto::admin::admin_service_server::AdminServiceServer;
-use crate::store::Store;
+use crate::store::{Store, redact_url};
 
 /// Largest gRPC request message accepted; admin requests are tiny.
 const MAX_REQUEST_MESSAGE_BYTES: usize = 64 * 1024;
@@ -101,14 +101,20 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("binding the HTTP address {}", config.http_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
-    let store =
-        Store::open(&config.database_url).await.with_context(|| format!("opening database {}", config.database_url))?;
+    let shown_url = redact_url(&config.database_url);
+    let store = Store::open(&config.database_url).await.with_context(|| format!("opening database {shown_url}"))?;
+    // Before anything is swept: a second server on one SQLite file would
+    // delete the staged rows of the first one's running jobs.
+    store.hold_serving_lock()?;
     let codec = CursorCodec::new(store.cursor_key().await?);
     let swept = store.sweep_unpublished_generations().await?;
     if swept > 0 {
         tracing::info!(rows = swept, "removed rows of backfills interrupted by a previous stop");
     }
-    let board: Arc<dyn JobBoard> = Arc::new(MemoryBoard::new(store.clone()));
+    let board = match store.shared_job_board(config.backfill.lease) {
+        Some(shared) => shared,
+        None => Arc::new(MemoryBoard::new(store.clone())) as Arc<dyn JobBoard>,
+    };
     let backfills = Backfills::new(store.clone(), config.hosts.clone(), board, config.backfill.clone());
 
     let metrics = crate::telemetry::install();

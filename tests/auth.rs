@@ -58,7 +58,7 @@ fn forge(header: Value, payload: Value, signature: &str) -> String {
     format!("{}.{}.{}", enc(&header), enc(&payload), signature)
 }
 
-#[tokio::test]
+crate::both_backends!(super_admin_tokens_of_each_algorithm_are_accepted);
 async fn super_admin_tokens_of_each_algorithm_are_accepted() {
     let (_jwks, gw) = start().await;
     for (kind, kid) in [(KeyKind::Rsa, "rsa-1"), (KeyKind::Ec, "ec-1"), (KeyKind::Ed, "ed-1")] {
@@ -73,7 +73,7 @@ async fn super_admin_tokens_of_each_algorithm_are_accepted() {
     bearer(&gw, &mint(KeyKind::Rsa, "rsa-1", &claims)).await.unwrap();
 }
 
-#[tokio::test]
+crate::both_backends!(bad_tokens_are_unauthenticated);
 async fn bad_tokens_are_unauthenticated() {
     let (_jwks, gw) = start().await;
     let now = jwks_now();
@@ -176,7 +176,7 @@ fn key_id(gw: &Gateway) -> String {
     last["id"].as_str().unwrap().to_owned()
 }
 
-#[tokio::test]
+crate::both_backends!(api_keys_and_org_roles_are_forbidden);
 async fn api_keys_and_org_roles_are_forbidden() {
     let (_jwks, gw) = start().await;
     let key = create_key(&gw, "org_alpha");
@@ -218,7 +218,7 @@ async fn api_keys_and_org_roles_are_forbidden() {
     assert!(!missing.status.success());
 }
 
-#[tokio::test]
+crate::both_backends!(a_key_published_after_start_up_is_accepted_on_first_use);
 async fn a_key_published_after_start_up_is_accepted_on_first_use() {
     let (jwks, gw) = start().await;
     let token = mint(KeyKind::Rogue, "rotated-2", &admin());
@@ -226,7 +226,7 @@ async fn a_key_published_after_start_up_is_accepted_on_first_use() {
     bearer(&gw, &token).await.expect("rotated key accepted");
 }
 
-#[tokio::test]
+crate::both_backends!(unknown_kids_share_one_refetch);
 async fn unknown_kids_share_one_refetch() {
     let (jwks, gw) = start().await;
     let before = jwks.fetches();
@@ -252,7 +252,7 @@ async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
     out
 }
 
-#[tokio::test]
+crate::both_backends!(known_keys_keep_working_while_the_jwks_endpoint_is_down);
 async fn known_keys_keep_working_while_the_jwks_endpoint_is_down() {
     let (jwks, gw) = start().await;
     jwks.set_down(true);

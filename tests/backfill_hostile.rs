@@ -22,7 +22,7 @@ fn reason(status: &tonic::Status) -> String {
     status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
 }
 
-#[tokio::test]
+crate::both_backends!(an_endless_stream_fails_at_the_deadline_and_frees_the_session);
 async fn an_endless_stream_fails_at_the_deadline_and_frees_the_session() {
     let (host, url) = ScriptedHost::start(Script {
         contacts: (0..10).map(|i| contact(i, "c")).collect(),
@@ -45,7 +45,7 @@ async fn an_endless_stream_fails_at_the_deadline_and_frees_the_session() {
     assert_eq!((done.status(), done.contacts), (BackfillStatus::Succeeded, 10));
 }
 
-#[tokio::test]
+crate::both_backends!(cancel_stops_running_and_queued_jobs_and_leaves_the_data);
 async fn cancel_stops_running_and_queued_jobs_and_leaves_the_data() {
     let (host, url) = ScriptedHost::start(Script {
         contacts: (0..100).map(|i| contact(i, "kept")).collect(),
@@ -106,7 +106,7 @@ fn group_of(jid: &str, members: &[&str]) -> hostpb::Group {
     }
 }
 
-#[tokio::test]
+crate::both_backends!(the_last_version_of_a_duplicate_wins_and_counters_match_stored_rows);
 async fn the_last_version_of_a_duplicate_wins_and_counters_match_stored_rows() {
     let mut contacts: Vec<_> = (0..30).map(|i| contact(i, "first")).collect();
     contacts.extend((0..10).map(|i| contact(i * 3, "last")));
@@ -160,7 +160,7 @@ async fn the_last_version_of_a_duplicate_wins_and_counters_match_stored_rows() {
     assert!(groups.iter().all(|(g, m)| g.participant_count == m.len() as i64));
 }
 
-#[tokio::test]
+crate::both_backends!(huge_groups_page_in_bounded_bytes_and_every_member_is_reachable);
 async fn huge_groups_page_in_bounded_bytes_and_every_member_is_reachable() {
     let (_host, url) = ScriptedHost::start(Script {
         groups: (0..200).map(|i| group(i, 1000, "big")).collect(),
@@ -207,7 +207,7 @@ async fn huge_groups_page_in_bounded_bytes_and_every_member_is_reachable() {
     assert_eq!(reached, 200_000);
 }
 
-#[tokio::test]
+crate::both_backends!(a_walk_never_mixes_two_backfills);
 async fn a_walk_never_mixes_two_backfills() {
     let (host, url) = ScriptedHost::start(Script {
         contacts: (0..100).map(|i| contact(i, "one")).collect(),
@@ -258,7 +258,7 @@ async fn a_walk_never_mixes_two_backfills() {
     assert!(all.iter().all(|c| c.push_name.as_deref().unwrap().starts_with("two")));
 }
 
-#[tokio::test]
+crate::both_backends!(transient_failures_are_retried_and_permanent_ones_name_their_cause);
 async fn transient_failures_are_retried_and_permanent_ones_name_their_cause() {
     let (host, url) = ScriptedHost::start(Script {
         contacts: (0..20).map(|i| contact(i, "c")).collect(),
@@ -305,7 +305,7 @@ async fn a_job_waits_out_a_busy_store_instead_of_failing() {
     let env = env(&[("gw-1", &url)], &[]).await;
     // Another writer (an import, say) holds the write lock longer than
     // SQLite's 5 s busy timeout.
-    let mut writer = sqlx::SqliteConnection::connect(&format!("sqlite://{}", env.gw.db.display())).await.unwrap();
+    let mut writer = sqlx::SqliteConnection::connect(&format!("sqlite://{}", env.gw.db)).await.unwrap();
     sqlx::query("BEGIN IMMEDIATE").execute(&mut writer).await.unwrap();
     env.start("sess-1").await.unwrap();
     tokio::time::sleep(Duration::from_secs(7)).await;

@@ -102,7 +102,7 @@ async fn start() -> (JwksServer, ScriptedHost, Gateway, String) {
     (jwks, host, gw, mint(KeyKind::Rsa, "rsa-1", &super_admin_claims()))
 }
 
-#[tokio::test]
+crate::both_backends!(every_annotation_has_a_route_and_every_route_an_annotation);
 async fn every_annotation_has_a_route_and_every_route_an_annotation() {
     let (_jwks, _host, gw, token) = start().await;
     let annotated = annotated_routes();

@@ -23,7 +23,7 @@ fn run(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-#[tokio::test]
+crate::both_backends!(grpcurl_lists_describes_checks_health_and_calls);
 async fn grpcurl_lists_describes_checks_health_and_calls() {
     let jwks = JwksServer::start().await;
     let gw = Gateway::start(&jwks.url(), &[]).await;

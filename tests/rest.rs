@@ -119,7 +119,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-#[tokio::test]
+crate::both_backends!(documented_shapes_and_paging);
 async fn documented_shapes_and_paging() {
     let r = rest(&[]).await;
     let (status, page) = r.get("/api/v1/admin/sessions?limit=3").await;
@@ -222,7 +222,7 @@ async fn documented_shapes_and_paging() {
     assert_eq!(s, 405, "{body}");
 }
 
-#[tokio::test]
+crate::both_backends!(status_table);
 async fn status_table() {
     let r = rest(&[]).await;
     for (path, field) in [
@@ -331,7 +331,7 @@ async fn status_table() {
     assert_eq!(resp.status(), 202);
 }
 
-#[tokio::test]
+crate::both_backends!(custom_verb_parsing);
 async fn custom_verb_parsing() {
     let r = rest(&[]).await;
     // %3A is part of the id; the literal ':' separates the verb.
@@ -357,7 +357,7 @@ async fn custom_verb_parsing() {
     assert_eq!(s, 400, "{body}");
 }
 
-#[tokio::test]
+crate::both_backends!(request_ids_and_cors);
 async fn request_ids_and_cors() {
     let r = rest(&["--cors-origin", "https://dash.example.test"]).await;
     let resp = r
@@ -399,7 +399,7 @@ async fn request_ids_and_cors() {
     assert!(resp.headers().get("access-control-allow-origin").is_none());
 }
 
-#[tokio::test]
+crate::both_backends!(standalone_rest_in_front_of_a_separate_server);
 async fn standalone_rest_in_front_of_a_separate_server() {
     let r = rest(&[]).await;
     let mut child = tokio::process::Command::new(BIN)

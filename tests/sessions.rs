@@ -36,7 +36,7 @@ async fn all_pages(gw: &Gateway, token: &str, base: ListSessionsRequest) -> Vec<
     }
 }
 
-#[tokio::test]
+crate::both_backends!(pages_cover_every_session_exactly_once_even_while_importing);
 async fn pages_cover_every_session_exactly_once_even_while_importing() {
     let jwks = JwksServer::start().await;
     let gw = Gateway::start(&jwks.url(), &[]).await;
@@ -74,7 +74,7 @@ async fn pages_cover_every_session_exactly_once_even_while_importing() {
     assert_eq!(listed.iter().map(|s| &s.id).collect::<HashSet<_>>().len(), 1500);
 }
 
-#[tokio::test]
+crate::both_backends!(limits_filters_and_cursors);
 async fn limits_filters_and_cursors() {
     let jwks = JwksServer::start().await;
     let gw = Gateway::start(&jwks.url(), &[]).await;
@@ -140,7 +140,7 @@ async fn limits_filters_and_cursors() {
     assert_eq!(first.created_by_user_id, None);
 }
 
-#[tokio::test]
+crate::both_backends!(an_import_with_a_bad_line_writes_nothing);
 async fn an_import_with_a_bad_line_writes_nothing() {
     let jwks = JwksServer::start().await;
     let gw = Gateway::start(&jwks.url(), &[]).await;
@@ -161,7 +161,7 @@ async fn an_import_with_a_bad_line_writes_nothing() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot open"));
 }
 
-#[tokio::test]
+crate::both_backends!(sigterm_stops_the_server_cleanly);
 async fn sigterm_stops_the_server_cleanly() {
     let jwks = JwksServer::start().await;
     let mut gw = Gateway::start(&jwks.url(), &[]).await;
@@ -192,7 +192,7 @@ async fn stored(gw: &Gateway, token: &str, id: &str) -> wa_gateway::proto::admin
     all.into_iter().find(|s| s.id == id).unwrap_or_else(|| panic!("{id} not stored"))
 }
 
-#[tokio::test]
+crate::both_backends!(import_keeps_created_at_refuses_org_moves_and_skips_older_lines);
 async fn import_keeps_created_at_refuses_org_moves_and_skips_older_lines() {
     let jwks = JwksServer::start().await;
     let gw = Gateway::start(&jwks.url(), &[]).await;
@@ -232,7 +232,7 @@ async fn import_keeps_created_at_refuses_org_moves_and_skips_older_lines() {
     assert_eq!(stored(&gw, &token, "s1").await.label.as_deref(), Some("written?"));
 }
 
-#[tokio::test]
+crate::both_backends!(import_names_bad_bytes_and_repeated_ids_by_line);
 async fn import_names_bad_bytes_and_repeated_ids_by_line() {
     let jwks = JwksServer::start().await;
     let gw = Gateway::start(&jwks.url(), &[]).await;

@@ -6,8 +6,9 @@
 --   renews it; a reaper on every replica fails jobs whose lease expired
 --   ('interrupted'). Publishing locks the job row and checks the lease in the
 --   same transaction, so a replica that lost its lease never publishes.
--- * Every change notifies channel wa_gateway_jobs with the session id, which
---   each replica fans out to its local watchers and runners.
+-- * Every change notifies channel wa_gateway_jobs with 'STATUS SESSION_ID',
+--   which each replica fans out to its local watchers, runners and (for
+--   queued jobs) idle workers.
 CREATE TABLE backfill_jobs (
     id               TEXT COLLATE "C" NOT NULL PRIMARY KEY,  -- a ULID, also the data generation
     session_id       TEXT COLLATE "C" NOT NULL,
@@ -35,7 +36,7 @@ CREATE INDEX backfill_jobs_unswept ON backfill_jobs (id) WHERE NOT swept AND sta
 
 CREATE FUNCTION backfill_jobs_notify() RETURNS trigger AS $$
 BEGIN
-    PERFORM pg_notify('wa_gateway_jobs', NEW.session_id);
+    PERFORM pg_notify('wa_gateway_jobs', NEW.status || ' ' || NEW.session_id);
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;

@@ -13,6 +13,19 @@ impl JobStatus {
         matches!(self, Self::Queued | Self::Running)
     }
 
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Queued, Self::Running, Self::Succeeded, Self::Failed].into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Order of the states a job moves through.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Queued => 0,
+            Self::Running => 1,
+            Self::Succeeded | Self::Failed => 2,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",

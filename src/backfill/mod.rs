@@ -138,6 +138,9 @@ pub struct BackfillConfig {
     /// A job still running this long after it started running fails.
     pub deadline: Duration,
     pub retry: RetryPolicy,
+    /// Cluster mode: how long a replica's hold on a running job lasts
+    /// without renewal before another replica fails the job (`interrupted`).
+    pub lease: Duration,
 }
 
 /// How often an idle worker looks for queued jobs even without a signal

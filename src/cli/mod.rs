@@ -25,8 +25,16 @@ use clap::{Parser, Subcommand, ValueEnum};
                   environment as WA_GATEWAY_<FLAG> (for example --jwks-url as WA_GATEWAY_JWKS_URL)."
 )]
 pub struct Cli {
-    /// Database: a SQLite file path or sqlite:// URL (created if missing).
-    #[arg(long, env = "WA_GATEWAY_DATABASE_URL", default_value = "wa-gateway.db", global = true)]
+    /// Database: a SQLite file path or sqlite:// URL (created if missing), or
+    /// postgres://USER:PASSWORD@HOST/DB for PostgreSQL (several `serve`
+    /// replicas may share it).
+    #[arg(
+        long,
+        env = "WA_GATEWAY_DATABASE_URL",
+        default_value = "wa-gateway.db",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: String,
 
     /// Log line format (logs go to stderr).
@@ -95,7 +103,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.database_url, args).await,
             Command::Migrate => {
                 crate::store::Store::open(&cli.database_url).await?.close().await;
-                eprintln!("migrations applied to {}", cli.database_url);
+                eprintln!("migrations applied to {}", crate::store::redact_url(&cli.database_url));
                 Ok(())
             }
             Command::Sessions(cmd) => sessions::run(&cli.database_url, cmd).await,

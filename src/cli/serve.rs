@@ -80,6 +80,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WA_GATEWAY_BACKFILL_TIMEOUT_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub backfill_timeout_secs: u64,
 
+    /// Cluster mode (PostgreSQL): seconds a replica's hold on a running job
+    /// lasts without renewal. A replica that dies has its jobs failed
+    /// (`interrupted`) within this plus a quarter of it.
+    #[arg(long, env = "WA_GATEWAY_BACKFILL_LEASE_SECS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub backfill_lease_secs: u64,
+
     /// CA bundle (PEM) trusted for https:// session hosts instead of the
     /// WebPKI roots.
     #[arg(long, env = "WA_GATEWAY_HOST_CA", value_name = "PEM")]
@@ -175,6 +181,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             stall_timeout: Duration::from_secs(args.host_stall_timeout_secs),
             deadline: Duration::from_secs(args.backfill_timeout_secs),
             retry: RetryPolicy::default(),
+            lease: Duration::from_secs(args.backfill_lease_secs),
         },
         demo_jwks: demo.as_ref().map(|d| d.jwks_json.clone()),
     };

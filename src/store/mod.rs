@@ -2,17 +2,23 @@
 //! domain types and nothing of tonic, prost or axum.
 //!
 //! [`Database`] is the one interface; each backend implements it in its own
-//! module with its own embedded migrations (`migrations/<backend>/`). Callers
-//! hold a [`Store`] and never learn which backend is behind it.
+//! module with its own embedded migrations (`migrations/<backend>/`): SQLite,
+//! the embedded single-process default, and PostgreSQL, shared by replicas.
+//! Callers hold a [`Store`] and never learn which backend is behind it.
 
+mod postgres;
+mod rows;
 mod sqlite;
 
+pub use postgres::PgDatabase;
 pub use sqlite::SqliteDatabase;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::backfill::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::error::{ErrorCode, ServiceError};
 use crate::paging::PageRequest;
@@ -21,14 +27,43 @@ use crate::time::UnixMillis;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("unsupported database url {0:?}: use a SQLite file path or sqlite://PATH")]
+    #[error("unsupported database url {0:?}: use a SQLite file path, sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    #[error("cannot connect to {0}")]
+    Connect(String),
+    #[error(
+        "database {0} is in use by another `wa-gateway serve`; run one serve per SQLite file, \
+         or use PostgreSQL (--database-url postgres://…) for several replicas"
+    )]
+    InUse(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+}
+
+/// `url` with its password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// `message` about `url`, naming the redacted URL and never its password.
+fn redact_password(url: &str, message: &str) -> String {
+    let mut message = message.to_owned();
+    if let Some(password) = reqwest::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {
+        if !password.is_empty() {
+            message = message.replace(&password, "***");
+        }
+    }
+    format!("{}: {message}", redact_url(url))
 }
 
 impl StoreError {
@@ -112,6 +147,16 @@ pub trait Database: Send + Sync + 'static {
     /// Whether the database answers; for readiness probes.
     async fn ping(&self) -> bool;
     async fn close(&self);
+    /// Makes this process the database's only server, for backends that
+    /// allow just one (SQLite); fails when another server holds it.
+    fn hold_serving_lock(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The job board every replica shares, for backends that several
+    /// replicas share (PostgreSQL); `None` keeps jobs in memory.
+    fn shared_job_board(&self, _lease: Duration) -> Option<Arc<dyn JobBoard>> {
+        None
+    }
 
     /// Inserts or replaces every session in one transaction: all or nothing.
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError>;
@@ -214,8 +259,12 @@ impl std::ops::Deref for Store {
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url`. Does not migrate.
+    /// Opens the database at `url`: `postgres://…` or `postgresql://…` for
+    /// PostgreSQL, otherwise a SQLite file (created if missing). Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self(Arc::new(PgDatabase::connect(url).await?)));
+        }
         Ok(Self(Arc::new(SqliteDatabase::connect(url).await?)))
     }
 

@@ -7,8 +7,8 @@ pub mod certs;
 pub mod env;
 pub mod host;
 pub mod jwks;
+pub mod pg;
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -22,18 +22,52 @@ pub use jwks::{JwksServer, KeyKind, claims, mint, super_admin_claims};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
 
-/// Runs a one-shot CLI command against `db`.
-pub fn cli(db: &Path, args: &[&str]) -> std::process::Output {
+/// Which database a test's gateways use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+tokio::task_local! {
+    pub static BACKEND: Backend;
+}
+
+/// The backend of the running test (SQLite unless it runs on both).
+pub fn backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
+/// Runs the async fn `$name` as two tests, `$name::sqlite` and
+/// `$name::postgres`, each with every gateway it starts on that backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::common::BACKEND.scope($crate::common::Backend::Sqlite, super::$name()).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                $crate::common::BACKEND.scope($crate::common::Backend::Postgres, super::$name()).await
+            }
+        }
+    };
+}
+
+/// Runs a one-shot CLI command against the database `db` (a path or URL).
+pub fn cli(db: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> std::process::Output {
     std::process::Command::new(BIN).arg("--database-url").arg(db).args(args).output().expect("run wa-gateway")
 }
 
 /// Imports JSON Lines through `wa-gateway sessions import -`.
-pub fn import(db: &Path, jsonl: &str) -> std::process::Output {
+pub fn import(db: impl AsRef<std::ffi::OsStr>, jsonl: &str) -> std::process::Output {
     import_with(db, jsonl.as_bytes(), &[])
 }
 
 /// Feeds raw bytes to `wa-gateway sessions import - EXTRA…`.
-pub fn import_with(db: &Path, input: &[u8], extra: &[&str]) -> std::process::Output {
+pub fn import_with(db: impl AsRef<std::ffi::OsStr>, input: &[u8], extra: &[&str]) -> std::process::Output {
     use std::io::Write;
     let mut child = std::process::Command::new(BIN)
         .arg("--database-url")
@@ -64,21 +98,21 @@ pub struct Gateway {
     pub child: Child,
     pub grpc_addr: String,
     pub http_addr: String,
-    pub db: PathBuf,
+    /// The database: a SQLite file path or a postgres:// URL.
+    pub db: String,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Gateway {
-    /// Starts with a fresh database.
+    /// Starts with a fresh database of the test's backend.
     pub async fn start(jwks_url: &str, extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("gateway.db");
+        let (db, dir) = fresh_database().await;
         let mut gw = Self::start_with_db(&db, jwks_url, extra).await;
-        gw._dir = Some(dir);
+        gw._dir = dir;
         gw
     }
 
-    pub async fn start_with_db(db: &Path, jwks_url: &str, extra: &[&str]) -> Self {
+    pub async fn start_with_db(db: &str, jwks_url: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .arg("--database-url")
             .arg(db)
@@ -109,6 +143,11 @@ impl Gateway {
         Self { child, grpc_addr, http_addr, db: db.to_owned(), _dir: None }
     }
 
+    /// SIGKILL: no shutdown at all, as a crash or a power loss.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     pub async fn client(&self) -> AdminServiceClient<Channel> {
         let channel = Channel::from_shared(format!("http://{}", self.grpc_addr))
             .unwrap()
@@ -132,6 +171,18 @@ impl Gateway {
             .await
             .expect("server did not stop within 30 s of SIGTERM")
             .unwrap()
+    }
+}
+
+/// An empty database of the test's backend, and the temporary folder that
+/// holds it (SQLite).
+pub async fn fresh_database() -> (String, Option<tempfile::TempDir>) {
+    match backend() {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            (dir.path().join("gateway.db").display().to_string(), Some(dir))
+        }
+        Backend::Postgres => (pg::database().await, None),
     }
 }
 

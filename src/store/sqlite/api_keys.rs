@@ -1,22 +1,6 @@
-use sqlx::{Row, sqlite::SqliteRow};
-
+use crate::store::rows;
 use crate::store::{ApiKeyRow, StoreError};
 use crate::time::UnixMillis;
-
-fn from_row(row: &SqliteRow) -> Result<ApiKeyRow, StoreError> {
-    let permissions: String = row.try_get("permissions")?;
-    Ok(ApiKeyRow {
-        id: row.try_get("id")?,
-        organization_id: row.try_get("organization_id")?,
-        name: row.try_get("name")?,
-        permissions: serde_json::from_str(&permissions)
-            .map_err(|e| StoreError::Corrupt(format!("api-key permissions: {e}")))?,
-        secret_hash: row.try_get("secret_hash")?,
-        created_at: row.try_get("created_at")?,
-        last_used_at: row.try_get("last_used_at")?,
-        revoked_at: row.try_get("revoked_at")?,
-    })
-}
 
 impl super::SqliteDatabase {
     pub(super) async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
@@ -39,13 +23,13 @@ impl super::SqliteDatabase {
 
     pub(super) async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(rows::api_key).collect()
     }
 
     pub(super) async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
         let row =
             sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?").bind(hash).fetch_optional(&self.pool).await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(rows::api_key).transpose()
     }
 
     /// Marks a key revoked. Returns false when no such key exists; revoking a

@@ -4,8 +4,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::SqliteDatabase;
-use crate::directory::{Contact, Group, GroupInfo, GroupSummary, Participant};
+use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::sessions::SessionId;
+use crate::store::rows;
 use crate::store::{Replaced, Slice, Staging, StoreError};
 use crate::time::now_millis;
 
@@ -56,53 +57,6 @@ async fn delete_keys(
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
-}
-
-fn contact(r: &SqliteRow) -> Result<Contact, StoreError> {
-    Ok(Contact {
-        jid: r.try_get("jid")?,
-        lid: r.try_get("lid")?,
-        phone_number: r.try_get("phone_number")?,
-        push_name: r.try_get("push_name")?,
-        full_name: r.try_get("full_name")?,
-        first_name: r.try_get("first_name")?,
-        business_name: r.try_get("business_name")?,
-    })
-}
-
-fn group_summary(r: &SqliteRow) -> Result<GroupSummary, StoreError> {
-    let count: i64 = r.try_get("participant_count")?;
-    Ok(GroupSummary {
-        info: GroupInfo {
-            jid: r.try_get("jid")?,
-            name: r.try_get("name")?,
-            topic: r.try_get("topic")?,
-            owner_jid: r.try_get("owner_jid")?,
-            created_at: r.try_get("created_at")?,
-            is_announce: r.try_get("is_announce")?,
-            is_locked: r.try_get("is_locked")?,
-            addressing_mode: r.try_get("addressing_mode")?,
-        },
-        participant_count: u64::try_from(count).unwrap_or(0),
-    })
-}
-
-fn participant(r: &SqliteRow) -> Result<Participant, StoreError> {
-    Ok(Participant {
-        jid: r.try_get("jid")?,
-        lid: r.try_get("lid")?,
-        phone_number: r.try_get("phone_number")?,
-        is_admin: r.try_get("is_admin")?,
-        is_super_admin: r.try_get("is_super_admin")?,
-        display_name: r.try_get("display_name")?,
-    })
-}
-
-/// Rows of the session's visible generation after `after`, and that
-/// generation, read in one statement.
-fn slice<T>(rows: &[SqliteRow], convert: fn(&SqliteRow) -> Result<T, StoreError>) -> Result<Slice<T>, StoreError> {
-    let generation = rows.first().map(|r| r.try_get::<String, _>("generation")).transpose()?;
-    Ok(Slice { generation, rows: rows.iter().map(convert).collect::<Result<_, _>>()? })
 }
 
 const VISIBLE: &str = "FROM session_data_generations g JOIN {table} t \
@@ -276,7 +230,7 @@ impl SqliteDatabase {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        slice(&rows, contact)
+        rows::slice(&rows, rows::contact)
     }
 
     pub(super) async fn groups_page(
@@ -295,7 +249,7 @@ impl SqliteDatabase {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        slice(&rows, group_summary)
+        rows::slice(&rows, rows::group_summary)
     }
 
     pub(super) async fn participants_page(
@@ -316,7 +270,7 @@ impl SqliteDatabase {
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
         .await?;
-        slice(&rows, participant)
+        rows::slice(&rows, rows::participant)
     }
 
     pub(super) async fn group_exists(

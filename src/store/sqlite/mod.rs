@@ -4,7 +4,9 @@ mod api_keys;
 mod directory;
 mod sessions;
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +23,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteDatabase {
     pool: SqlitePool,
+    /// The database file (`None` for an in-memory database).
+    file: Option<PathBuf>,
+    /// Held for the life of a `serve`: an OS lock on `<file>.serve-lock`.
+    serving: Mutex<Option<std::fs::File>>,
 }
 
 fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
@@ -43,12 +49,35 @@ fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
 impl SqliteDatabase {
     /// Opens (creating if missing) the database file. Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = options(url)?;
+        let file =
+            Some(options.get_filename().to_owned()).filter(|f| !f.as_os_str().is_empty() && f != Path::new(":memory:"));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options(url)?)
+            .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self { pool, file, serving: Mutex::new(None) })
+    }
+}
+
+/// Takes the OS lock that makes one process the server of `file`. Other
+/// writers (imports, api-key commands) never take it: SQLite serializes
+/// them; only two servers on one file would break the generations.
+fn lock_for_serving(file: &Path) -> Result<std::fs::File, StoreError> {
+    let path = PathBuf::from(format!("{}.serve-lock", file.display()));
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Corrupt(format!("cannot open {}: {e}", path.display())))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(file.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::Corrupt(format!("cannot lock {}: {e}", path.display())))
+        }
     }
 }
 
@@ -78,6 +107,15 @@ impl Database for SqliteDatabase {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn hold_serving_lock(&self) -> Result<(), StoreError> {
+        let Some(file) = &self.file else { return Ok(()) };
+        let mut serving = self.serving.lock().unwrap_or_else(|p| p.into_inner());
+        if serving.is_none() {
+            *serving = Some(lock_for_serving(file)?);
+        }
+        Ok(())
     }
 
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {

@@ -1,39 +1,12 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction, sqlite::SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
 use crate::paging::PageRequest;
-use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionStatus, SessionWrite, StoredVersion};
+use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionWrite, StoredVersion};
+use crate::store::rows::{self, SESSION_COLUMNS};
 use crate::store::{SessionImport, StoreError};
-
-const COLUMNS: &str = "id, organization_id, created_by_user_id, gateway_id, label, phone_number, \
-     wa_jid, wa_lid, status, auto_read, presence_typing, is_admin_session, rate_per_min, \
-     rate_per_hour, created_at, updated_at, last_connected_at";
-
-fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
-    let id: String = row.try_get("id")?;
-    let status: String = row.try_get("status")?;
-    Ok(Session {
-        id: SessionId::parse(&id).map_err(|e| StoreError::Corrupt(format!("session {id:?}: {e}")))?,
-        organization_id: row.try_get("organization_id")?,
-        created_by_user_id: row.try_get("created_by_user_id")?,
-        gateway_id: row.try_get("gateway_id")?,
-        label: row.try_get("label")?,
-        phone_number: row.try_get("phone_number")?,
-        wa_jid: row.try_get("wa_jid")?,
-        wa_lid: row.try_get("wa_lid")?,
-        status: status.parse::<SessionStatus>().map_err(StoreError::Corrupt)?,
-        auto_read: row.try_get("auto_read")?,
-        presence_typing: row.try_get("presence_typing")?,
-        is_admin_session: row.try_get("is_admin_session")?,
-        rate_per_min: row.try_get("rate_per_min")?,
-        rate_per_hour: row.try_get("rate_per_hour")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        last_connected_at: row.try_get("last_connected_at")?,
-    })
-}
 
 /// Columns updated by an upsert; `created_at` only when the line gave one.
 const UPDATED: &str = "organization_id = excluded.organization_id, \
@@ -47,7 +20,7 @@ const UPDATED: &str = "organization_id = excluded.organization_id, \
 /// Upserts in statements of at most 500 rows (17 variables each).
 async fn write(conn: &mut SqliteConnection, sessions: &[&Session], keep_created_at: bool) -> Result<(), StoreError> {
     for chunk in sessions.chunks(500) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT INTO sessions ({COLUMNS}) "));
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
         q.push_values(chunk, |mut row, s| {
             row.push_bind(s.id.as_str())
                 .push_bind(&s.organization_id)
@@ -159,7 +132,8 @@ impl super::SqliteDatabase {
         filter: &SessionFilter,
         page: &PageRequest,
     ) -> Result<Vec<Session>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {COLUMNS} FROM sessions WHERE 1 = 1"));
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"));
         if let Some(org) = &filter.organization_id {
             q.push(" AND organization_id = ").push_bind(org);
         }
@@ -174,14 +148,14 @@ impl super::SqliteDatabase {
         }
         q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit.get()) + 1);
         let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(session_from_row).collect()
+        rows.iter().map(rows::session).collect()
     }
 
     pub(super) async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM sessions WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(session_from_row).transpose()
+        row.as_ref().map(rows::session).transpose()
     }
 }

@@ -1,0 +1,363 @@
+//! Generations of backfilled data on PostgreSQL. Batches are written with
+//! `COPY … FROM STDIN` (text format), never row by row; a batch that repeats
+//! rows the generation already holds first deletes those rows, so the new
+//! version replaces the old one whole.
+
+use sqlx::{PgConnection, Row};
+
+use super::PgDatabase;
+use crate::directory::{Contact, Group, GroupSummary, Participant};
+use crate::sessions::SessionId;
+use crate::store::rows;
+use crate::store::{Replaced, Slice, Staging, StoreError};
+use crate::time::now_millis;
+
+const TABLES: [&str; 3] = ["wa_contacts", "wa_groups", "wa_group_participants"];
+
+/// One row of COPY text format: tab-separated, `\N` for NULL, backslash
+/// escapes for the separators.
+#[derive(Default)]
+struct CopyRows(Vec<u8>);
+
+impl CopyRows {
+    fn text(&mut self, value: Option<&str>) -> &mut Self {
+        match value {
+            None => self.0.extend_from_slice(b"\\N"),
+            Some(v) => {
+                for b in v.bytes() {
+                    match b {
+                        b'\\' => self.0.extend_from_slice(b"\\\\"),
+                        b'\t' => self.0.extend_from_slice(b"\\t"),
+                        b'\n' => self.0.extend_from_slice(b"\\n"),
+                        b'\r' => self.0.extend_from_slice(b"\\r"),
+                        other => self.0.push(other),
+                    }
+                }
+            }
+        }
+        self.0.push(b'\t');
+        self
+    }
+
+    fn int(&mut self, value: Option<i64>) -> &mut Self {
+        match value {
+            None => self.0.extend_from_slice(b"\\N"),
+            Some(n) => self.0.extend_from_slice(n.to_string().as_bytes()),
+        }
+        self.0.push(b'\t');
+        self
+    }
+
+    fn flag(&mut self, value: bool) -> &mut Self {
+        self.0.extend_from_slice(if value { b"t\t" } else { b"f\t" });
+        self
+    }
+
+    fn end_row(&mut self) {
+        if self.0.last() == Some(&b'\t') {
+            self.0.pop();
+        }
+        self.0.push(b'\n');
+    }
+}
+
+async fn copy(conn: &mut PgConnection, statement: &str, data: CopyRows) -> Result<(), StoreError> {
+    if data.0.is_empty() {
+        return Ok(());
+    }
+    let mut copy = conn.copy_in_raw(statement).await?;
+    if let Err(error) = copy.send(data.0).await {
+        copy.abort("sending rows failed").await?;
+        return Err(error.into());
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Which of `jids` the generation holds in `table`, with `extra` columns.
+async fn staged_among(
+    conn: &mut PgConnection,
+    to: Staging<'_>,
+    table: &str,
+    extra: &str,
+    jids: &[&str],
+) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+    if jids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT jid{extra} FROM {table} WHERE session_id = $1 AND generation = $2 AND jid = ANY($3)"
+    ))
+    .bind(to.session.as_str())
+    .bind(to.generation)
+    .bind(jids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows)
+}
+
+async fn delete_keys(
+    conn: &mut PgConnection,
+    to: Staging<'_>,
+    table: &str,
+    column: &str,
+    keys: &[String],
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1 AND generation = $2 AND {column} = ANY($3)"))
+        .bind(to.session.as_str())
+        .bind(to.generation)
+        .bind(keys)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn delete_generation(
+    conn: &mut PgConnection,
+    session: &str,
+    generation: &str,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for table in TABLES {
+        deleted += sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1 AND generation = $2"))
+            .bind(session)
+            .bind(generation)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
+
+/// Points the session at `generation` and drops the generation it replaces,
+/// inside the caller's transaction.
+pub(super) async fn publish(conn: &mut PgConnection, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+    let previous: Option<String> =
+        sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1 FOR UPDATE")
+            .bind(session.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+    sqlx::query(
+        "INSERT INTO session_data_generations (session_id, generation, completed_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (session_id) DO UPDATE SET generation = excluded.generation, completed_at = excluded.completed_at",
+    )
+    .bind(session.as_str())
+    .bind(generation)
+    .bind(now_millis())
+    .execute(&mut *conn)
+    .await?;
+    if let Some(previous) = previous.filter(|p| p != generation) {
+        delete_generation(conn, session.as_str(), &previous).await?;
+    }
+    Ok(())
+}
+
+const VISIBLE: &str = "FROM session_data_generations g JOIN {table} t \
+     ON t.session_id = g.session_id AND t.generation = g.generation WHERE g.session_id = $1";
+
+fn visible(table: &str) -> String {
+    VISIBLE.replace("{table}", table)
+}
+
+impl PgDatabase {
+    pub(super) async fn stage_contacts(
+        &self,
+        to: Staging<'_>,
+        contacts: &[Contact],
+        maybe_staged: &[&str],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let staged: Vec<String> = staged_among(&mut tx, to, "wa_contacts", "", maybe_staged)
+            .await?
+            .iter()
+            .map(|r| r.try_get("jid"))
+            .collect::<Result<_, _>>()?;
+        delete_keys(&mut tx, to, "wa_contacts", "jid", &staged).await?;
+        let mut data = CopyRows::default();
+        for c in contacts {
+            data.text(Some(to.session.as_str()))
+                .text(Some(to.generation))
+                .text(Some(&c.jid))
+                .text(c.lid.as_deref())
+                .text(c.phone_number.as_deref())
+                .text(c.push_name.as_deref())
+                .text(c.full_name.as_deref())
+                .text(c.first_name.as_deref())
+                .text(c.business_name.as_deref())
+                .end_row();
+        }
+        copy(
+            &mut tx,
+            "COPY wa_contacts (session_id, generation, jid, lid, phone_number, push_name, full_name, first_name, \
+             business_name) FROM STDIN",
+            data,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(staged.len() as u64)
+    }
+
+    pub(super) async fn stage_groups(
+        &self,
+        to: Staging<'_>,
+        groups: &[Group],
+        maybe_staged: &[&str],
+    ) -> Result<Replaced, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut replaced = Replaced::default();
+        let mut staged = Vec::new();
+        for row in staged_among(&mut tx, to, "wa_groups", ", participant_count", maybe_staged).await? {
+            staged.push(row.try_get::<String, _>("jid")?);
+            replaced.groups += 1;
+            replaced.members += u64::try_from(row.try_get::<i64, _>("participant_count")?).unwrap_or(0);
+        }
+        delete_keys(&mut tx, to, "wa_group_participants", "group_jid", &staged).await?;
+        delete_keys(&mut tx, to, "wa_groups", "jid", &staged).await?;
+        let (mut group_rows, mut member_rows) = (CopyRows::default(), CopyRows::default());
+        for g in groups {
+            let i = &g.info;
+            group_rows
+                .text(Some(to.session.as_str()))
+                .text(Some(to.generation))
+                .text(Some(&i.jid))
+                .text(i.name.as_deref())
+                .text(i.topic.as_deref())
+                .text(i.owner_jid.as_deref())
+                .int(i.created_at)
+                .flag(i.is_announce)
+                .flag(i.is_locked)
+                .text(i.addressing_mode.as_deref())
+                .int(Some(g.participants.len() as i64))
+                .end_row();
+            for p in &g.participants {
+                member_rows
+                    .text(Some(to.session.as_str()))
+                    .text(Some(to.generation))
+                    .text(Some(&i.jid))
+                    .text(Some(&p.jid))
+                    .text(p.lid.as_deref())
+                    .text(p.phone_number.as_deref())
+                    .flag(p.is_admin)
+                    .flag(p.is_super_admin)
+                    .text(p.display_name.as_deref())
+                    .end_row();
+            }
+        }
+        copy(
+            &mut tx,
+            "COPY wa_groups (session_id, generation, jid, name, topic, owner_jid, created_at, is_announce, \
+             is_locked, addressing_mode, participant_count) FROM STDIN",
+            group_rows,
+        )
+        .await?;
+        copy(
+            &mut tx,
+            "COPY wa_group_participants (session_id, generation, group_jid, jid, lid, phone_number, is_admin, \
+             is_super_admin, display_name) FROM STDIN",
+            member_rows,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(replaced)
+    }
+
+    pub(super) async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // Never the visible generation, whatever the caller believes.
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1")
+                .bind(session.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current.as_deref() != Some(generation) {
+            delete_generation(&mut tx, session.as_str(), generation).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1")
+            .bind(session.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub(super) async fn contacts_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Contact>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT t.generation, t.jid, t.lid, t.phone_number, t.push_name, t.full_name, t.first_name, \
+             t.business_name {} AND t.jid > $2 ORDER BY t.jid LIMIT $3",
+            visible("wa_contacts")
+        ))
+        .bind(session.as_str())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::slice(&rows, rows::contact)
+    }
+
+    pub(super) async fn groups_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<GroupSummary>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT t.generation, t.jid, t.name, t.topic, t.owner_jid, t.created_at, t.is_announce, t.is_locked, \
+             t.addressing_mode, t.participant_count {} AND t.jid > $2 ORDER BY t.jid LIMIT $3",
+            visible("wa_groups")
+        ))
+        .bind(session.as_str())
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::slice(&rows, rows::group_summary)
+    }
+
+    pub(super) async fn participants_page(
+        &self,
+        session: &SessionId,
+        group: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Participant>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT t.generation, t.jid, t.lid, t.phone_number, t.is_admin, t.is_super_admin, t.display_name \
+             {} AND t.group_jid = $2 AND t.jid > $3 ORDER BY t.jid LIMIT $4",
+            visible("wa_group_participants")
+        ))
+        .bind(session.as_str())
+        .bind(group)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::slice(&rows, rows::participant)
+    }
+
+    pub(super) async fn group_exists(
+        &self,
+        session: &SessionId,
+        generation: &str,
+        group: &str,
+    ) -> Result<bool, StoreError> {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM wa_groups WHERE session_id = $1 AND generation = $2 AND jid = $3")
+                .bind(session.as_str())
+                .bind(generation)
+                .bind(group)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+}

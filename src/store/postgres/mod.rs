@@ -1,0 +1,168 @@
+//! The PostgreSQL backend (cluster mode): several `serve` replicas share one
+//! database. Sessions, api-keys and stored data as on SQLite; backfill jobs
+//! live here too ([`jobs`]), shared by every replica.
+
+mod api_keys;
+mod directory;
+pub mod jobs;
+mod sessions;
+mod upkeep;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rand::RngCore;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging, StoreError};
+use crate::backfill::JobBoard;
+use crate::directory::{Contact, Group, GroupSummary, Participant};
+use crate::paging::PageRequest;
+use crate::sessions::{Session, SessionFilter, SessionId};
+use crate::time::UnixMillis;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PgDatabase {
+    pool: PgPool,
+}
+
+impl PgDatabase {
+    /// Connects to `url` (`postgres://…` or `postgresql://…`). Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Connect(super::redact_password(url, &e.to_string())))?
+            .application_name("wa-gateway");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Connect(super::redact_password(url, &e.to_string())))?;
+        Ok(Self { pool })
+    }
+}
+
+#[async_trait]
+impl Database for PgDatabase {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn cursor_key(&self) -> Result<[u8; 32], StoreError> {
+        let mut fresh = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut fresh);
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ('cursor_key', $1) ON CONFLICT DO NOTHING")
+            .bind(fresh.as_slice())
+            .execute(&self.pool)
+            .await?;
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'cursor_key'")
+            .fetch_one(&self.pool)
+            .await?;
+        stored.try_into().map_err(|_| StoreError::Corrupt("cursor_key is not 32 bytes".into()))
+    }
+
+    async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn shared_job_board(&self, lease: Duration) -> Option<Arc<dyn JobBoard>> {
+        Some(jobs::PgJobBoard::start(self.pool.clone(), lease))
+    }
+
+    async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
+        Self::upsert_sessions(self, sessions).await
+    }
+    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
+        Self::begin_import(self).await
+    }
+    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
+        Self::list_sessions(self, filter, page).await
+    }
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Self::get_session(self, id).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+        Self::insert_api_key(self, key).await
+    }
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        Self::list_api_keys(self).await
+    }
+    async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+        Self::find_api_key_by_hash(self, hash).await
+    }
+    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
+        Self::revoke_api_key(self, id, at).await
+    }
+    async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
+        Self::touch_api_key(self, id, at).await
+    }
+
+    async fn stage_contacts(
+        &self,
+        to: Staging<'_>,
+        contacts: &[Contact],
+        maybe_staged: &[&str],
+    ) -> Result<u64, StoreError> {
+        Self::stage_contacts(self, to, contacts, maybe_staged).await
+    }
+    async fn stage_groups(
+        &self,
+        to: Staging<'_>,
+        groups: &[Group],
+        maybe_staged: &[&str],
+    ) -> Result<Replaced, StoreError> {
+        Self::stage_groups(self, to, groups, maybe_staged).await
+    }
+    async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        directory::publish(&mut tx, session, generation).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        Self::discard_generation(self, session, generation).await
+    }
+    async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
+        jobs::sweep_failed_jobs(&self.pool).await
+    }
+    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        Self::current_generation(self, session).await
+    }
+    async fn contacts_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Contact>, StoreError> {
+        Self::contacts_page(self, session, after, limit).await
+    }
+    async fn groups_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<GroupSummary>, StoreError> {
+        Self::groups_page(self, session, after, limit).await
+    }
+    async fn participants_page(
+        &self,
+        session: &SessionId,
+        group: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Participant>, StoreError> {
+        Self::participants_page(self, session, group, after, limit).await
+    }
+    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
+        Self::group_exists(self, session, generation, group).await
+    }
+}

@@ -1,0 +1,153 @@
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row, Transaction};
+
+use crate::paging::PageRequest;
+use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionWrite, StoredVersion};
+use crate::store::rows::{self, SESSION_COLUMNS};
+use crate::store::{SessionImport, StoreError};
+
+/// Columns updated by an upsert; `created_at` only when the line gave one.
+const UPDATED: &str = "organization_id = excluded.organization_id, \
+     created_by_user_id = excluded.created_by_user_id, gateway_id = excluded.gateway_id, \
+     label = excluded.label, phone_number = excluded.phone_number, wa_jid = excluded.wa_jid, \
+     wa_lid = excluded.wa_lid, status = excluded.status, auto_read = excluded.auto_read, \
+     presence_typing = excluded.presence_typing, is_admin_session = excluded.is_admin_session, \
+     rate_per_min = excluded.rate_per_min, rate_per_hour = excluded.rate_per_hour, \
+     updated_at = excluded.updated_at, last_connected_at = excluded.last_connected_at";
+
+/// Upserts in statements of at most 1,000 rows (17 parameters each, well
+/// under PostgreSQL's 65,535).
+async fn write(conn: &mut PgConnection, sessions: &[&Session], keep_created_at: bool) -> Result<(), StoreError> {
+    for chunk in sessions.chunks(1000) {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
+        q.push_values(chunk, |mut row, s| {
+            row.push_bind(s.id.as_str())
+                .push_bind(&s.organization_id)
+                .push_bind(&s.created_by_user_id)
+                .push_bind(&s.gateway_id)
+                .push_bind(&s.label)
+                .push_bind(&s.phone_number)
+                .push_bind(&s.wa_jid)
+                .push_bind(&s.wa_lid)
+                .push_bind(s.status.as_str())
+                .push_bind(s.auto_read)
+                .push_bind(s.presence_typing)
+                .push_bind(s.is_admin_session)
+                .push_bind(s.rate_per_min)
+                .push_bind(s.rate_per_hour)
+                .push_bind(s.created_at)
+                .push_bind(s.updated_at)
+                .push_bind(s.last_connected_at);
+        });
+        q.push(format!(" ON CONFLICT (id) DO UPDATE SET {UPDATED}"));
+        if !keep_created_at {
+            q.push(", created_at = excluded.created_at");
+        }
+        q.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// One import transaction. Ids already seen are kept in a temporary table
+/// that disappears with the transaction.
+struct PgImport {
+    tx: Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl SessionImport for PgImport {
+    async fn inspect(&mut self, ids: &[&SessionId]) -> Result<Vec<Inspection>, StoreError> {
+        let raw: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        let fresh: HashSet<String> = sqlx::query_scalar(
+            "INSERT INTO import_seen (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING RETURNING id",
+        )
+        .bind(&raw)
+        .fetch_all(&mut *self.tx)
+        .await?
+        .into_iter()
+        .collect();
+        let mut stored: HashMap<String, StoredVersion> = HashMap::new();
+        for row in sqlx::query("SELECT id, organization_id, updated_at FROM sessions WHERE id = ANY($1)")
+            .bind(&raw)
+            .fetch_all(&mut *self.tx)
+            .await?
+        {
+            let version = StoredVersion {
+                organization_id: row.try_get("organization_id")?,
+                updated_at: row.try_get("updated_at")?,
+            };
+            stored.insert(row.try_get("id")?, version);
+        }
+        Ok(ids
+            .iter()
+            .map(|id| Inspection { repeated: !fresh.contains(id.as_str()), stored: stored.remove(id.as_str()) })
+            .collect())
+    }
+
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError> {
+        for keep in [false, true] {
+            let group: Vec<&Session> =
+                sessions.iter().filter(|w| w.keep_stored_created_at == keep).map(|w| &w.session).collect();
+            write(&mut self.tx, &group, keep).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        // Fresh statistics keep the planner choosing the filter indexes.
+        sqlx::query("ANALYZE sessions").execute(&mut *self.tx).await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl super::PgDatabase {
+    pub(super) async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("CREATE TEMP TABLE import_seen (id TEXT COLLATE \"C\" NOT NULL PRIMARY KEY) ON COMMIT DROP")
+            .execute(&mut *tx)
+            .await?;
+        Ok(Box::new(PgImport { tx }))
+    }
+
+    pub(super) async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        page: &PageRequest,
+    ) -> Result<Vec<Session>, StoreError> {
+        let mut q: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE true"));
+        if let Some(org) = &filter.organization_id {
+            q.push(" AND organization_id = ").push_bind(org);
+        }
+        if let Some(status) = filter.status {
+            q.push(" AND status = ").push_bind(status.as_str());
+        }
+        if let Some(gateway) = &filter.gateway_id {
+            q.push(" AND gateway_id = ").push_bind(gateway);
+        }
+        if let Some(after) = &page.after {
+            q.push(" AND id > ").push_bind(after);
+        }
+        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit.get()) + 1);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(rows::session).collect()
+    }
+
+    pub(super) async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(rows::session).transpose()
+    }
+}

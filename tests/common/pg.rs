@@ -1,0 +1,168 @@
+//! A throwaway PostgreSQL server for the tests: Debian's `initdb` and
+//! `postgres` into a temporary directory, on a random loopback port. Tests
+//! run as root in CI and PostgreSQL refuses root, so the server runs as the
+//! unprivileged `postgres` user then. It dies with the test process
+//! (PR_SET_PDEATHSIG). One server per test binary; every caller of
+//! [`database`] gets a fresh database on it.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+
+struct Server {
+    port: u16,
+}
+
+const DIR_PREFIX: &str = "wa-gateway-test-pg-";
+
+/// Where Debian's packages put the server binaries (the newest version), or PATH.
+fn bin(name: &str) -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|b| b.join(name).exists())
+        .collect();
+    versions.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()?.parse::<u32>().ok()));
+    versions.pop().map(|b| b.join(name)).unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// uid and gid of `postgres` when running as root; `None` otherwise.
+fn unprivileged() -> Option<(libc::uid_t, libc::gid_t)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    // SAFETY: a NUL-terminated name; the returned record is read at once.
+    let pw = unsafe { libc::getpwnam(c"postgres".as_ptr()) };
+    assert!(!pw.is_null(), "running as root needs the `postgres` user (Debian's postgresql package creates it)");
+    // SAFETY: checked non-null above.
+    Some(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+/// A command that runs as `postgres` when we are root, and receives SIGINT
+/// (fast shutdown) when the thread that started it ends.
+fn command(program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    let ids = unprivileged();
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some((uid, gid)) = ids {
+                if libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            // After the credential change, which clears it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+            Ok(())
+        });
+    }
+    cmd
+}
+
+/// Removes the data directories of earlier test runs whose server is gone.
+fn remove_stale_dirs() {
+    for entry in std::fs::read_dir(std::env::temp_dir()).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let pid = std::fs::read_to_string(entry.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = pid.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
+        if !alive
+            && entry
+                .metadata()
+                .is_ok_and(|m| m.modified().is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(60)))
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start() -> Server {
+    remove_stale_dirs();
+    let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), ulid::Ulid::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    if let Some((uid, gid)) = unprivileged() {
+        std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
+    }
+    let data = dir.join("data");
+    let out = command(&bin("initdb"))
+        .arg("-D")
+        .arg(&data)
+        .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"])
+        .output()
+        .expect("initdb (install Debian's postgresql package)");
+    assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    let port = free_port();
+    let postgres = bin("postgres");
+    let (tx, rx) = std::sync::mpsc::channel();
+    // The server is a child of a thread that lives as long as the process,
+    // so the parent-death signal arrives only when the process ends.
+    std::thread::spawn(move || {
+        let child = command(&postgres)
+            .arg("-D")
+            .arg(&data)
+            .args(["-p", &port.to_string(), "-k"])
+            .arg(&dir)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400", "-c", "fsync=off"])
+            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "log_min_messages=fatal"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        tx.send(child.map(|c| c.id())).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().unwrap().expect("start postgres");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "postgres did not listen within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Server { port }
+}
+
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(start)
+}
+
+/// The URL of the throwaway server's `postgres` database.
+pub fn admin_url() -> String {
+    format!("postgres://postgres@127.0.0.1:{}/postgres", server().port)
+}
+
+/// A fresh, empty database; its URL.
+pub async fn database() -> String {
+    let admin = admin_url();
+    let name = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut conn = loop {
+        // The server may still be starting up (it listens before it accepts).
+        match sqlx::PgConnection::connect(&admin).await {
+            Ok(conn) => break conn,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot reach the test postgres: {e}"),
+        }
+    };
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    format!("postgres://postgres@127.0.0.1:{}/{name}", server().port)
+}
