@@ -3,7 +3,11 @@
 //! Metric names, all prefixed `wa_gateway_`:
 //! - `requests_total{transport,method,code}` and
 //!   `request_duration_seconds{transport,method}`: every gRPC call (method =
-//!   RPC path) and REST request (method = HTTP method + route).
+//!   RPC path) and REST request (method = HTTP method + route template).
+//!
+//! Every label comes from a closed set (the RPCs this server serves, the
+//! standard HTTP methods, the router's route templates, `other` for anything
+//! else), so no client can create series, however it calls.
 //! - `backfill_jobs_total{status}`: jobs started (`queued`) and finished.
 //! - `backfill_rows_total{kind}`: contacts, groups and group members stored.
 //! - `jwks_fetches_total{outcome}`: JWKS fetches that succeeded or failed.
@@ -36,6 +40,41 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// Every gRPC method this server serves; anything else is labelled `other`.
+pub const GRPC_METHODS: &[&str] = &[
+    "/wa.gateway.admin.v1.AdminService/ListSessions",
+    "/wa.gateway.admin.v1.AdminService/StartBackfill",
+    "/wa.gateway.admin.v1.AdminService/GetBackfill",
+    "/wa.gateway.admin.v1.AdminService/CancelBackfill",
+    "/wa.gateway.admin.v1.AdminService/WatchBackfill",
+    "/wa.gateway.admin.v1.AdminService/ListSessionContacts",
+    "/wa.gateway.admin.v1.AdminService/ListSessionGroups",
+    "/wa.gateway.admin.v1.AdminService/ListSessionGroupParticipants",
+    "/wa.gateway.admin.v1.AdminService/WhoAmI",
+    "/grpc.health.v1.Health/Check",
+    "/grpc.health.v1.Health/Watch",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
+
+fn grpc_method_label(path: &str) -> &'static str {
+    GRPC_METHODS.iter().find(|m| **m == path).copied().unwrap_or("other")
+}
+
+fn http_method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 pub fn record_request(transport: &'static str, method: String, code: String, started: Instant) {
@@ -93,7 +132,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let method = grpc_method_label(request.uri().path()).to_owned();
         let started = Instant::now();
         let future = self.inner.call(request);
         Box::pin(async move {
@@ -106,16 +145,30 @@ where
     }
 }
 
-/// REST requests: counted by HTTP method, matched route and status.
+/// REST requests: counted by HTTP method, route template and status.
 pub async fn rest_metrics(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = format!("{} {route}", request.method());
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("other", |p| p.as_str());
+    let method = format!("{} {route}", http_method_label(request.method()));
     let started = Instant::now();
     let response = next.run(request).await;
     record_request("rest", method, response.status().as_u16().to_string(), started);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    #[test]
+    fn every_admin_rpc_has_its_own_label() {
+        let set = prost_types::FileDescriptorSet::decode(crate::proto::FILE_DESCRIPTOR_SET).unwrap();
+        for service in set.file.iter().flat_map(|f| &f.service).filter(|s| s.name() == "AdminService") {
+            for method in &service.method {
+                let path = format!("/wa.gateway.admin.v1.AdminService/{}", method.name());
+                assert_eq!(super::grpc_method_label(&path), path, "add {path} to GRPC_METHODS");
+            }
+        }
+        assert_eq!(super::grpc_method_label("/made.up/Path"), "other");
+        assert_eq!(super::http_method_label(&http::Method::from_bytes(b"BREW").unwrap()), "other");
+    }
 }

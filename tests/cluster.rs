@@ -285,3 +285,25 @@ async fn a_second_serve_on_a_sqlite_file_refuses_to_start() {
     let page = first.client().await.list_sessions(authed(ListSessionsRequest::default(), &token)).await.unwrap();
     assert_eq!(page.into_inner().data.len(), 1);
 }
+
+#[tokio::test]
+async fn every_command_works_on_postgresql_and_never_shows_the_password() {
+    let db = pg::database().await;
+    let migrate = cli(&db, &["migrate"]);
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let created = cli(&db, &["api-keys", "create", "--org", "org_a", "--name", "ci"]);
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let listed = cli(&db, &["api-keys", "list", "--json"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("\"name\":\"ci\""));
+
+    let url = "postgres://gateway:s3cret-Pa55@127.0.0.1:1/nowhere";
+    for args in [&["migrate"][..], &["sessions", "import", "-"], &["api-keys", "list"]] {
+        let out = cli(url, args);
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("s3cret-Pa55"), "{args:?} leaked the password: {stderr}");
+        assert!(stderr.contains("postgres://gateway:***@127.0.0.1:1/nowhere"), "{args:?}: {stderr}");
+    }
+    let help = std::process::Command::new(BIN).arg("--help").env("WA_GATEWAY_DATABASE_URL", url).output().unwrap();
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("s3cret-Pa55"), "--help shows the environment's password");
+}

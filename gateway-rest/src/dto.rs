@@ -202,6 +202,21 @@ impl From<pb::Group> for Group {
     }
 }
 
+/// The caller of an admin endpoint.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Caller {
+    pub subject: String,
+    /// When the caller's token stops being accepted (ms since the epoch).
+    pub valid_until: Option<i64>,
+}
+
+impl From<pb::WhoAmIResponse> for Caller {
+    fn from(w: pb::WhoAmIResponse) -> Self {
+        Self { subject: w.subject, valid_until: millis(w.valid_until) }
+    }
+}
+
 /// `{"data":[…],"nextCursor":…}`; `nextCursor` is `null` on the last page.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

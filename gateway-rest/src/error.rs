@@ -14,11 +14,19 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Map<String, Value>,
+    /// Decided here (routing, parsing), not by an RPC.
+    local: bool,
 }
+
+/// Marks a response whose refusal the REST layer decided itself (a bad
+/// path, method, query or body), so credentials can be checked before it is
+/// sent: see `auth_first`.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalRefusal;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Map::new() }
+        Self { status, code, message: message.into(), details: Map::new(), local: true }
     }
 
     pub fn invalid_argument(field: &str, message: impl Into<String>) -> Self {
@@ -69,6 +77,7 @@ pub fn http_status(code: Code) -> (StatusCode, &'static str) {
 pub fn from_status(status: &tonic::Status) -> ApiError {
     let (http, code) = http_status(status.code());
     let mut error = ApiError::new(http, code, status.message());
+    error.local = false;
     if status.code() == Code::Unknown && status.message().is_empty() {
         error.message = "upstream error".into();
     }
@@ -92,6 +101,12 @@ impl IntoResponse for ApiError {
             if let Ok(v) = http::HeaderValue::from_str(allow) {
                 response.headers_mut().insert(http::header::ALLOW, v);
             }
+        }
+        if let Some(seconds) = self.details.get("retryAfterSeconds").and_then(Value::as_u64) {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        if self.local {
+            response.extensions_mut().insert(LocalRefusal);
         }
         response
     }

@@ -10,6 +10,7 @@
 //! `wa-gateway serve` (the in-process gRPC service, same auth layer, no
 //! socket) and standalone in front of a remote server (`wa-gateway rest`).
 
+mod auth_first;
 pub mod dto;
 pub mod error;
 pub mod openapi;

@@ -28,7 +28,7 @@ fn session_page_params() -> Vec<Value> {
 fn page_params() -> Vec<Value> {
     vec![
         json!({"name": "limit", "in": "query", "required": false, "description": "Page size: default 50, values above 500 are clamped to 500; zero or negative is 400.", "schema": {"type": "integer", "minimum": 1}}),
-        json!({"name": "cursor", "in": "query", "required": false, "description": "nextCursor of the previous page of the same query. Opaque; a cursor the server did not issue is 400.", "schema": {"type": "string"}}),
+        json!({"name": "cursor", "in": "query", "required": false, "description": "nextCursor of the previous page of the same query. Opaque; a cursor the server did not issue, or an empty one, is 400. Omit it for the first page.", "schema": {"type": "string", "minLength": 1}}),
     ]
 }
 
@@ -114,6 +114,11 @@ fn schemas() -> Value {
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}}, "nextCursor": nullable("string")}},
         "ParticipantPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}}, "nextCursor": nullable("string")}},
+        "Caller": {
+            "type": "object", "required": ["subject","validUntil"], "additionalProperties": false,
+            "properties": {"subject": {"type": "string", "description": "sub of the login token"},
+                "validUntil": {"type": ["integer", "null"], "description": "when the token stops being accepted (ms since the Unix epoch)"}}
+        },
         "Error": {
             "type": "object", "required": ["error"], "additionalProperties": false,
             "properties": {"error": {"type": "object", "required": ["code","message","details"], "additionalProperties": false,
@@ -134,7 +139,7 @@ fn ok(description: &str, schema: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
 }
 
-const COMMON_ERRORS: [&str; 7] = ["400", "401", "403", "405", "500", "503", "504"];
+const COMMON_ERRORS: [&str; 8] = ["400", "401", "403", "405", "429", "500", "503", "504"];
 
 fn errors(extra: &[&str]) -> Value {
     let mut all: Vec<&str> = COMMON_ERRORS.to_vec();
@@ -148,10 +153,14 @@ pub fn document() -> Value {
         "info": {
             "title": "wa-gateway admin API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Platform super_admin operations across every organization: list sessions, backfill a session's contacts and groups, follow the job. Every operation requires a login JWT carrying platform_role=super_admin; api-keys and org roles get 403."
+            "description": "Platform super_admin operations across every organization: list sessions, backfill a session's contacts and groups, follow the job. Every operation requires a login JWT carrying platform_role=super_admin; api-keys and org roles get 403. Authentication comes first: a request without a valid credential is 401 (or 429 after too many failed credentials from one address) whatever else is wrong with it; 400 and 413 are for authorized callers only."
         },
         "security": [{"bearerAuth": []}],
         "paths": {
+            "/api/v1/admin/whoami": {"get": {
+                "operationId": "whoAmI", "summary": "The super_admin calling (super_admin)",
+                "responses": with(json!({"200": ok("The caller.", "Caller")}), errors(&[]))
+            }},
             "/api/v1/admin/sessions": {"get": {
                 "operationId": "listSessions", "summary": "List sessions across all organizations (super_admin)",
                 "parameters": page_params().into_iter().chain([
@@ -223,6 +232,8 @@ pub fn document() -> Value {
                 "Error405": error_component("method_not_allowed."),
                 "Error409": error_component("conflict: a backfill is already queued or running (BACKFILL_RUNNING), none is running to cancel (BACKFILL_NOT_RUNNING), or a cursor outlived its backfill (CURSOR_STALE)."),
                 "Error413": error_component("payload_too_large."),
+                "Error429": with(error_component("rate_limited: too many failed credentials from this address; retry after Retry-After seconds."),
+                    json!({"headers": {"Retry-After": {"schema": {"type": "integer"}}}})),
                 "Error500": error_component("internal."),
                 "Error501": error_component("not_implemented: no session host is configured for the session's gateway."),
                 "Error503": error_component("unavailable."),

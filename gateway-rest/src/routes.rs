@@ -27,13 +27,14 @@ const DRAIN_BYTES: usize = 1024 * 1024;
 const FORWARDED: [&str; 3] = ["authorization", "x-api-key", "x-request-id"];
 
 #[derive(Clone)]
-pub struct RestState {
+pub(crate) struct RestState {
     pub client: AdminClient,
     pub rpc_timeout: Duration,
 }
 
-pub fn routes(state: RestState) -> Router {
+pub(crate) fn routes(state: RestState) -> Router {
     Router::new()
+        .route("/api/v1/admin/whoami", get(who_am_i).fallback(|| async { ApiError::method_not_allowed("GET") }))
         .route(SESSIONS, get(list_sessions).fallback(|| async { ApiError::method_not_allowed("GET") }))
         .route(&format!("{SESSIONS}/{{*rest}}"), any(session_resource))
         .route(
@@ -42,11 +43,12 @@ pub fn routes(state: RestState) -> Router {
                 .fallback(|| async { ApiError::method_not_allowed("GET") }),
         )
         .fallback(|| async { ApiError::not_found("no such path") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth_first::auth_first))
         .with_state(state)
 }
 
 /// Copies the credential and request-id headers into gRPC metadata.
-fn rpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
+pub(crate) fn rpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     for name in FORWARDED {
         if let Some(value) =
@@ -91,6 +93,22 @@ fn text(query: &HashMap<String, String>, name: &str) -> String {
     query.get(name).cloned().unwrap_or_default()
 }
 
+/// `cursor` from the query: absent is the first page; present but empty is a
+/// mistake (a client that lost its cursor), not the first page.
+fn cursor(query: &HashMap<String, String>) -> Result<String, ApiError> {
+    match query.get("cursor") {
+        Some(c) if c.is_empty() => {
+            Err(ApiError::invalid_argument("cursor", "cursor must not be empty; omit it for the first page"))
+        }
+        other => Ok(other.cloned().unwrap_or_default()),
+    }
+}
+
+async fn who_am_i(State(state): State<RestState>, headers: HeaderMap) -> Result<Json<dto::Caller>, ApiError> {
+    let who = state.call(state.client.clone().who_am_i(rpc_request(&headers, pb::WhoAmIRequest {}))).await?;
+    Ok(Json(who.into()))
+}
+
 async fn list_sessions(
     State(state): State<RestState>,
     headers: HeaderMap,
@@ -108,7 +126,7 @@ async fn list_sessions(
     };
     let message = pb::ListSessionsRequest {
         limit: limit(&query)?,
-        cursor: text(&query, "cursor"),
+        cursor: cursor(&query)?,
         organization_id: text(&query, "organizationId"),
         status: status.into(),
         gateway_id: text(&query, "gatewayId"),
@@ -261,7 +279,7 @@ where
     F: FnOnce(Option<i32>, String) -> Fut,
     Fut: std::future::Future<Output = Result<Response, ApiError>>,
 {
-    rpc(limit(query)?, text(query, "cursor")).await
+    rpc(limit(query)?, cursor(query)?).await
 }
 
 /// Reads at most [`MAX_BODY_BYTES`]. A larger body is still drained up to

@@ -168,6 +168,7 @@ impl JwtVerifier {
             organization_id: string_claim(&claims, &self.config.org_claim),
             role: string_claim(&claims, &self.config.role_claim),
             platform_roles: roles_claim(&claims, &self.config.platform_role_claim),
+            valid_until: std::time::UNIX_EPOCH + Duration::from_secs(exp.saturating_add(self.config.leeway_secs)),
         };
 
         let valid_for = Duration::from_secs((exp + self.config.leeway_secs).saturating_sub(now));

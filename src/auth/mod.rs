@@ -18,6 +18,7 @@ pub use jwks::{JwksCache, JwksConfig};
 pub use jwt::{JwtConfig, JwtVerifier};
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 /// Who is calling, once a credential has been verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub struct UserPrincipal {
     pub organization_id: Option<String>,
     pub role: Option<String>,
     pub platform_roles: Vec<String>,
+    /// When the token stops being accepted: its `exp` plus the leeway.
+    pub valid_until: SystemTime,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,12 +53,19 @@ pub const SUPER_ADMIN_ROLE: &str = "super_admin";
 #[derive(Debug, Clone)]
 pub struct SuperAdmin {
     subject: String,
+    valid_until: SystemTime,
 }
 
 impl SuperAdmin {
     /// The `sub` of the super_admin's login JWT, for audit.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// When the credential stops being accepted; long-lived calls (watch
+    /// streams) end then.
+    pub fn valid_until(&self) -> SystemTime {
+        self.valid_until
     }
 }
 
@@ -123,7 +133,7 @@ impl Authenticator {
     pub async fn admin_gate(&self, creds: Credentials<'_>) -> Result<SuperAdmin, AuthError> {
         match self.authenticate(creds).await? {
             Principal::User(user) if user.platform_roles.iter().any(|r| r == SUPER_ADMIN_ROLE) => {
-                Ok(SuperAdmin { subject: user.subject })
+                Ok(SuperAdmin { subject: user.subject, valid_until: user.valid_until })
             }
             Principal::User(_) => Err(AuthError::NotSuperAdmin),
             Principal::ApiKey(_) => Err(AuthError::ApiKeyNotAllowed),

@@ -4,12 +4,14 @@
 
 use std::pin::Pin;
 
-use futures_util::stream::{Stream, StreamExt};
+use std::time::SystemTime;
+
+use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::convert::{group_jid, session_id};
+use super::convert::{group_jid, session_id, timestamp};
 use super::status::to_status;
-use crate::auth::SuperAdmin;
+use crate::auth::{AuthError, SuperAdmin};
 use crate::backfill::{Backfills, Job, PageArgs};
 use crate::paging::CursorCodec;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
@@ -75,8 +77,37 @@ fn page_args(limit: Option<i32>, cursor: &str) -> PageArgs<'_> {
     PageArgs { limit: limit.map(i64::from), cursor: Some(cursor).filter(|c| !c.is_empty()) }
 }
 
+/// Ends `jobs` with UNAUTHENTICATED (TOKEN_EXPIRED) once the caller's
+/// credential expires, if the job has not finished by then.
+fn until_expiry(jobs: BoxStream<'static, Job>, valid_until: SystemTime) -> JobStream {
+    let left = valid_until.duration_since(SystemTime::now()).unwrap_or_default();
+    let expiry = Box::pin(tokio::time::sleep(left));
+    Box::pin(stream::unfold((jobs, expiry, false), |(mut jobs, mut expiry, ended)| async move {
+        if ended {
+            return None;
+        }
+        tokio::select! {
+            job = jobs.next() => {
+                let job = job?;
+                Some((Ok(pb::WatchBackfillResponse { job: Some(job.into()) }), (jobs, expiry, false)))
+            }
+            () = &mut expiry => Some((Err(to_status(&AuthError::Expired)), (jobs, expiry, true))),
+        }
+    }))
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let call = Call::begin(&request, "WhoAmI")?;
+        let valid_until = call.admin.valid_until().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let answer = pb::WhoAmIResponse {
+            subject: call.admin.subject().to_owned(),
+            valid_until: Some(timestamp(i64::try_from(valid_until.as_millis()).unwrap_or(i64::MAX))),
+        };
+        call.finish("", Ok(Response::new(answer)))
+    }
+
     async fn list_sessions(
         &self,
         request: Request<pb::ListSessionsRequest>,
@@ -158,9 +189,9 @@ impl AdminService for AdminApi {
             },
         )?;
         // The current state first, then each change; the stream ends after
-        // the terminal state. Driven by the board's notifications, no polling.
-        let updates = jobs.map(|job: Job| Ok(pb::WatchBackfillResponse { job: Some(job.into()) }));
-        Ok(Response::new(Box::pin(updates)))
+        // the terminal state, or when the caller's token expires. Driven by
+        // the board's notifications, no polling.
+        Ok(Response::new(until_expiry(jobs, call.admin.valid_until())))
     }
 
     async fn list_session_contacts(

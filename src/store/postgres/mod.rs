@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::RngCore;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
 use super::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging, StoreError};
 use crate::backfill::JobBoard;
@@ -32,15 +33,25 @@ pub struct PgDatabase {
 impl PgDatabase {
     /// Connects to `url` (`postgres://…` or `postgresql://…`). Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let failed = |e: sqlx::Error| StoreError::Connect(super::redact_password(url, &e.to_string()));
+        // Every statement is planned with its own values and the tables' size
+        // now: a generic plan cached while a table was small (a fresh import,
+        // a first backfill) would scan it whole ever after, and one made
+        // without the values cannot use what the statistics know about them
+        // (a filter combination that matches nothing).
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Connect(super::redact_password(url, &e.to_string())))?
-            .application_name("wa-gateway");
+            .map_err(failed)?
+            .application_name("wa-gateway")
+            .options([("plan_cache_mode", "force_custom_plan")]);
+        // One direct attempt first: a wrong URL fails at once and clearly,
+        // instead of after the pool's retries.
+        PgConnection::connect_with(&options).await.map_err(failed)?.close().await.map_err(failed)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|e| StoreError::Connect(super::redact_password(url, &e.to_string())))?;
+            .map_err(failed)?;
         Ok(Self { pool })
     }
 }
