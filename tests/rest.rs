@@ -232,6 +232,9 @@ async fn status_table() {
         ("/api/v1/admin/sessions?cursor=forged", "cursor"),
         ("/api/v1/admin/sessions?status=sleeping", "status"),
         ("/api/v1/admin/sessions/s1/contacts?limit=x", "limit"),
+        ("/api/v1/admin/sessions?limit=5&limit=500", "limit"),
+        ("/api/v1/admin/sessions?cursor=", "cursor"),
+        ("/api/v1/admin/sessions/s1/groups?cursor=", "cursor"),
     ] {
         let (s, body) = r.get(path).await;
         assert_eq!(s, 400, "{path}: {body}");

@@ -109,12 +109,26 @@ async fn who_am_i(State(state): State<RestState>, headers: HeaderMap) -> Result<
     Ok(Json(who.into()))
 }
 
+/// The query string as a map; a parameter given twice is ambiguous and refused.
+fn query_of(uri: &http::Uri) -> Result<HashMap<String, String>, ApiError> {
+    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map_err(|e| ApiError::invalid_argument("query", e.body_text()))?;
+    let mut query = HashMap::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        if query.contains_key(&name) {
+            return Err(ApiError::invalid_argument(&name, format!("{name} is given more than once")));
+        }
+        query.insert(name, value);
+    }
+    Ok(query)
+}
+
 async fn list_sessions(
     State(state): State<RestState>,
     headers: HeaderMap,
-    query: Result<Query<HashMap<String, String>>, axum::extract::rejection::QueryRejection>,
+    uri: http::Uri,
 ) -> Result<Json<PageOf<dto::Session>>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::invalid_argument("query", e.body_text()))?;
+    let query = query_of(&uri)?;
     let status = match query.get("status").map(String::as_str) {
         None => pb::SessionStatus::Unspecified,
         Some(raw) => dto::parse_session_status(raw).ok_or_else(|| {
@@ -219,9 +233,9 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let query = match Query::<HashMap<String, String>>::try_from_uri(request.uri()) {
-        Ok(Query(q)) => q,
-        Err(e) => return ApiError::invalid_argument("query", e.body_text()).into_response(),
+    let query = match query_of(request.uri()) {
+        Ok(query) => query,
+        Err(e) => return e.into_response(),
     };
     let (parts, body) = request.into_parts();
     let (state, headers) = (&state, &parts.headers);
