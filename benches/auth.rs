@@ -43,6 +43,7 @@ fn setup() -> (Arc<JwksCache>, Vec<(&'static str, String)>) {
             default_refresh: Duration::from_secs(300),
             unknown_kid_cooldown: Duration::from_secs(30),
             fetch_timeout: Duration::from_secs(1),
+            ca: None,
         })
         .unwrap(),
     );

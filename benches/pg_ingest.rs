@@ -138,7 +138,9 @@ fn main() {
         (median(ours), median(raw))
     });
     let rate = |d: Duration| rows as f64 / d.as_secs_f64();
-    println!("| rows | wa-gateway backfill (host-sim → PostgreSQL) | rows/s | COPY of the same rows | rows/s | ratio |");
+    println!(
+        "| rows | wa-gateway backfill (host-sim → PostgreSQL) | rows/s | COPY of the same rows | rows/s | ratio |"
+    );
     println!("|---|---|---|---|---|---|");
     println!(
         "| {rows} | {:.2} s | {:.0} | {:.2} s | {:.0} | {:.2} |",

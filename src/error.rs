@@ -36,6 +36,12 @@ pub trait ServiceError: std::error::Error {
         Vec::new()
     }
 
+    /// How long the caller should wait before trying again (rate limits),
+    /// carried as RetryInfo and rendered as REST's `Retry-After`.
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// The message shown to callers. Internal errors hide their cause, which is
     /// logged instead.
     fn public_message(&self) -> String {

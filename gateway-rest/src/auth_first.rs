@@ -11,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{LocalRefusal, from_status};
-use crate::routes::{RestState, rpc_request};
 use crate::proto as pb;
+use crate::routes::{RestState, rpc_request};
 
 pub const ADMIN_PREFIX: &str = "/api/v1/admin";
 

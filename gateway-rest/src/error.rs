@@ -81,6 +81,9 @@ pub fn from_status(status: &tonic::Status) -> ApiError {
     if status.code() == Code::Unknown && status.message().is_empty() {
         error.message = "upstream error".into();
     }
+    if let Some(delay) = status.get_details_retry_info().and_then(|r| r.retry_delay) {
+        error.details.insert("retryAfterSeconds".into(), json!(delay.as_secs().max(1)));
+    }
     if let Some(info) = status.get_details_error_info() {
         error.details.insert("reason".into(), json!(info.reason));
         for (k, v) in info.metadata {

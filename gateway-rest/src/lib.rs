@@ -11,6 +11,7 @@
 //! socket) and standalone in front of a remote server (`wa-gateway rest`).
 
 mod auth_first;
+mod client_addr;
 pub mod dto;
 pub mod error;
 pub mod openapi;
@@ -18,6 +19,8 @@ mod request_id;
 mod routes;
 
 use std::time::Duration;
+
+pub use client_addr::TrustedProxies;
 
 use tower::util::BoxCloneSyncService;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -84,19 +87,45 @@ pub struct RestConfig {
     pub cors_origins: Vec<http::HeaderValue>,
     /// Upper bound on one RPC made for one REST request (not for streams).
     pub rpc_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for RestConfig {
     fn default() -> Self {
-        Self { cors_origins: Vec::new(), rpc_timeout: Duration::from_secs(30) }
+        Self {
+            cors_origins: Vec::new(),
+            rpc_timeout: Duration::from_secs(30),
+            trusted_proxies: TrustedProxies::default(),
+        }
     }
+}
+
+/// Replaces `X-Forwarded-For` with the one client address this request comes
+/// from (see [`TrustedProxies`]); the RPC carries it to the auth layer, which
+/// keeps per-client budgets by it.
+async fn resolve_client(
+    axum::extract::State(trusted): axum::extract::State<std::sync::Arc<TrustedProxies>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = peer.map(|peer| trusted.client(peer, forwarded));
+    request.headers_mut().remove("x-forwarded-for");
+    if let Some(value) = client.and_then(|c| http::HeaderValue::from_str(&c.to_string()).ok()) {
+        request.headers_mut().insert("x-forwarded-for", value);
+    }
+    next.run(request).await
 }
 
 /// The REST router: the documented paths, the OpenAPI document, the error
 /// envelope for everything else.
 pub fn router(client: AdminClient, config: RestConfig) -> axum::Router {
+    let trusted = std::sync::Arc::new(config.trusted_proxies);
     let mut router = routes::routes(routes::RestState { client, rpc_timeout: config.rpc_timeout })
-        .layer(axum::middleware::from_fn(request_id::request_id));
+        .layer(axum::middleware::from_fn(request_id::request_id))
+        .layer(axum::middleware::from_fn_with_state(trusted, resolve_client));
     if !config.cors_origins.is_empty() {
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list(config.cors_origins))

@@ -24,7 +24,9 @@ const SESSIONS: &str = "/api/v1/admin/sessions";
 const MAX_BODY_BYTES: usize = 16 * 1024;
 /// How much of an oversized body is read and discarded before answering 413.
 const DRAIN_BYTES: usize = 1024 * 1024;
-const FORWARDED: [&str; 3] = ["authorization", "x-api-key", "x-request-id"];
+/// Headers the RPC carries: credentials, the request id, and the client
+/// address `resolve_client` put in `x-forwarded-for`.
+const FORWARDED: [&str; 4] = ["authorization", "x-api-key", "x-request-id", "x-forwarded-for"];
 
 #[derive(Clone)]
 pub(crate) struct RestState {

@@ -69,6 +69,14 @@ impl ApiKeyVerifier {
         Self { store, cache: TtlCache::new(CACHE_CAPACITY) }
     }
 
+    /// The principal of `key` if it was found valid within the cache TTL.
+    pub fn cached(&self, key: &str) -> Option<ApiKeyPrincipal> {
+        if !well_formed(key) {
+            return None;
+        }
+        self.cache.get(&hash_secret(key)).flatten()
+    }
+
     pub async fn verify(&self, key: &str) -> Result<ApiKeyPrincipal, AuthError> {
         if !well_formed(key) {
             return Err(AuthError::MalformedApiKey);

@@ -18,7 +18,7 @@ pub enum AuthError {
     MalformedToken,
     #[error("token algorithm {0} is not accepted (RS256, ES256 or EdDSA)")]
     AlgorithmNotAllowed(String),
-    #[error("token header has no kid")]
+    #[error("token header has no kid, and not exactly one published key fits its algorithm")]
     MissingKid,
     #[error("token is signed by an unknown key")]
     UnknownKey,
@@ -44,6 +44,8 @@ pub enum AuthError {
     UnknownApiKey,
     #[error("signing keys are not loaded yet; try again shortly")]
     KeysUnavailable,
+    #[error("too many failed credentials from this address; try again in {} s", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
     #[error("admin API requires the platform super_admin role")]
     NotSuperAdmin,
     #[error("api-keys cannot call the admin API; use a super_admin login token")]
@@ -57,6 +59,7 @@ impl ServiceError for AuthError {
         match self {
             Self::NotSuperAdmin | Self::ApiKeyNotAllowed => ErrorCode::PermissionDenied,
             Self::KeysUnavailable => ErrorCode::Unavailable,
+            Self::RateLimited(_) => ErrorCode::RateLimited,
             Self::Store(e) => e.error_code(),
             _ => ErrorCode::Unauthenticated,
         }
@@ -84,9 +87,17 @@ impl ServiceError for AuthError {
             Self::MalformedApiKey => "MALFORMED_API_KEY",
             Self::UnknownApiKey => "UNKNOWN_API_KEY",
             Self::KeysUnavailable => "KEYS_UNAVAILABLE",
+            Self::RateLimited(_) => "TOO_MANY_FAILED_CREDENTIALS",
             Self::NotSuperAdmin => "NOT_SUPER_ADMIN",
             Self::ApiKeyNotAllowed => "API_KEY_NOT_ALLOWED",
             Self::Store(e) => e.reason(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::RateLimited(wait) => Some(*wait),
+            _ => None,
         }
     }
 }

@@ -1,9 +1,14 @@
 //! The JWKS cache: the frontend's public signing keys, by `kid`.
 //!
 //! Fetched at start-up, refreshed in the background every `max-age` (default
-//! 5 minutes). A token with an unknown `kid` may trigger one refetch per
-//! cooldown, shared by every concurrent caller (single flight under one
-//! mutex). A failed fetch keeps the last good keys.
+//! 5 minutes). A token with an unknown `kid` triggers a refetch, shared by
+//! every concurrent caller (single flight under one mutex) and spaced by the
+//! cooldown (about a second): a caller arriving within the cooldown waits for
+//! the next refetch instead of failing, so a newly published key is usable
+//! within about a second however many unknown ids came before. A failed
+//! fetch, an answer with no usable key, a duplicate `kid` or a body that is
+//! not a JWKS never replaces the last good keys. Redirects never go from
+//! https to http.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,6 +33,8 @@ pub struct JwksConfig {
     /// Minimum time between refetches triggered by unknown `kid`s.
     pub unknown_kid_cooldown: Duration,
     pub fetch_timeout: Duration,
+    /// A CA bundle (PEM) trusted for the JWKS endpoint, besides the WebPKI roots.
+    pub ca: Option<Vec<u8>>,
 }
 
 /// A verified public key and the one algorithm it may verify.
@@ -81,6 +88,7 @@ fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
 }
 
 /// Parses a JWKS, skipping (not failing on) keys we cannot or may not use.
+/// A set without one usable key, or with a `kid` twice, is refused whole.
 pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, String> {
     #[derive(serde::Deserialize)]
     struct RawSet {
@@ -101,7 +109,12 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, Arc<VerifyingKey>>, Str
         let Ok(decoding) = DecodingKey::from_jwk(&jwk) else {
             continue;
         };
-        keys.insert(kid, Arc::new(VerifyingKey { decoding, algorithm }));
+        if keys.insert(kid.clone(), Arc::new(VerifyingKey { decoding, algorithm })).is_some() {
+            return Err(format!("kid {:?} appears twice", kid.chars().take(64).collect::<String>()));
+        }
+    }
+    if keys.is_empty() {
+        return Err("no usable key (RS256, ES256 or EdDSA with a kid)".into());
     }
     Ok(keys)
 }
@@ -116,11 +129,27 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 impl JwksCache {
     pub fn new(config: JwksConfig) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let downgrade =
+                attempt.previous().iter().any(|u| u.scheme() == "https") && attempt.url().scheme() != "https";
+            if downgrade {
+                attempt.error("refused a redirect from https to http")
+            } else if attempt.previous().len() > 3 {
+                attempt.error("more than 3 redirects")
+            } else {
+                attempt.follow()
+            }
+        });
+        let mut client = reqwest::Client::builder()
             .connect_timeout(config.fetch_timeout.min(Duration::from_secs(5)))
             .timeout(config.fetch_timeout)
-            .redirect(reqwest::redirect::Policy::limited(3))
-            .build()?;
+            .redirect(redirects);
+        if let Some(pem) = &config.ca {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+                client = client.add_root_certificate(cert);
+            }
+        }
+        let client = client.build()?;
         Ok(Self {
             config,
             client,
@@ -214,21 +243,38 @@ impl JwksCache {
         .abort_handle()
     }
 
-    /// The key for `kid`, refetching the JWKS at most once per cooldown when
-    /// it is unknown. Concurrent callers share one refetch.
+    /// The key for `kid`, refetching the JWKS when it is unknown. Concurrent
+    /// callers share one refetch; refetches are at least a cooldown apart,
+    /// and a caller within the cooldown waits for the next one.
     pub async fn key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
         if let Some(key) = self.lookup(kid) {
             return Some(key);
         }
-        let mut last = self.last_unknown_kid_fetch.lock().await;
-        if let Some(key) = self.lookup(kid) {
-            return Some(key);
+        // A caller needs one fetch that started after it arrived (the key
+        // may have been published just before). Callers queued behind such
+        // a fetch share it, so refetches stay a cooldown apart and each
+        // caller waits at most about one cooldown and one fetch.
+        let arrived = Instant::now();
+        let mut last_start = self.last_unknown_kid_fetch.lock().await;
+        if last_start.is_some_and(|started| started >= arrived) {
+            return self.lookup(kid);
         }
-        if last.is_some_and(|at| at.elapsed() < self.config.unknown_kid_cooldown) {
-            return None;
+        if let Some(started) = *last_start {
+            tokio::time::sleep_until((started + self.config.unknown_kid_cooldown).into()).await;
         }
-        *last = Some(Instant::now());
+        *last_start = Some(Instant::now());
         self.refresh().await;
         self.lookup(kid)
+    }
+
+    /// The one published key that verifies `algorithm`, for a token without
+    /// a `kid`; `None` when there is none or more than one.
+    pub fn only_key_for(&self, algorithm: Algorithm) -> Option<Arc<VerifyingKey>> {
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        let mut fitting = keys.values().filter(|k| k.algorithm == algorithm);
+        match (fitting.next(), fitting.next()) {
+            (Some(one), None) => Some(one.clone()),
+            _ => None,
+        }
     }
 }

@@ -128,6 +128,15 @@ impl JwtVerifier {
         v
     }
 
+    /// The principal of `token` if it was verified recently (no signature
+    /// check, no network).
+    pub fn cached(&self, token: &str) -> Option<UserPrincipal> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        self.verified.get(&Sha256::digest(token.as_bytes()).into())
+    }
+
     pub async fn verify(&self, token: &str) -> Result<UserPrincipal, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TokenTooLarge(MAX_TOKEN_BYTES));
@@ -139,8 +148,16 @@ impl JwtVerifier {
 
         let header = read_header(token)?;
         let algorithm = allowed_algorithm(&header.alg)?;
-        let kid = header.kid.ok_or(AuthError::MissingKid)?;
-        let key = match self.jwks.key(&kid).await {
+        let key = match header.kid {
+            Some(kid) => self.jwks.key(&kid).await,
+            // Without a kid, as jose does: the one published key for the algorithm.
+            None => match self.jwks.only_key_for(algorithm) {
+                Some(key) => Some(key),
+                None if self.jwks.is_loaded() => return Err(AuthError::MissingKid),
+                None => None,
+            },
+        };
+        let key = match key {
             Some(key) => key,
             None if !self.jwks.is_loaded() => return Err(AuthError::KeysUnavailable),
             None => return Err(AuthError::UnknownKey),

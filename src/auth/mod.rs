@@ -11,14 +11,19 @@ mod cache;
 mod error;
 mod jwks;
 mod jwt;
+mod limiter;
 
 pub use api_keys::{ApiKeyVerifier, NewApiKey, generate_api_key, hash_secret};
 pub use error::AuthError;
 pub use jwks::{JwksCache, JwksConfig};
 pub use jwt::{JwtConfig, JwtVerifier};
+pub use limiter::FailureLimiter;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use crate::error::ServiceError;
 
 /// Who is calling, once a credential has been verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,27 +116,53 @@ fn classify<'a>(creds: Credentials<'a>) -> Result<Credential<'a>, AuthError> {
 pub struct Authenticator {
     jwt: Arc<JwtVerifier>,
     api_keys: Arc<ApiKeyVerifier>,
+    failures: Option<Arc<FailureLimiter>>,
 }
 
 impl Authenticator {
-    pub fn new(jwt: JwtVerifier, api_keys: ApiKeyVerifier) -> Self {
-        Self { jwt: Arc::new(jwt), api_keys: Arc::new(api_keys) }
+    /// `failures` limits failed credentials per client address (`None`: no limit).
+    pub fn new(jwt: JwtVerifier, api_keys: ApiKeyVerifier, failures: Option<FailureLimiter>) -> Self {
+        Self { jwt: Arc::new(jwt), api_keys: Arc::new(api_keys), failures: failures.map(Arc::new) }
     }
 
     pub fn jwks(&self) -> &Arc<JwksCache> {
         self.jwt.jwks()
     }
 
-    pub async fn authenticate(&self, creds: Credentials<'_>) -> Result<Principal, AuthError> {
-        match classify(creds)? {
-            Credential::Jwt(token) => self.jwt.verify(token).await.map(Principal::User),
-            Credential::ApiKey(key) => self.api_keys.verify(key).await.map(Principal::ApiKey),
+    /// The principal behind `creds`. A credential verified recently is
+    /// answered from the cache and never refused; any other is checked
+    /// against the client's budget of failures first, and a failure spends it.
+    pub async fn authenticate(&self, creds: Credentials<'_>, client: Option<IpAddr>) -> Result<Principal, AuthError> {
+        let credential = classify(creds);
+        if let Ok(credential) = &credential {
+            let cached = match credential {
+                Credential::Jwt(token) => self.jwt.cached(token).map(Principal::User),
+                Credential::ApiKey(key) => self.api_keys.cached(key).map(Principal::ApiKey),
+            };
+            if let Some(principal) = cached {
+                return Ok(principal);
+            }
         }
+        let limiter = self.failures.as_deref().zip(client);
+        if let Some((limiter, client)) = limiter {
+            limiter.check(client).map_err(AuthError::RateLimited)?;
+        }
+        let verified = match credential {
+            Err(e) => Err(e),
+            Ok(Credential::Jwt(token)) => self.jwt.verify(token).await.map(Principal::User),
+            Ok(Credential::ApiKey(key)) => self.api_keys.verify(key).await.map(Principal::ApiKey),
+        };
+        if let (Err(e), Some((limiter, client))) = (&verified, limiter) {
+            if e.error_code() == crate::error::ErrorCode::Unauthenticated {
+                limiter.failed(client);
+            }
+        }
+        verified
     }
 
     /// The only way to obtain a [`SuperAdmin`].
-    pub async fn admin_gate(&self, creds: Credentials<'_>) -> Result<SuperAdmin, AuthError> {
-        match self.authenticate(creds).await? {
+    pub async fn admin_gate(&self, creds: Credentials<'_>, client: Option<IpAddr>) -> Result<SuperAdmin, AuthError> {
+        match self.authenticate(creds, client).await? {
             Principal::User(user) if user.platform_roles.iter().any(|r| r == SUPER_ADMIN_ROLE) => {
                 Ok(SuperAdmin { subject: user.subject, valid_until: user.valid_until })
             }

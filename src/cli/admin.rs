@@ -14,9 +14,18 @@ use crate::proto::admin::{self as pb, admin_service_client::AdminServiceClient};
 
 #[derive(Args, Debug)]
 pub struct AdminArgs {
-    /// gRPC address of the wa-gateway server.
+    /// gRPC address of the wa-gateway server (http:// or https://).
     #[arg(long, env = "WA_GATEWAY_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// CA bundle (PEM) trusted for an https:// server instead of the WebPKI roots.
+    #[arg(long, env = "WA_GATEWAY_SERVER_CA", value_name = "PEM")]
+    pub ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for a server that requires mTLS; needs --key.
+    #[arg(long, env = "WA_GATEWAY_CLIENT_CERT", value_name = "PEM", requires = "key")]
+    pub cert: Option<std::path::PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, env = "WA_GATEWAY_CLIENT_KEY", value_name = "PEM", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
     /// A super_admin login JWT.
     #[arg(long, env = "WA_GATEWAY_TOKEN", hide_env_values = true)]
     pub token: String,
@@ -139,9 +148,10 @@ fn rpc_error(status: tonic::Status) -> anyhow::Error {
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    let channel = tonic::transport::Endpoint::from_shared(args.server.clone())
+    let tls = crate::tls::ClientTls::load(args.ca.as_deref(), args.cert.as_deref(), args.key.as_deref())?;
+    let channel = tls
+        .endpoint(&args.server)
         .with_context(|| format!("--server {:?}", args.server))?
-        .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
         .with_context(|| format!("cannot reach {}", args.server))?;

@@ -6,6 +6,7 @@ mod api_keys;
 mod demo;
 mod host_check;
 mod host_sim;
+mod listen;
 mod rest;
 mod serve;
 mod sessions;

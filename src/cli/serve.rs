@@ -1,5 +1,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use anyhow::Context;
 use std::time::Duration;
 
 use clap::Args;
@@ -54,12 +56,24 @@ pub struct ServeArgs {
     #[arg(long, env = "WA_GATEWAY_JWT_PLATFORM_ROLE_CLAIM", default_value = "platform_role")]
     pub jwt_platform_role_claim: String,
 
+    /// Accept a plain http:// --jwks-url on a non-loopback host (signing keys
+    /// fetched without TLS can be swapped in transit).
+    #[arg(long, env = "WA_GATEWAY_JWKS_ALLOW_HTTP")]
+    pub jwks_allow_http: bool,
+
+    /// CA bundle (PEM) trusted for the JWKS endpoint, besides the WebPKI roots.
+    #[arg(long, env = "WA_GATEWAY_JWKS_CA", value_name = "PEM")]
+    pub jwks_ca: Option<PathBuf>,
+
     /// JWKS refresh interval when the response has no Cache-Control max-age.
     #[arg(long, env = "WA_GATEWAY_JWKS_REFRESH_SECS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=86400))]
     pub jwks_refresh_secs: u64,
 
-    /// Minimum seconds between JWKS refetches caused by unknown key ids.
-    #[arg(long, env = "WA_GATEWAY_JWKS_COOLDOWN_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    /// Minimum seconds between JWKS refetches caused by unknown key ids. A
+    /// token naming a new key waits for the next refetch rather than failing,
+    /// so a rotated key is usable within this time however many unknown ids
+    /// came before.
+    #[arg(long, env = "WA_GATEWAY_JWKS_COOLDOWN_SECS", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub jwks_cooldown_secs: u64,
 
     /// Session host of a gateway, as GATEWAY_ID=URL (repeatable; the env
@@ -104,6 +118,25 @@ pub struct ServeArgs {
     /// None by default: no CORS headers.
     #[arg(long = "cors-origin", env = "WA_GATEWAY_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+
+    #[command(flatten)]
+    pub listen: super::listen::ListenArgs,
+}
+
+/// The JWKS URL must be https, except on loopback or when allowed.
+fn check_jwks_url(url: &str, allow_http: bool) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
+    let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback || allow_http => Ok(()),
+        "http" => anyhow::bail!(
+            "--jwks-url must be https:// (signing keys fetched over plain http can be replaced in transit); \
+             pass --jwks-allow-http to accept it anyway"
+        ),
+        _ => anyhow::bail!("--jwks-url must be an https:// URL"),
+    }
 }
 
 /// Parses `--cors-origin` values into header values.
@@ -143,8 +176,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     let jwks_url = match (&demo, &args.jwks_url) {
         (Some(_), _) => "http://127.0.0.1/unused".to_owned(),
         (None, Some(url)) => {
-            let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("--jwks-url: {e}"))?;
-            anyhow::ensure!(matches!(parsed.scheme(), "http" | "https"), "--jwks-url must be an http(s) URL");
+            check_jwks_url(url, args.jwks_allow_http)?;
             url.clone()
         }
         (None, None) => anyhow::bail!("--jwks-url is required (or run --demo)"),
@@ -165,6 +197,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             default_refresh: Duration::from_secs(args.jwks_refresh_secs),
             unknown_kid_cooldown: Duration::from_secs(args.jwks_cooldown_secs),
             fetch_timeout: Duration::from_secs(10),
+            ca: args.jwks_ca.as_deref().map(std::fs::read).transpose().context("reading --jwks-ca")?,
         },
         jwt: JwtConfig {
             issuer: args.jwt_issuer,
@@ -175,7 +208,16 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             platform_role_claim: args.jwt_platform_role_claim,
         },
         hosts,
-        rest: gateway_rest::RestConfig { cors_origins: cors_origins(&args.cors_origins)?, ..Default::default() },
+        rest: gateway_rest::RestConfig {
+            cors_origins: cors_origins(&args.cors_origins)?,
+            trusted_proxies: args.listen.trusted_proxies()?,
+            ..Default::default()
+        },
+        grpc_limits: args.listen.grpc_limits(),
+        http_limits: args.listen.http_limits(),
+        tls: args.listen.tls(),
+        auth_failures_per_minute: args.listen.auth_failures_per_minute,
+        shutdown_timeout: Duration::from_secs(args.listen.shutdown_timeout_secs),
         backfill: BackfillConfig {
             concurrency: usize::from(args.backfill_concurrency),
             stall_timeout: Duration::from_secs(args.host_stall_timeout_secs),
@@ -185,6 +227,13 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         },
         demo_jwks: demo.as_ref().map(|d| d.jwks_json.clone()),
     };
+    let mut config_warnings = Vec::new();
+    if demo.is_none() && config.jwt.issuer.is_none() && config.jwt.audience.is_none() {
+        config_warnings.push(
+            "neither --jwt-issuer nor --jwt-audience is set: any token the JWKS keys signed is accepted, \
+             whoever it was issued for",
+        );
+    }
     let running = server::start(config).await?;
     // Tests and scripts read this line to find the bound ports.
     println!("wa-gateway listening: grpc={} http={}", running.grpc_addr, running.http_addr);
@@ -193,10 +242,13 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("DEMO MODE: ephemeral keys and a throwaway database; not for production");
         println!("{}", demo.banner(running.grpc_addr, running.http_addr));
     }
-    let stopped = running.shutdown_token();
+    for warning in &config_warnings {
+        tracing::warn!("{warning}");
+    }
+    let failed = running.failed();
     tokio::select! {
         () = shutdown_signal() => tracing::info!("shutting down"),
-        () = stopped.cancelled() => {}
+        () = failed.cancelled() => {}
     }
     let result = running.shutdown().await;
     if let Some(demo) = demo {

@@ -7,7 +7,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use gateway_rest::TrustedProxies;
 use http::{Request, Response};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use super::status::to_status;
@@ -32,18 +37,19 @@ fn credential_kind(creds: Credentials<'_>) -> &'static str {
 #[derive(Clone)]
 pub struct AuthLayer {
     auth: Authenticator,
+    trusted: Arc<TrustedProxies>,
 }
 
 impl AuthLayer {
-    pub fn new(auth: Authenticator) -> Self {
-        Self { auth }
+    pub fn new(auth: Authenticator, trusted: TrustedProxies) -> Self {
+        Self { auth, trusted: Arc::new(trusted) }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, auth: self.auth.clone() }
+        AuthService { inner, auth: self.auth.clone(), trusted: self.trusted.clone() }
     }
 }
 
@@ -51,10 +57,36 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     auth: Authenticator,
+    trusted: Arc<TrustedProxies>,
 }
 
 fn header<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The address budgets are kept for. A call over a connection: its peer (or,
+/// behind a trusted proxy, the forwarded client). A call without one comes
+/// from the REST layer in this process, which names the client it resolved
+/// in `x-forwarded-for`.
+fn client_addr<B>(req: &Request<B>, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let forwarded = header(req, "x-forwarded-for");
+    let peer =
+        req.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr).or_else(|| {
+            req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.get_ref().remote_addr())
+        });
+    match peer {
+        Some(peer) => Some(trusted.client(peer.ip(), forwarded)),
+        None => forwarded.and_then(|f| f.trim().parse().ok()),
+    }
+}
+
+/// The caller's request id when it is sane (as REST checks it), else a new one.
+fn request_id<B>(req: &Request<B>) -> Option<http::HeaderValue> {
+    let sane = |v: &http::HeaderValue| !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic);
+    match req.headers().get(REQUEST_ID) {
+        Some(v) if sane(v) => None,
+        _ => http::HeaderValue::from_str(&ulid::Ulid::new().to_string()).ok(),
+    }
 }
 
 impl<S, B> Service<Request<B>> for AuthService<S>
@@ -75,23 +107,30 @@ where
         // The clone is not ready; the ready one is taken for this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let auth = self.auth.clone();
+        let (auth, trusted) = (self.auth.clone(), self.trusted.clone());
         Box::pin(async move {
             if !req.uri().path().starts_with(ADMIN_SERVICE_PREFIX) {
                 return inner.call(req).await;
             }
-            // Every admin call carries a request id, for logs and audit.
-            if !req.headers().contains_key(REQUEST_ID) {
-                if let Ok(id) = http::HeaderValue::from_str(&ulid::Ulid::new().to_string()) {
-                    req.headers_mut().insert(REQUEST_ID, id);
-                }
+            // Every admin call carries a sane request id, for logs and audit,
+            // and answers with it.
+            if let Some(id) = request_id(&req) {
+                req.headers_mut().insert(REQUEST_ID, id);
             }
+            let id = req.headers().get(REQUEST_ID).cloned();
+            let echo = move |mut response: Response<tonic::body::Body>| {
+                if let Some(id) = id {
+                    response.headers_mut().insert(REQUEST_ID, id);
+                }
+                response
+            };
+            let client = client_addr(&req, &trusted);
             let creds =
                 Credentials { authorization: header(&req, "authorization"), x_api_key: header(&req, "x-api-key") };
-            match auth.admin_gate(creds).await {
+            match auth.admin_gate(creds, client).await {
                 Ok(admin) => {
                     req.extensions_mut().insert(admin);
-                    inner.call(req).await
+                    inner.call(req).await.map(echo)
                 }
                 Err(error) => {
                     let status = to_status(&error);
@@ -109,7 +148,7 @@ where
                         request_id = header(&req, REQUEST_ID).unwrap_or(""),
                         "admin call refused"
                     );
-                    Ok(status.into_http())
+                    Ok(echo(status.into_http()))
                 }
             }
         })

@@ -34,11 +34,11 @@ pub fn to_status<E: ServiceError>(error: &E) -> Status {
         tracing::error!(%error, reason = error.reason(), "internal error");
     }
     let metadata: HashMap<String, String> = error.details().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    Status::with_error_details(
-        grpc_code(code),
-        error.public_message(),
-        ErrorDetails::with_error_info(error.reason(), ERROR_DOMAIN, metadata),
-    )
+    let mut details = ErrorDetails::with_error_info(error.reason(), ERROR_DOMAIN, metadata);
+    if let Some(wait) = error.retry_after() {
+        details.set_retry_info(Some(wait));
+    }
+    Status::with_error_details(grpc_code(code), error.public_message(), details)
 }
 
 /// A request field that failed validation at the boundary.

@@ -15,11 +15,33 @@ pub struct Pki {
     pub server_key: PathBuf,
     pub client_cert: PathBuf,
     pub client_key: PathBuf,
+    issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
 impl Pki {
     pub fn read(&self, path: &PathBuf) -> String {
         std::fs::read_to_string(path).unwrap()
+    }
+
+    /// Writes a new server certificate (same CA and names, new key) over the
+    /// old files; returns its DER.
+    pub fn reissue_server(&self, name: &str) -> Vec<u8> {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        std::fs::write(&self.server_key, key.serialize_pem()).unwrap();
+        std::fs::write(&self.server_cert, cert.pem()).unwrap();
+        cert.der().to_vec()
+    }
+
+    /// The DER of the server certificate on disk now.
+    pub fn server_der(&self) -> Vec<u8> {
+        use base64::Engine;
+        let pem = self.read(&self.server_cert);
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD.decode(body).unwrap()
     }
 }
 
@@ -45,6 +67,6 @@ pub fn pki() -> Pki {
     };
     let (server_cert, server_key) = leaf("server", &["localhost", "127.0.0.1"], ExtendedKeyUsagePurpose::ServerAuth);
     let (client_cert, client_key) = leaf("client", &["wa-gateway-client"], ExtendedKeyUsagePurpose::ClientAuth);
-    let ca = write("ca.pem", ca.pem());
-    Pki { dir, ca, server_cert, server_key, client_cert, client_key }
+    let ca_path = write("ca.pem", ca.pem());
+    Pki { dir, ca: ca_path, server_cert, server_key, client_cert, client_key, issuer: ca }
 }

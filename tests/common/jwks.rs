@@ -91,22 +91,38 @@ pub fn mint(kind: KeyKind, kid: &str, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &kind.encoding_key()).unwrap()
 }
 
+/// A token whose header names no key.
+pub fn mint_without_kid(kind: KeyKind, claims: &Value) -> String {
+    jsonwebtoken::encode(&Header::new(kind.algorithm()), claims, &kind.encoding_key()).unwrap()
+}
+
 #[derive(Default)]
 pub struct JwksState {
     keys: Mutex<Vec<Value>>,
     fetches: AtomicUsize,
     down: AtomicBool,
+    /// Served instead of the keys when set (a broken or hostile answer).
+    body: Mutex<Option<String>>,
+    /// Answered with a redirect to this URL when set.
+    redirect: Mutex<Option<String>>,
 }
 
 pub struct JwksServer {
     pub addr: std::net::SocketAddr,
     pub state: Arc<JwksState>,
+    scheme: &'static str,
 }
 
 async fn serve_jwks(State(state): State<Arc<JwksState>>) -> axum::response::Response {
     state.fetches.fetch_add(1, Ordering::SeqCst);
     if state.down.load(Ordering::SeqCst) {
         return (http::StatusCode::SERVICE_UNAVAILABLE, "down").into_response();
+    }
+    if let Some(to) = state.redirect.lock().unwrap().clone() {
+        return (http::StatusCode::FOUND, [(http::header::LOCATION, to)]).into_response();
+    }
+    if let Some(body) = state.body.lock().unwrap().clone() {
+        return ([(http::header::CONTENT_TYPE, "application/json")], body).into_response();
     }
     let keys = state.keys.lock().unwrap().clone();
     axum::Json(json!({ "keys": keys })).into_response()
@@ -127,11 +143,59 @@ impl JwksServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { addr, state }
+        Self { addr, state, scheme: "http" }
+    }
+
+    /// The default keys, served over TLS with the server certificate of `pki`.
+    pub async fn start_tls(pki: &super::certs::Pki) -> Self {
+        use rustls::pki_types::pem::PemObject;
+        let state = Arc::new(JwksState::default());
+        *state.keys.lock().unwrap() = vec![KeyKind::Rsa.jwk("rsa-1"), KeyKind::Ec.jwk("ec-1"), KeyKind::Ed.jwk("ed-1")];
+        let app = axum::Router::new()
+            .route("/.well-known/jwks.json", axum::routing::get(serve_jwks))
+            .with_state(state.clone());
+        let certs =
+            rustls::pki_types::CertificateDer::pem_file_iter(&pki.server_cert).unwrap().map(|c| c.unwrap()).collect();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(stream) = acceptor.accept(tcp).await else { return };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Self { addr, state, scheme: "https" }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/.well-known/jwks.json", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}/.well-known/jwks.json", self.addr.port()),
+            _ => format!("http://{}/.well-known/jwks.json", self.addr),
+        }
+    }
+
+    /// Answers every fetch with `body` instead of the keys (`None`: the keys).
+    pub fn set_body(&self, body: Option<&str>) {
+        *self.state.body.lock().unwrap() = body.map(str::to_owned);
+    }
+
+    /// Answers every fetch with a redirect to `to` (`None`: no redirect).
+    pub fn set_redirect(&self, to: Option<String>) {
+        *self.state.redirect.lock().unwrap() = to;
     }
 
     pub fn publish(&self, jwk: Value) {

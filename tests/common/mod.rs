@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod env;
+pub mod h2raw;
 pub mod host;
 pub mod jwks;
 pub mod pg;
@@ -18,7 +19,7 @@ use tonic::transport::Channel;
 use wa_gateway::proto::admin::admin_service_client::AdminServiceClient;
 
 #[allow(unused_imports)]
-pub use jwks::{JwksServer, KeyKind, claims, mint, super_admin_claims};
+pub use jwks::{JwksServer, KeyKind, claims, mint, now as jwks_now, super_admin_claims};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_wa-gateway");
 
@@ -206,6 +207,35 @@ where
         }
         assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `wa-gateway rest` process on 127.0.0.1:0.
+pub struct RestProcess {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl RestProcess {
+    pub async fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["--log", "warn", "rest", "--http-addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn wa-gateway rest");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("rest did not start")
+            .unwrap()
+            .expect("rest exited");
+        let addr = line.split("http=").nth(1).expect("http= in the rest line").split_whitespace().next().unwrap();
+        let addr = addr.to_owned();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, addr }
     }
 }
 

@@ -70,7 +70,7 @@ impl SessionImport for PgImport {
         .collect();
         let mut stored: HashMap<String, StoredVersion> = HashMap::new();
         for row in sqlx::query("SELECT id, organization_id, updated_at FROM sessions WHERE id = ANY($1)")
-                .bind(&raw)
+            .bind(&raw)
             .fetch_all(&mut *self.tx)
             .await?
         {
