@@ -276,3 +276,82 @@ async fn known_keys_keep_working_while_the_jwks_endpoint_is_down() {
         bearer(&gw, &mint(kind, kid, &c)).await.unwrap_or_else(|s| panic!("{kid}: {s:?}"));
     }
 }
+
+crate::both_backends!(a_rotated_key_is_usable_within_about_a_second_despite_unknown_kids);
+async fn a_rotated_key_is_usable_within_about_a_second_despite_unknown_kids() {
+    let (jwks, gw) = start_with(&["--auth-failures-per-minute", "0"]).await;
+    let client = gw.client().await;
+    // Someone keeps sending tokens with made-up key ids.
+    let flood: Vec<_> = (0..40)
+        .map(|i| {
+            let mut client = client.clone();
+            let token = mint(KeyKind::Rsa, &format!("made-up-{i}"), &admin());
+            tokio::spawn(async move { client.list_sessions(authed(ListSessionsRequest::default(), &token)).await })
+        })
+        .collect();
+    jwks.publish(KeyKind::Rogue.jwk("rotated-now"));
+    let started = std::time::Instant::now();
+    bearer(&gw, &mint(KeyKind::Rogue, "rotated-now", &admin())).await.expect("the new key is accepted");
+    assert!(started.elapsed() < std::time::Duration::from_secs(3), "took {:?}", started.elapsed());
+    for call in futures_join(flood).await {
+        assert_eq!(call.unwrap_err().code(), Code::Unauthenticated);
+    }
+}
+
+crate::both_backends!(answers_without_usable_keys_never_replace_the_last_good_set);
+async fn answers_without_usable_keys_never_replace_the_last_good_set() {
+    let (jwks, gw) = start_with(&["--auth-failures-per-minute", "0"]).await;
+    let good = mint(KeyKind::Ed, "ed-1", &admin());
+    let duplicate = serde_json::json!({"keys": [KeyKind::Rsa.jwk("x"), KeyKind::Ec.jwk("x")]}).to_string();
+    for body in [r#"{"keys": []}"#, r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}"#, &duplicate, "<html>", "[]"] {
+        jwks.set_body(Some(body));
+        let before = jwks.fetches();
+        // An unknown kid makes the server refetch the broken answer.
+        let status = bearer(&gw, &mint(KeyKind::Rsa, "x", &admin())).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{body}");
+        assert!(jwks.fetches() > before, "refetched for {body}");
+        bearer(&gw, &good).await.unwrap_or_else(|s| panic!("after {body:?} the good key was dropped: {s:?}"));
+    }
+}
+
+crate::both_backends!(a_token_without_kid_is_accepted_only_when_one_key_fits);
+async fn a_token_without_kid_is_accepted_only_when_one_key_fits() {
+    let (jwks, gw) = start().await;
+    // One EdDSA key is published: it is the key.
+    bearer(&gw, &common::jwks::mint_without_kid(KeyKind::Ed, &admin())).await.expect("the only EdDSA key");
+    // Two RS256 keys: which one is a guess, so no.
+    jwks.publish(KeyKind::Rogue.jwk("rsa-2"));
+    bearer(&gw, &mint(KeyKind::Rogue, "rsa-2", &admin())).await.expect("refreshed with the second RSA key");
+    let status = expect(
+        bearer(&gw, &common::jwks::mint_without_kid(KeyKind::Rsa, &admin())).await,
+        Code::Unauthenticated,
+        "kid-less with two RSA keys",
+        "",
+    );
+    assert_eq!(status.get_details_error_info().unwrap().reason, "MISSING_KID");
+}
+
+#[tokio::test]
+async fn start_up_warns_when_neither_issuer_nor_audience_is_pinned() {
+    let jwks = JwksServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["--database-url", dir.path().join("db").to_str().unwrap()])
+        .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--jwks-url", &jwks.url()])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let warned = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("neither --jwt-issuer nor --jwt-audience is set") {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(warned.await.unwrap(), "no warning about unpinned tokens");
+}
