@@ -10,6 +10,8 @@ pub mod backfill;
 pub mod cli;
 pub mod directory;
 pub mod error;
+#[cfg(fuzzing)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod hosts;
 pub mod paging;

@@ -303,7 +303,9 @@ async fn answers_without_usable_keys_never_replace_the_last_good_set() {
     let (jwks, gw) = start_with(&["--auth-failures-per-minute", "0"]).await;
     let good = mint(KeyKind::Ed, "ed-1", &admin());
     let duplicate = serde_json::json!({"keys": [KeyKind::Rsa.jwk("x"), KeyKind::Ec.jwk("x")]}).to_string();
-    for body in [r#"{"keys": []}"#, r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}"#, &duplicate, "<html>", "[]"] {
+    for body in
+        [r#"{"keys": []}"#, r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]}"#, &duplicate, "<html>", "[]"]
+    {
         jwks.set_body(Some(body));
         let before = jwks.fetches();
         // An unknown kid makes the server refetch the broken answer.

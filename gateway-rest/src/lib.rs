@@ -21,6 +21,8 @@ mod routes;
 use std::time::Duration;
 
 pub use client_addr::TrustedProxies;
+#[cfg(fuzzing)]
+pub use routes::fuzz_request;
 
 use tower::util::BoxCloneSyncService;
 use tower_http::cors::{AllowOrigin, CorsLayer};

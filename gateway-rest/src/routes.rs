@@ -220,6 +220,23 @@ fn parse(tail: &str) -> Result<(&str, Resource<'_>), ApiError> {
     Ok((id, resource))
 }
 
+/// The session resource parser, percent-decoding and query parsing, fed a
+/// raw path (everything after `/api/v1/admin/sessions/`) and query, for the fuzzer.
+#[cfg(fuzzing)]
+pub fn fuzz_request(tail: &str, query: &str) {
+    if let Ok((id, resource)) = parse(tail) {
+        let _ = percent_decode(id, "session");
+        if let Resource::Participants { raw_group } = resource {
+            let _ = percent_decode(raw_group, "groupJid");
+        }
+    }
+    if let Ok(uri) = format!("/x?{query}").parse::<http::Uri>() {
+        if let Ok(query) = query_of(&uri) {
+            let _ = (limit(&query), cursor(&query));
+        }
+    }
+}
+
 async fn session_resource(State(state): State<RestState>, request: Request) -> Response {
     let path = request.uri().path().to_owned();
     let tail = path.strip_prefix(SESSIONS).and_then(|t| t.strip_prefix('/')).unwrap_or("");

@@ -111,6 +111,16 @@ fn classify<'a>(creds: Credentials<'a>) -> Result<Credential<'a>, AuthError> {
     }
 }
 
+/// The credential headers and the token inside them, as the auth layer
+/// reads them before any check, for the fuzzer.
+#[cfg(fuzzing)]
+pub fn fuzz_credentials(authorization: &str, api_key: &str) {
+    let creds = Credentials { authorization: Some(authorization), x_api_key: Some(api_key).filter(|k| !k.is_empty()) };
+    if let Ok(Credential::Jwt(token)) = classify(creds) {
+        jwt::fuzz_untrusted(token);
+    }
+}
+
 /// Turns credentials into principals. Cheap to clone.
 #[derive(Clone)]
 pub struct Authenticator {

@@ -94,6 +94,18 @@ pub struct HostRegistry {
     clients: HashMap<String, HostClient>,
 }
 
+/// A host message, as decoded and validated for a backfill, for the fuzzer.
+#[cfg(fuzzing)]
+pub fn fuzz_message(bytes: &[u8]) {
+    use prost::Message;
+    if let Ok(message) = pb::StreamContactsResponse::decode(bytes) {
+        let _ = convert::contacts(message);
+    }
+    if let Ok(message) = pb::StreamJoinedGroupsResponse::decode(bytes) {
+        let _ = convert::groups(message);
+    }
+}
+
 /// A lazily connecting client with the limits every host call gets.
 pub fn client(endpoint: tonic::transport::Endpoint) -> SessionHostServiceClient<Channel> {
     let endpoint = endpoint

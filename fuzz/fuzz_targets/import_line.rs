@@ -1,0 +1,5 @@
+#![no_main]
+//! See wa_gateway::fuzzing::import_line.
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| wa_gateway::fuzzing::import_line(data));
