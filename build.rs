@@ -1,6 +1,8 @@
-//! Generates the gRPC code of both services and the descriptor set that
-//! server reflection serves. protoc comes from the protoc-bin-vendored crate,
-//! so a build needs neither a system protoc nor the network.
+//! Generates the SessionHostService client (and server, for test hosts and
+//! `host-sim`). The admin contract's types come from gateway-rest, which
+//! generates them once for both crates. protoc comes from the
+//! protoc-bin-vendored crate, so a build needs neither a system protoc nor
+//! the network.
 
 use std::{env, error::Error, path::PathBuf};
 
@@ -10,9 +12,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     // SAFETY: build scripts are single-threaded; nothing reads the environment concurrently.
     unsafe { env::set_var("PROTOC", protoc) };
 
-    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
-    tonic_prost_build::configure().file_descriptor_set_path(out_dir.join("wa_gateway_descriptor.bin")).compile_protos(
-        &[PathBuf::from("proto/wa/gateway/admin/v1/admin.proto"), PathBuf::from("proto/wa/gateway/host/v1/host.proto")],
+    tonic_prost_build::configure().compile_protos(
+        &[PathBuf::from("proto/wa/gateway/host/v1/host.proto")],
         &[PathBuf::from("proto"), well_known],
     )?;
     println!("cargo:rerun-if-changed=proto");

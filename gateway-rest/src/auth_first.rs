@@ -12,20 +12,19 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::{LocalRefusal, from_status};
 use crate::proto as pb;
-use crate::routes::{RestState, rpc_request};
+use crate::routes::{Forwarded, RestState};
 
 pub const ADMIN_PREFIX: &str = "/api/v1/admin";
 
 pub async fn auth_first(State(state): State<RestState>, request: Request, next: Next) -> Response {
     let guarded = request.uri().path().starts_with(ADMIN_PREFIX);
-    let headers = guarded.then(|| request.headers().clone());
+    let forwarded = guarded.then(|| Forwarded::of(request.headers()));
     let response = next.run(request).await;
-    let Some(headers) = headers else { return response };
+    let Some(forwarded) = forwarded else { return response };
     if response.extensions().get::<LocalRefusal>().is_none() {
         return response;
     }
-    let mut client = state.client.clone();
-    let who = client.who_am_i(rpc_request(&headers, pb::WhoAmIRequest {}));
+    let who = state.backend.who_am_i(forwarded.request(pb::WhoAmIRequest {}));
     match tokio::time::timeout(state.rpc_timeout, who).await {
         Ok(Ok(_)) => response,
         Ok(Err(status)) => from_status(&status).into_response(),

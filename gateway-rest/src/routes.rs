@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::dto::{self, PageOf};
 use crate::error::{ApiError, from_status};
-use crate::{AdminClient, proto as pb};
+use crate::{AdminBackend, proto as pb};
 
 const SESSIONS: &str = "/api/v1/admin/sessions";
 /// The StartBackfill body is empty or `{}`; anything near this size is a mistake.
@@ -30,7 +30,7 @@ const FORWARDED: [&str; 4] = ["authorization", "x-api-key", "x-request-id", "x-f
 
 #[derive(Clone)]
 pub(crate) struct RestState {
-    pub client: AdminClient,
+    pub backend: AdminBackend,
     pub rpc_timeout: Duration,
 }
 
@@ -51,15 +51,29 @@ pub(crate) fn routes(state: RestState) -> Router {
 
 /// Copies the credential and request-id headers into gRPC metadata.
 pub(crate) fn rpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    for name in FORWARDED {
-        if let Some(value) =
-            headers.get(name).and_then(|v| tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).ok())
-        {
-            request.metadata_mut().insert(name, value);
-        }
+    Forwarded::of(headers).request(message)
+}
+
+/// The headers an RPC carries, kept (cheaply: header values share the
+/// request's buffer) for a call made after the request is gone.
+pub(crate) struct Forwarded([Option<http::HeaderValue>; FORWARDED.len()]);
+
+impl Forwarded {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        Self(FORWARDED.map(|name| headers.get(name).cloned()))
     }
-    request
+
+    pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        for (name, value) in FORWARDED.iter().zip(&self.0) {
+            if let Some(value) =
+                value.as_ref().and_then(|v| tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).ok())
+            {
+                request.metadata_mut().insert(*name, value);
+            }
+        }
+        request
+    }
 }
 
 impl RestState {
@@ -107,7 +121,7 @@ fn cursor(query: &HashMap<String, String>) -> Result<String, ApiError> {
 }
 
 async fn who_am_i(State(state): State<RestState>, headers: HeaderMap) -> Result<Json<dto::Caller>, ApiError> {
-    let who = state.call(state.client.clone().who_am_i(rpc_request(&headers, pb::WhoAmIRequest {}))).await?;
+    let who = state.call(state.backend.who_am_i(rpc_request(&headers, pb::WhoAmIRequest {}))).await?;
     Ok(Json(who.into()))
 }
 
@@ -147,7 +161,7 @@ async fn list_sessions(
         status: status.into(),
         gateway_id: text(&query, "gatewayId"),
     };
-    let page = state.call(state.client.clone().list_sessions(rpc_request(&headers, message))).await?;
+    let page = state.call(state.backend.list_sessions(rpc_request(&headers, message))).await?;
     Ok(Json(PageOf { data: page.data.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
@@ -263,16 +277,14 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         Resource::CancelBackfill => cancel_backfill(state, headers, body, session_id).await,
         Resource::GetBackfill => {
             let message = pb::GetBackfillRequest { session_id };
-            let mut client = state.client.clone();
-            let job = state.call(client.get_backfill(rpc_request(headers, message))).await;
+            let job = state.call(state.backend.get_backfill(rpc_request(headers, message))).await;
             job.map(|r| Json(r.job.map(dto::BackfillJob::from)).into_response())
         }
         Resource::WatchBackfill => watch_backfill(state, headers, session_id, text(&query, "jobId")).await,
         Resource::Contacts => {
             list_stored(&query, move |limit, cursor| async move {
                 let message = pb::ListSessionContactsRequest { session_id, limit, cursor };
-                let page =
-                    state.call(state.client.clone().list_session_contacts(rpc_request(headers, message))).await?;
+                let page = state.call(state.backend.list_session_contacts(rpc_request(headers, message))).await?;
                 Ok(page_of::<dto::Contact, _>(page.data, page.next_cursor))
             })
             .await
@@ -280,7 +292,7 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         Resource::Groups => {
             list_stored(&query, move |limit, cursor| async move {
                 let message = pb::ListSessionGroupsRequest { session_id, limit, cursor };
-                let page = state.call(state.client.clone().list_session_groups(rpc_request(headers, message))).await?;
+                let page = state.call(state.backend.list_session_groups(rpc_request(headers, message))).await?;
                 Ok(page_of::<dto::Group, _>(page.data, page.next_cursor))
             })
             .await
@@ -290,9 +302,8 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
             Ok(group_jid) => {
                 list_stored(&query, move |limit, cursor| async move {
                     let message = pb::ListSessionGroupParticipantsRequest { session_id, group_jid, limit, cursor };
-                    let mut client = state.client.clone();
-                    let page =
-                        state.call(client.list_session_group_participants(rpc_request(headers, message))).await?;
+                    let rpc = state.backend.list_session_group_participants(rpc_request(headers, message));
+                    let page = state.call(rpc).await?;
                     Ok(page_of::<dto::Participant, _>(page.data, page.next_cursor))
                 })
                 .await
@@ -368,7 +379,7 @@ async fn start_backfill(
     let body = read_body(body).await?;
     check_empty_body(&body)?;
     let message = pb::StartBackfillRequest { session_id };
-    let started = state.call(state.client.clone().start_backfill(rpc_request(headers, message))).await?;
+    let started = state.call(state.backend.start_backfill(rpc_request(headers, message))).await?;
     let location = format!("{SESSIONS}/{raw_id}/backfill");
     let mut response = (StatusCode::ACCEPTED, Json(started.job.map(dto::BackfillJob::from))).into_response();
     if let Ok(value) = http::HeaderValue::from_str(&location) {
@@ -385,7 +396,7 @@ async fn cancel_backfill(
 ) -> Result<Response, ApiError> {
     check_empty_body(&read_body(body).await?)?;
     let message = pb::CancelBackfillRequest { session_id };
-    let cancelled = state.call(state.client.clone().cancel_backfill(rpc_request(headers, message))).await?;
+    let cancelled = state.call(state.backend.cancel_backfill(rpc_request(headers, message))).await?;
     Ok(Json(cancelled.job.map(dto::BackfillJob::from)).into_response())
 }
 
@@ -398,7 +409,7 @@ async fn watch_backfill(
     job_id: String,
 ) -> Result<Response, ApiError> {
     let message = pb::WatchBackfillRequest { session_id, job_id };
-    let stream = state.call(state.client.clone().watch_backfill(rpc_request(headers, message))).await?;
+    let stream = state.call(state.backend.watch_backfill(rpc_request(headers, message))).await?;
     let lines = stream.map(|item| {
         let value = match item {
             Ok(update) => serde_json::to_value(update.job.map(dto::BackfillJob::from)),

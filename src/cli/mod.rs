@@ -79,19 +79,13 @@ pub enum Command {
     Admin(admin::AdminArgs),
 }
 
-fn init_logging(cli: &Cli) {
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Pretty => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    let format = match cli.log_format {
+        LogFormat::Pretty => crate::telemetry::logs::Format::Pretty,
+        LogFormat::Json => crate::telemetry::logs::Format::Json,
+    };
+    let _logs = crate::telemetry::logs::init(&cli.log, format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(error) => {

@@ -1,6 +1,7 @@
-//! The one place credentials are checked: a tower layer in front of every
-//! gRPC service (and so in front of the in-process REST client too). Calls
-//! to AdminService continue only with a [`SuperAdmin`] in their extensions;
+//! The one place credentials are checked: [`Gate::admit`]. The gRPC port
+//! runs it in a tower layer in front of every service; the REST layer's
+//! in-process calls run it in [`super::InProcessAdmin`]. Calls to
+//! AdminService continue only with a [`SuperAdmin`] in their extensions;
 //! everything else (health, reflection) passes through untouched.
 
 use std::future::Future;
@@ -16,7 +17,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 
 use super::status::to_status;
-use crate::auth::{Authenticator, Credentials};
+use crate::auth::{Authenticator, Credentials, SuperAdmin};
 use crate::error::ServiceError;
 
 pub const ADMIN_SERVICE_PREFIX: &str = "/wa.gateway.admin.v1.AdminService/";
@@ -34,30 +35,84 @@ fn credential_kind(creds: Credentials<'_>) -> &'static str {
     }
 }
 
+/// The credential check, with its refusal metric and audit event.
 #[derive(Clone)]
-pub struct AuthLayer {
+pub struct Gate {
     auth: Authenticator,
     trusted: Arc<TrustedProxies>,
 }
 
-impl AuthLayer {
+/// What a call presents to the gate.
+pub struct Presented<'a> {
+    pub creds: Credentials<'a>,
+    pub client: Option<IpAddr>,
+    /// The RPC, as the audit event names it.
+    pub action: &'a str,
+    pub request_id: &'a str,
+}
+
+impl Gate {
     pub fn new(auth: Authenticator, trusted: TrustedProxies) -> Self {
         Self { auth, trusted: Arc::new(trusted) }
+    }
+
+    /// The caller's capability, or the status that refuses it (counted and
+    /// audited here, once).
+    pub async fn admit(&self, call: Presented<'_>) -> Result<SuperAdmin, tonic::Status> {
+        let error = match self.auth.admin_gate(call.creds, call.client).await {
+            Ok(admin) => return Ok(admin),
+            Err(error) => error,
+        };
+        let status = to_status(&error);
+        let credential = credential_kind(call.creds);
+        metrics::counter!("wa_gateway_auth_rejections_total", "credential" => credential, "reason" => error.reason())
+            .increment(1);
+        tracing::info!(
+            target: "audit",
+            principal = "-",
+            credential,
+            action = call.action,
+            session = "",
+            outcome = ?status.code(),
+            reason = error.reason(),
+            request_id = call.request_id,
+            "admin call refused"
+        );
+        Err(status)
+    }
+}
+
+/// A sane caller-chosen request id (as REST checks it), or a new one.
+pub fn request_id(given: Option<&str>) -> Option<String> {
+    let sane = |v: &str| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic());
+    match given {
+        Some(v) if sane(v) => None,
+        _ => Some(ulid::Ulid::new().to_string()),
+    }
+}
+
+#[derive(Clone)]
+pub struct AuthLayer {
+    gate: Gate,
+}
+
+impl AuthLayer {
+    pub fn new(gate: Gate) -> Self {
+        Self { gate }
     }
 }
 
 impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, auth: self.auth.clone(), trusted: self.trusted.clone() }
+        AuthService { inner, gate: self.gate.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
-    auth: Authenticator,
-    trusted: Arc<TrustedProxies>,
+    gate: Gate,
 }
 
 fn header<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
@@ -80,15 +135,6 @@ fn client_addr<B>(req: &Request<B>, trusted: &TrustedProxies) -> Option<IpAddr> 
     }
 }
 
-/// The caller's request id when it is sane (as REST checks it), else a new one.
-fn request_id<B>(req: &Request<B>) -> Option<http::HeaderValue> {
-    let sane = |v: &http::HeaderValue| !v.is_empty() && v.len() <= 128 && v.as_bytes().iter().all(u8::is_ascii_graphic);
-    match req.headers().get(REQUEST_ID) {
-        Some(v) if sane(v) => None,
-        _ => http::HeaderValue::from_str(&ulid::Ulid::new().to_string()).ok(),
-    }
-}
-
 impl<S, B> Service<Request<B>> for AuthService<S>
 where
     S: Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
@@ -107,49 +153,44 @@ where
         // The clone is not ready; the ready one is taken for this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (auth, trusted) = (self.auth.clone(), self.trusted.clone());
+        let gate = self.gate.clone();
         Box::pin(async move {
             if !req.uri().path().starts_with(ADMIN_SERVICE_PREFIX) {
                 return inner.call(req).await;
             }
             // Every admin call carries a sane request id, for logs and audit,
             // and answers with it.
-            if let Some(id) = request_id(&req) {
+            if let Some(id) = request_id(header(&req, REQUEST_ID)).and_then(|id| http::HeaderValue::from_str(&id).ok())
+            {
                 req.headers_mut().insert(REQUEST_ID, id);
             }
-            let id = req.headers().get(REQUEST_ID).cloned();
+            // A value unique to each response: never worth HPACK's dynamic
+            // table (indexing them makes every lookup walk a chain of dead ids).
+            let id = req.headers().get(REQUEST_ID).cloned().map(|mut id| {
+                id.set_sensitive(true);
+                id
+            });
             let echo = move |mut response: Response<tonic::body::Body>| {
                 if let Some(id) = id {
                     response.headers_mut().insert(REQUEST_ID, id);
                 }
                 response
             };
-            let client = client_addr(&req, &trusted);
-            let creds =
-                Credentials { authorization: header(&req, "authorization"), x_api_key: header(&req, "x-api-key") };
-            match auth.admin_gate(creds, client).await {
+            let presented = Presented {
+                creds: Credentials {
+                    authorization: header(&req, "authorization"),
+                    x_api_key: header(&req, "x-api-key"),
+                },
+                client: client_addr(&req, &gate.trusted),
+                action: req.uri().path().trim_start_matches(ADMIN_SERVICE_PREFIX),
+                request_id: header(&req, REQUEST_ID).unwrap_or(""),
+            };
+            match gate.admit(presented).await {
                 Ok(admin) => {
                     req.extensions_mut().insert(admin);
                     inner.call(req).await.map(echo)
                 }
-                Err(error) => {
-                    let status = to_status(&error);
-                    let credential = credential_kind(creds);
-                    metrics::counter!("wa_gateway_auth_rejections_total", "credential" => credential, "reason" => error.reason())
-                        .increment(1);
-                    tracing::info!(
-                        target: "audit",
-                        principal = "-",
-                        credential,
-                        action = req.uri().path().trim_start_matches(ADMIN_SERVICE_PREFIX),
-                        session = "",
-                        outcome = ?status.code(),
-                        reason = error.reason(),
-                        request_id = header(&req, REQUEST_ID).unwrap_or(""),
-                        "admin call refused"
-                    );
-                    Ok(echo(status.into_http()))
-                }
+                Err(status) => Ok(echo(status.into_http())),
             }
         })
     }

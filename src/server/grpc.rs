@@ -18,12 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tower::Layer;
 
 use super::tls::{HANDSHAKE_TIMEOUT, Port, ServerTls};
-use crate::auth::Authenticator;
-use crate::backfill::Backfills;
-use crate::grpc::{AdminApi, AuthLayer, AuthService};
-use crate::paging::CursorCodec;
+use crate::grpc::{AdminApi, AuthLayer, AuthService, Gate};
 use crate::proto::admin::admin_service_server::AdminServiceServer;
-use crate::store::Store;
 
 /// Largest gRPC request message accepted; admin requests are tiny.
 const MAX_REQUEST_MESSAGE_BYTES: usize = 64 * 1024;
@@ -55,14 +51,8 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 }
 
 /// Every gRPC service of the port, behind the auth layer.
-pub async fn services(
-    store: Store,
-    codec: CursorCodec,
-    backfills: Backfills,
-    auth: Authenticator,
-    trusted: gateway_rest::TrustedProxies,
-) -> anyhow::Result<GrpcService> {
-    let admin = AdminServiceServer::new(AdminApi::new(store, codec, backfills))
+pub async fn services(api: AdminApi, gate: Gate) -> anyhow::Result<GrpcService> {
+    let admin = AdminServiceServer::new(api)
         .max_decoding_message_size(MAX_REQUEST_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_RESPONSE_MESSAGE_BYTES);
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -78,7 +68,7 @@ pub async fn services(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .prepare();
-    Ok(AuthLayer::new(auth, trusted).layer(routes))
+    Ok(AuthLayer::new(gate).layer(routes))
 }
 
 /// TLS connections, handshaken off the accept loop (a slow handshake never

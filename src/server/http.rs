@@ -85,7 +85,10 @@ pub fn router(
         .route("/healthz", get(healthz).fallback(method_not_allowed))
         .route("/readyz", get(readyz).fallback(method_not_allowed))
         .with_state(ready)
-        .route("/metrics", get(move || std::future::ready(metrics.render())).fallback(method_not_allowed))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(crate::telemetry::render(&metrics))).fallback(method_not_allowed),
+        )
         .merge(rest);
     if let Some(demo) = demo_jwks {
         let jwks = get(move || std::future::ready(([(http::header::CONTENT_TYPE, "application/json")], demo)));

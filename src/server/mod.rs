@@ -1,6 +1,6 @@
 //! Wiring: store, auth, backfills, the gRPC port (services behind the auth
-//! layer) and the HTTP port (REST calling the same layered service in
-//! process, probes, metrics), TLS, and a stop that is bounded in time.
+//! layer) and the HTTP port (REST calling the same AdminService in process
+//! through the same gate, probes, metrics), TLS, and a stop that is bounded in time.
 //!
 //! A listener that stops on its own marks the server not ready and resolves
 //! [`RunningServer::failed`]: the process then exits non-zero.
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{ApiKeyVerifier, Authenticator, FailureLimiter, JwksCache, JwksConfig, JwtConfig, JwtVerifier};
 use crate::backfill::{BackfillConfig, Backfills, JobBoard, MemoryBoard};
+use crate::grpc::{AdminApi, Gate, InProcessAdmin};
 use crate::hosts::HostRegistry;
 use crate::paging::CursorCodec;
 use crate::store::{Store, redact_url};
@@ -148,13 +149,13 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
         ApiKeyVerifier::new(store.clone()),
         FailureLimiter::new(config.auth_failures_per_minute),
     );
-    let trusted = config.rest.trusted_proxies.clone();
-    let grpc_service = grpc::services(store.clone(), codec, backfills.clone(), auth, trusted).await?;
+    let gate = Gate::new(auth, config.rest.trusted_proxies.clone());
+    let api = AdminApi::new(store.clone(), codec, backfills.clone());
+    let grpc_service = grpc::services(api.clone(), gate.clone()).await?;
 
-    // REST calls the same layered gRPC service in process: same auth layer,
-    // same limits, no socket.
-    let rest_client = gateway_rest::client(tower::util::BoxCloneSyncService::new(grpc_service.clone()));
-    let rest = gateway_rest::router(rest_client, config.rest.clone());
+    // REST calls the same AdminService in process: the same gate, typed
+    // values, no encoding and no socket.
+    let rest = gateway_rest::router(Arc::new(InProcessAdmin::new(api, gate)), config.rest.clone());
     let ready = Arc::new(http::Readiness { store: store.clone(), jwks, listeners_up: AtomicBool::new(true) });
     let router = http::router(rest, ready.clone(), metrics, config.demo_jwks.clone());
 

@@ -12,8 +12,13 @@
 //! - `backfill_rows_total{kind}`: contacts, groups and group members stored.
 //! - `jwks_fetches_total{outcome}`: JWKS fetches that succeeded or failed.
 //! - `auth_rejections_total{credential,reason}`: refused credentials.
+//! - `log_lines_dropped_total`: log lines (audit events included) dropped
+//!   because the background writer's queue was full.
 //!
-//! Audit events are tracing events with target `audit`, one per admin RPC.
+//! Audit events are tracing events with target `audit`, one per admin RPC;
+//! [`logs`] writes them.
+
+pub mod logs;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -40,6 +45,21 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+static DROPPED_LOG_LINES: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
+    std::sync::OnceLock::new();
+
+/// Where the log writer counts the lines it had to drop (a full queue).
+pub fn count_dropped_log_lines(counter: tracing_appender::non_blocking::ErrorCounter) {
+    let _ = DROPPED_LOG_LINES.set(counter);
+}
+
+/// The Prometheus text of every metric, the dropped-log-lines count included.
+pub fn render(handle: &PrometheusHandle) -> String {
+    let dropped = DROPPED_LOG_LINES.get().map_or(0, |c| c.dropped_lines());
+    metrics::counter!("wa_gateway_log_lines_dropped_total").absolute(dropped as u64);
+    handle.render()
 }
 
 /// Every gRPC method this server serves; anything else is labelled `other`.
@@ -77,11 +97,69 @@ fn http_method_label(method: &http::Method) -> &'static str {
     }
 }
 
-pub fn record_request(transport: &'static str, method: String, code: String, started: Instant) {
-    metrics::histogram!("wa_gateway_request_duration_seconds", "transport" => transport, "method" => method.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("wa_gateway_requests_total", "transport" => transport, "method" => method, "code" => code)
-        .increment(1);
+/// The handles of one request series. Every label comes from a closed set,
+/// so each series is looked up in the registry once and its handles kept: a
+/// request then costs a read lock and two atomic updates, nothing allocated.
+struct Series {
+    count: metrics::Counter,
+    duration: metrics::Histogram,
+}
+
+impl Series {
+    fn new(transport: &'static str, method: String, code: String) -> Self {
+        Self {
+            duration: metrics::histogram!("wa_gateway_request_duration_seconds", "transport" => transport, "method" => method.clone()),
+            count: metrics::counter!("wa_gateway_requests_total", "transport" => transport, "method" => method, "code" => code),
+        }
+    }
+
+    fn record(&self, started: Instant) {
+        self.duration.record(started.elapsed().as_secs_f64());
+        self.count.increment(1);
+    }
+}
+
+/// Kept series by `K`, created on first use.
+struct SeriesCache<K>(std::sync::RwLock<std::collections::HashMap<K, Series>>);
+
+impl<K: std::hash::Hash + Eq> SeriesCache<K> {
+    fn new() -> Self {
+        Self(Default::default())
+    }
+
+    fn record(&self, key: K, started: Instant, create: impl FnOnce() -> Series) {
+        if let Some(series) = self.0.read().ok().as_ref().and_then(|all| all.get(&key)) {
+            return series.record(started);
+        }
+        let series = create();
+        series.record(started);
+        if let Ok(mut all) = self.0.write() {
+            all.insert(key, series);
+        }
+    }
+}
+
+fn record_grpc(method: &'static str, code: &'static str, started: Instant) {
+    static SERIES: std::sync::LazyLock<SeriesCache<(&'static str, &'static str)>> =
+        std::sync::LazyLock::new(SeriesCache::new);
+    SERIES.record((method, code), started, || Series::new("grpc", method.into(), code.into()));
+}
+
+/// A REST series: the route template (or `other`), then the HTTP method and
+/// status; looked up by borrowed route, so a hit allocates nothing.
+fn record_rest(method: &'static str, route: &str, status: http::StatusCode, started: Instant) {
+    type ByRoute = std::collections::HashMap<(&'static str, u16), Series>;
+    static ROUTES: std::sync::LazyLock<std::sync::RwLock<std::collections::HashMap<String, ByRoute>>> =
+        std::sync::LazyLock::new(Default::default);
+    let key = (method, status.as_u16());
+    if let Some(series) = ROUTES.read().ok().as_ref().and_then(|all| all.get(route)?.get(&key)) {
+        return series.record(started);
+    }
+    let series = Series::new("rest", format!("{method} {route}"), status.as_str().to_owned());
+    series.record(started);
+    if let Ok(mut all) = ROUTES.write() {
+        all.entry(route.to_owned()).or_default().insert(key, series);
+    }
 }
 
 /// Counts and times every gRPC call. The code is the `grpc-status` of the
@@ -132,14 +210,14 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = grpc_method_label(request.uri().path()).to_owned();
+        let method = grpc_method_label(request.uri().path());
         let started = Instant::now();
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await?;
             let code =
                 response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(grpc_code_name).unwrap_or("OK");
-            record_request("grpc", method, code.to_owned(), started);
+            record_grpc(method, code, started);
             Ok(response)
         })
     }
@@ -147,11 +225,11 @@ where
 
 /// REST requests: counted by HTTP method, route template and status.
 pub async fn rest_metrics(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("other", |p| p.as_str());
-    let method = format!("{} {route}", http_method_label(request.method()));
+    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let method = http_method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
-    record_request("rest", method, response.status().as_u16().to_string(), started);
+    record_rest(method, route.as_ref().map_or("other", |p| p.as_str()), response.status(), started);
     response
 }
 

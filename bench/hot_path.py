@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""The hot path against the bare frameworks, side by side in one run.
+
+Servers (release builds): wa-gateway (`serve --demo`, logging at info so the
+audit trail is written), a bare axum answering a BackfillJob-shaped static
+JSON of the same size at the same path, and a bare tonic answering an empty
+unary call. Load: wrk -t1 -c64 for REST, h2load -c64 -m1 for gRPC, each run
+DURATION seconds; runs alternate between the servers and each figure is the
+median of ROUNDS. Prints a Markdown table of rates, p99s and ratios.
+
+    bench/hot_path.py [--duration 10] [--rounds 3]
+
+Needs wrk and h2load (Debian: wrk, nghttp2-client; installed when missing).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+SESSION = "demo-acme-01"
+
+
+def ensure_tools():
+    missing = [p for p, tool in (("wrk", "wrk"), ("nghttp2-client", "h2load")) if not shutil.which(tool)]
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        subprocess.run(sudo + ["apt-get", "install", "-y", "-qq"] + missing, check=True)
+
+
+def build():
+    subprocess.run(
+        ["cargo", "build", "--release", "--bin", "wa-gateway", "--example", "bare_axum", "--example", "bare_tonic"],
+        cwd=ROOT, check=True, stderr=subprocess.DEVNULL,
+    )
+
+
+def spawn(args, log):
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+
+
+def read_until(proc, pattern):
+    while True:
+        line = proc.stdout.readline()
+        if not line:
+            sys.exit(f"{proc.args[0]} exited early")
+        match = re.search(pattern, line)
+        if match:
+            return match
+
+
+def http(method, url, token=None, body=None):
+    request = urllib.request.Request(url, method=method, data=body)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+def grpc_frame(message: bytes) -> bytes:
+    return b"\x00" + struct.pack(">I", len(message)) + message
+
+
+def wrk(url, token, duration):
+    args = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", url]
+    if token:
+        args[1:1] = ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        sys.exit(f"wrk saw {non2xx.group(1)} failed responses from {url}")
+    return rate, float(p99.group(1)) * scale
+
+
+def h2load(url, data_file, token, duration):
+    args = ["h2load", "-c64", "-m1", "-D", str(duration), "-d", data_file,
+            "-H", "content-type: application/grpc", "-H", "te: trailers", url]
+    if token:
+        args[1:1] = ["-H", f"authorization: Bearer {token}"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
+    failed = int(re.search(r"requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed", out).group(1))
+    if failed:
+        sys.exit(f"h2load saw {failed} failed requests to {url}")
+    return rate
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    opts = parser.parse_args()
+    ensure_tools()
+    build()
+    work = tempfile.mkdtemp(prefix="wa-gateway-hotpath-")
+    log = open(os.path.join(work, "server.log"), "w")
+    procs = []
+    try:
+        gw = spawn([os.path.join(RELEASE, "wa-gateway"), "--log-format", "json", "serve", "--demo",
+                    "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"], log)
+        procs.append(gw)
+        listening = read_until(gw, r"grpc=(\S+) http=(\S+)")
+        grpc, rest = listening.group(1), listening.group(2)
+        token = read_until(gw, r"export WA_GATEWAY_TOKEN='([^']+)'").group(1)
+        threading_drain(gw)
+        http("POST", f"http://{rest}/api/v1/admin/sessions/{SESSION}:backfill", token, b"")
+        job = b""
+        for _ in range(600):
+            job = http("GET", f"http://{rest}/api/v1/admin/sessions/{SESSION}/backfill", token)
+            if json.loads(job)["status"] == "succeeded":
+                break
+            time.sleep(0.1)
+        body_file = os.path.join(work, "job.json")
+        open(body_file, "wb").write(job)
+        axum = spawn([os.path.join(RELEASE, "examples", "bare_axum"), body_file], log)
+        tonic = spawn([os.path.join(RELEASE, "examples", "bare_tonic")], log)
+        procs += [axum, tonic]
+        axum_addr = read_until(axum, r"listening: (\S+)").group(1)
+        tonic_addr = read_until(tonic, r"listening: (\S+)").group(1)
+        get_backfill = os.path.join(work, "get_backfill.bin")
+        open(get_backfill, "wb").write(grpc_frame(b"\x0a" + bytes([len(SESSION)]) + SESSION.encode()))
+        health = os.path.join(work, "health.bin")
+        open(health, "wb").write(grpc_frame(b""))
+
+        runs = {name: [] for name in ("rest", "axum", "grpc", "tonic", "list")}
+        for _ in range(opts.rounds):
+            runs["rest"].append(wrk(f"http://{rest}/api/v1/admin/sessions/{SESSION}/backfill", token, opts.duration))
+            runs["axum"].append(wrk(f"http://{axum_addr}/api/v1/admin/sessions/{SESSION}/backfill", None, opts.duration))
+            runs["grpc"].append((h2load(f"http://{grpc}/wa.gateway.admin.v1.AdminService/GetBackfill",
+                                        get_backfill, token, opts.duration), 0.0))
+            runs["tonic"].append((h2load(f"http://{tonic_addr}/grpc.health.v1.Health/Check", health, None,
+                                         opts.duration), 0.0))
+            runs["list"].append(wrk(f"http://{rest}/api/v1/admin/sessions?limit=50", token, opts.duration))
+        med = {k: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v)) for k, v in runs.items()}
+        metrics = http("GET", f"http://{rest}/metrics").decode()
+        dropped = sum(float(l.rsplit(" ", 1)[1]) for l in metrics.splitlines()
+                      if l.startswith("wa_gateway_log_lines_dropped_total"))
+        audit = sum(1 for line in open(os.path.join(work, "server.log")) if '"target":"audit"' in line)
+
+        print(f"{opts.rounds} rounds of {opts.duration} s, medians; JSON body {len(job)} bytes")
+        print("| call | load | wa-gateway | p99 | bare baseline | ratio |")
+        print("|---|---|---|---|---|---|")
+        print(f"| REST GET …/backfill (finished job) | wrk -t1 -c64 | {med['rest'][0]:,.0f} req/s | "
+              f"{med['rest'][1]:.2f} ms | axum static JSON: {med['axum'][0]:,.0f} req/s | "
+              f"{med['rest'][0] / med['axum'][0]:.2f} |")
+        print(f"| gRPC GetBackfill | h2load -c64 -m1 | {med['grpc'][0]:,.0f} req/s | | "
+              f"tonic empty unary: {med['tonic'][0]:,.0f} req/s | {med['grpc'][0] / med['tonic'][0]:.2f} |")
+        print(f"| REST ListSessions, page of 50 | wrk -t1 -c64 | {med['list'][0]:,.0f} req/s | "
+              f"{med['list'][1]:.2f} ms | REST GET …/backfill: {med['rest'][0]:,.0f} req/s | "
+              f"{med['list'][0] / med['rest'][0]:.2f} |")
+        print(f"audit events written: {audit}; log lines dropped: {dropped:.0f}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def threading_drain(proc):
+    import threading
+    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()

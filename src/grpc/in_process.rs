@@ -1,0 +1,86 @@
+//! The AdminService as the REST layer in this process calls it: each call
+//! passes the same [`Gate`] the gRPC port's auth layer runs, then goes
+//! straight to [`AdminApi`]. Nothing is encoded or framed on the way; the
+//! REST layer still only maps requests and statuses.
+
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::{Request, Response, Status};
+
+use super::admin::AdminApi;
+use super::auth_layer::{Gate, Presented, request_id};
+use crate::auth::Credentials;
+use crate::proto::admin::{self as pb, admin_service_server::AdminService};
+
+pub struct InProcessAdmin {
+    api: AdminApi,
+    gate: Gate,
+}
+
+impl InProcessAdmin {
+    pub fn new(api: AdminApi, gate: Gate) -> Self {
+        Self { api, gate }
+    }
+
+    /// Admits the call (or refuses it) and hands it the caller's capability.
+    async fn admit<T>(&self, mut request: Request<T>, action: &str) -> Result<Request<T>, Status> {
+        let fresh = request_id(text(request.metadata(), "x-request-id"));
+        if let Some(id) = fresh.and_then(|id| AsciiMetadataValue::try_from(id).ok()) {
+            request.metadata_mut().insert("x-request-id", id);
+        }
+        let metadata = request.metadata();
+        let presented = Presented {
+            creds: Credentials {
+                authorization: text(metadata, "authorization"),
+                x_api_key: text(metadata, "x-api-key"),
+            },
+            // The REST layer names the client it resolved (peer, or trusted
+            // proxy's forward) in `x-forwarded-for`.
+            client: text(metadata, "x-forwarded-for").and_then(|f| f.trim().parse().ok()),
+            action,
+            request_id: text(metadata, "x-request-id").unwrap_or(""),
+        };
+        let admin = self.gate.admit(presented).await?;
+        request.extensions_mut().insert(admin);
+        Ok(request)
+    }
+}
+
+fn text<'a>(metadata: &'a MetadataMap, name: &str) -> Option<&'a str> {
+    metadata.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Every RPC: admit, then call the API. `async_trait` must see the
+/// methods, so the macro writes the whole impl.
+macro_rules! admitted {
+    ($($method:ident($request:ident) -> $response:ident as $action:literal;)*) => {
+        #[tonic::async_trait]
+        impl AdminService for InProcessAdmin {
+            $(
+                async fn $method(&self, request: Request<pb::$request>) -> Result<Response<pb::$response>, Status> {
+                    self.api.$method(self.admit(request, $action).await?).await
+                }
+            )*
+
+            type WatchBackfillStream = gateway_rest::WatchStream;
+
+            async fn watch_backfill(
+                &self,
+                request: Request<pb::WatchBackfillRequest>,
+            ) -> Result<Response<Self::WatchBackfillStream>, Status> {
+                self.api.watch_backfill(self.admit(request, "WatchBackfill").await?).await
+            }
+        }
+    };
+}
+
+admitted! {
+    who_am_i(WhoAmIRequest) -> WhoAmIResponse as "WhoAmI";
+    list_sessions(ListSessionsRequest) -> ListSessionsResponse as "ListSessions";
+    start_backfill(StartBackfillRequest) -> StartBackfillResponse as "StartBackfill";
+    get_backfill(GetBackfillRequest) -> GetBackfillResponse as "GetBackfill";
+    cancel_backfill(CancelBackfillRequest) -> CancelBackfillResponse as "CancelBackfill";
+    list_session_contacts(ListSessionContactsRequest) -> ListSessionContactsResponse as "ListSessionContacts";
+    list_session_groups(ListSessionGroupsRequest) -> ListSessionGroupsResponse as "ListSessionGroups";
+    list_session_group_participants(ListSessionGroupParticipantsRequest)
+        -> ListSessionGroupParticipantsResponse as "ListSessionGroupParticipants";
+}

@@ -1,0 +1,229 @@
+//! Log output: the subscriber, and the JSON lines operators ship.
+//!
+//! Every event (an audit event is one per admin call, so this is the hot
+//! path) is formatted on the calling thread straight into the line, with no
+//! intermediate map of values, and written by a background thread in
+//! batches, so no request waits on stderr. Lines that find the queue full
+//! are dropped and counted (`wa_gateway_log_lines_dropped_total`).
+//!
+//! A JSON line is one flat object: `timestamp` (RFC 3339, UTC), `level`,
+//! `target`, `message`, then the event's fields under their own names
+//! (numbers and booleans as JSON values, everything else as strings), then
+//! the fields of the spans the event is in, innermost last.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// tracing's human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the process-wide subscriber. Keep the guard until exit: dropping
+/// it flushes what is still queued.
+pub fn init(filter: &str, format: Format) -> tracing_appender::non_blocking::WorkerGuard {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(256 * 1024)
+        .thread_name("wa-gateway-log")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+    super::count_dropped_log_lines(writer.error_counter());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    match format {
+        Format::Pretty => builder.init(),
+        Format::Json => builder.event_format(JsonLines).fmt_fields(JsonFields).init(),
+    }
+    guard
+}
+
+/// Writes one event as one flat JSON object.
+pub struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut out: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let meta = event.metadata();
+        out.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut out)?;
+        write!(out, "\",\"level\":\"{}\",\"target\":", meta.level())?;
+        write_json_str(&mut out, meta.target())?;
+        let mut fields = JsonVisitor { out: &mut out, result: Ok(()), scratch: String::new() };
+        event.record(&mut fields);
+        fields.result?;
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                // Span fields were formatted by `JsonFields` when recorded:
+                // `,"name":value` pairs, ready to append.
+                if let Some(formatted) = span.extensions().get::<FormattedFields<N>>() {
+                    out.write_str(formatted.as_str())?;
+                }
+            }
+        }
+        out.write_str("}\n")
+    }
+}
+
+/// Formats span fields as `,"name":value` pairs (see [`JsonLines`]).
+pub struct JsonFields;
+
+impl<'writer> FormatFields<'writer> for JsonFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut out: Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = JsonVisitor { out: &mut out, result: Ok(()), scratch: String::new() };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct JsonVisitor<'a, 'w> {
+    out: &'a mut Writer<'w>,
+    result: fmt::Result,
+    /// Reused for values that arrive as `Debug` (the message among them).
+    scratch: String,
+}
+
+impl JsonVisitor<'_, '_> {
+    fn pair(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if self.result.is_ok() {
+            self.result = (|| {
+                self.out.write_char(',')?;
+                write_json_str(self.out, field.name())?;
+                self.out.write_char(':')?;
+                value(self.out)
+            })();
+        }
+    }
+}
+
+impl Visit for JsonVisitor<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.pair(field, |out| write_json_str(out, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.scratch.clear();
+        let _ = write!(self.scratch, "{value:?}");
+        let scratch = std::mem::take(&mut self.scratch);
+        self.pair(field, |out| write_json_str(out, &scratch));
+        self.scratch = scratch;
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.pair(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.pair(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.pair(field, |out| write!(out, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.pair(field, |out| write!(out, "{value}"));
+        } else {
+            self.pair(field, |out| write!(out, "\"{value}\""));
+        }
+    }
+}
+
+/// `value` as a JSON string: quotes, backslashes and control characters
+/// escaped, everything else as it is.
+fn write_json_str(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
+    out.write_char('"')?;
+    let mut plain = 0;
+    for (i, c) in value.char_indices() {
+        let escape = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            c if (c as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.write_str(&value[plain..i])?;
+        if escape.is_empty() {
+            write!(out, "\\u{:04x}", c as u32)?;
+        } else {
+            out.write_str(escape)?;
+        }
+        plain = i + c.len_utf8();
+    }
+    out.write_str(&value[plain..])?;
+    out.write_char('"')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_escaped_into_valid_json() {
+        let nasty = "quote \" backslash \\ newline \n tab \t bell \u{7} emoji 🦀 end";
+        let mut line = String::new();
+        write_json_str(&mut line, nasty).unwrap();
+        let parsed: String = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed, nasty);
+    }
+
+    #[test]
+    fn an_event_is_one_flat_json_object_with_its_span_fields() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Lines(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Lines {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = Lines::default();
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLines)
+            .fmt_fields(JsonFields)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("call", request_id = "r-1");
+            let _entered = span.enter();
+            tracing::info!(target: "audit", principal = "ops \"root\"", rows = 42u64, ok = true, outcome = ?Some(1), "admin call");
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert!(text.ends_with('\n') && text.lines().count() == 1, "{text}");
+        let event: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(event["target"], "audit");
+        assert_eq!(event["level"], "INFO");
+        assert_eq!(event["message"], "admin call");
+        assert_eq!(event["principal"], "ops \"root\"");
+        assert_eq!(event["rows"], 42);
+        assert_eq!(event["ok"], true);
+        assert_eq!(event["outcome"], "Some(1)");
+        assert_eq!(event["request_id"], "r-1");
+        assert!(event["timestamp"].as_str().unwrap().ends_with('Z'), "{event}");
+    }
+}
