@@ -54,12 +54,7 @@ fn raw_sqlite(contacts: usize, groups: usize, members: usize) -> Duration {
     assert!(cli(&db, &["migrate"]).status.success());
     let started = Instant::now();
     let counts = [contacts, groups, members].map(|n| n.to_string());
-    let out = std::process::Command::new("python3")
-        .args(["-c", BASELINE])
-        .arg(&db)
-        .args(&counts)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new("python3").args(["-c", BASELINE]).arg(&db).args(&counts).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     started.elapsed()
 }
