@@ -303,4 +303,46 @@ mod tests {
         let corrupt = StoreError::Corrupt("x".into());
         assert_eq!((corrupt.error_code(), corrupt.public_message().as_str()), (ErrorCode::Internal, "internal error"));
     }
+
+    #[tokio::test]
+    async fn a_listed_page_reads_every_value_back_as_stored() {
+        use crate::sessions::{SessionFilter, SessionStatus};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("page.db").to_str().unwrap()).await.unwrap();
+        let session = |id: &str| Session {
+            id: SessionId::parse(id).unwrap(),
+            organization_id: "org \"quoted\" \\ back".into(),
+            created_by_user_id: None,
+            gateway_id: Some("gw\nnewline\ttab \u{1}".into()),
+            label: Some("emoji 🦀 and ünïcode".into()),
+            phone_number: None,
+            wa_jid: Some("62812@s.whatsapp.net".into()),
+            wa_lid: None,
+            status: SessionStatus::ScanQrCode,
+            auto_read: true,
+            presence_typing: false,
+            is_admin_session: true,
+            rate_per_min: Some(i32::MAX),
+            rate_per_hour: None,
+            created_at: 1_719_662_400_000,
+            updated_at: i64::MAX,
+            last_connected_at: Some(-1),
+        };
+        let mut sessions: Vec<Session> = ["b-2", "a-1", "c-3"].iter().map(|id| session(id)).collect();
+        sessions[1].rate_per_min = None;
+        sessions[1].status = SessionStatus::Working;
+        store.upsert_sessions(&sessions).await.unwrap();
+        let page = PageRequest { limit: crate::paging::PageLimit::new(Some(2)).unwrap(), after: None };
+        let listed = store.list_sessions(&SessionFilter::default(), &page).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+            ["a-1", "b-2", "c-3"],
+            "limit + 1, id order"
+        );
+        for s in &listed {
+            assert_eq!(Some(s), store.get_session(&s.id).await.unwrap().as_ref(), "list and get agree");
+            assert_eq!(Some(s), sessions.iter().find(|w| w.id == s.id), "as written");
+        }
+        store.close().await;
+    }
 }

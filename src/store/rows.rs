@@ -10,43 +10,48 @@ use super::{ApiKeyRow, StoreError};
 use crate::directory::{Contact, GroupInfo, GroupSummary, Participant};
 use crate::sessions::{Session, SessionId, SessionStatus};
 
-/// Typed access to a row's columns by name.
+/// Typed access to a row's columns, by name, or by position for the hot
+/// listings (a lookup by name hashes the column name, for every column of
+/// every row).
 pub trait Columns {
     fn text(&self, column: &str) -> Result<String, StoreError>;
     fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
     fn int(&self, column: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
-    fn opt_i32(&self, column: &str) -> Result<Option<i32>, StoreError>;
     fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+    fn text_at(&self, index: usize) -> Result<String, StoreError>;
+    fn opt_text_at(&self, index: usize) -> Result<Option<String>, StoreError>;
+    fn flag_at(&self, index: usize) -> Result<bool, StoreError>;
+    fn int_at(&self, index: usize) -> Result<i64, StoreError>;
+    fn opt_int_at(&self, index: usize) -> Result<Option<i64>, StoreError>;
+    fn opt_i32_at(&self, index: usize) -> Result<Option<i32>, StoreError>;
 }
 
 macro_rules! columns_for {
     ($row:ty) => {
         impl Columns for $row {
-            fn text(&self, column: &str) -> Result<String, StoreError> {
-                Ok(self.try_get(column)?)
-            }
-            fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
-                Ok(self.try_get(column)?)
-            }
-            fn flag(&self, column: &str) -> Result<bool, StoreError> {
-                Ok(self.try_get(column)?)
-            }
-            fn int(&self, column: &str) -> Result<i64, StoreError> {
-                Ok(self.try_get(column)?)
-            }
-            fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
-                Ok(self.try_get(column)?)
-            }
-            fn opt_i32(&self, column: &str) -> Result<Option<i32>, StoreError> {
-                Ok(self.try_get(column)?)
-            }
-            fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
-                Ok(self.try_get(column)?)
-            }
+            columns_for!(@get text, opt_text, flag, int, opt_int, bytes: &str);
+            columns_for!(@get text_at, opt_text_at, flag_at, int_at, opt_int_at, opt_i32_at: usize);
         }
     };
+    (@get $($method:ident),*: $index:ty) => {$(
+        fn $method(&self, column: $index) -> Result<columns_for!(@type $method), StoreError> {
+            Ok(self.try_get(column)?)
+        }
+    )*};
+    (@type text) => { String };
+    (@type text_at) => { String };
+    (@type opt_text) => { Option<String> };
+    (@type opt_text_at) => { Option<String> };
+    (@type flag) => { bool };
+    (@type flag_at) => { bool };
+    (@type int) => { i64 };
+    (@type int_at) => { i64 };
+    (@type opt_int) => { Option<i64> };
+    (@type opt_int_at) => { Option<i64> };
+    (@type opt_i32_at) => { Option<i32> };
+    (@type bytes) => { Vec<u8> };
 }
 
 columns_for!(SqliteRow);
@@ -57,27 +62,87 @@ pub const SESSION_COLUMNS: &str = "id, organization_id, created_by_user_id, gate
      wa_jid, wa_lid, status, auto_read, presence_typing, is_admin_session, rate_per_min, \
      rate_per_hour, created_at, updated_at, last_connected_at";
 
+/// A row selected as [`SESSION_COLUMNS`], read by position in that order.
 pub fn session(row: &impl Columns) -> Result<Session, StoreError> {
-    let id = row.text("id")?;
+    let id = row.text_at(0)?;
     Ok(Session {
         id: SessionId::parse(&id).map_err(|e| StoreError::Corrupt(format!("session {id:?}: {e}")))?,
-        organization_id: row.text("organization_id")?,
-        created_by_user_id: row.opt_text("created_by_user_id")?,
-        gateway_id: row.opt_text("gateway_id")?,
-        label: row.opt_text("label")?,
-        phone_number: row.opt_text("phone_number")?,
-        wa_jid: row.opt_text("wa_jid")?,
-        wa_lid: row.opt_text("wa_lid")?,
-        status: row.text("status")?.parse::<SessionStatus>().map_err(StoreError::Corrupt)?,
-        auto_read: row.flag("auto_read")?,
-        presence_typing: row.flag("presence_typing")?,
-        is_admin_session: row.flag("is_admin_session")?,
-        rate_per_min: row.opt_i32("rate_per_min")?,
-        rate_per_hour: row.opt_i32("rate_per_hour")?,
-        created_at: row.int("created_at")?,
-        updated_at: row.int("updated_at")?,
-        last_connected_at: row.opt_int("last_connected_at")?,
+        organization_id: row.text_at(1)?,
+        created_by_user_id: row.opt_text_at(2)?,
+        gateway_id: row.opt_text_at(3)?,
+        label: row.opt_text_at(4)?,
+        phone_number: row.opt_text_at(5)?,
+        wa_jid: row.opt_text_at(6)?,
+        wa_lid: row.opt_text_at(7)?,
+        status: row.text_at(8)?.parse::<SessionStatus>().map_err(StoreError::Corrupt)?,
+        auto_read: row.flag_at(9)?,
+        presence_typing: row.flag_at(10)?,
+        is_admin_session: row.flag_at(11)?,
+        rate_per_min: row.opt_i32_at(12)?,
+        rate_per_hour: row.opt_i32_at(13)?,
+        created_at: row.int_at(14)?,
+        updated_at: row.int_at(15)?,
+        last_connected_at: row.opt_int_at(16)?,
     })
+}
+
+/// A [`SESSION_COLUMNS`] row as SQLite's `json_array` writes it: the same
+/// columns in the same order (flags as 0/1).
+#[derive(serde::Deserialize)]
+struct SessionArray(
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+/// A page of sessions the database wrote as one JSON array of
+/// [`SESSION_COLUMNS`] arrays, in id order. (SQLite hands rows over one at
+/// a time from a worker thread; one value per page costs a fraction.)
+pub fn sessions_from_json(page: &str) -> Result<Vec<Session>, StoreError> {
+    let corrupt = |what: String| StoreError::Corrupt(format!("session page: {what}"));
+    let rows: Vec<SessionArray> = serde_json::from_str(page).map_err(|e| corrupt(e.to_string()))?;
+    let rate = |v: Option<i64>| v.map(i32::try_from).transpose().map_err(|e| corrupt(e.to_string()));
+    let mut sessions = rows
+        .into_iter()
+        .map(|r| {
+            Ok(Session {
+                id: SessionId::parse(&r.0).map_err(|e| corrupt(format!("{:?}: {e}", r.0)))?,
+                organization_id: r.1,
+                created_by_user_id: r.2,
+                gateway_id: r.3,
+                label: r.4,
+                phone_number: r.5,
+                wa_jid: r.6,
+                wa_lid: r.7,
+                status: r.8.parse::<SessionStatus>().map_err(corrupt)?,
+                auto_read: r.9 != 0,
+                presence_typing: r.10 != 0,
+                is_admin_session: r.11 != 0,
+                rate_per_min: rate(r.12)?,
+                rate_per_hour: rate(r.13)?,
+                created_at: r.14,
+                updated_at: r.15,
+                last_connected_at: r.16,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // The aggregate's order is the subquery's in practice, not by contract.
+    sessions.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    Ok(sessions)
 }
 
 pub fn api_key(row: &impl Columns) -> Result<ApiKeyRow, StoreError> {

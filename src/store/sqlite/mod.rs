@@ -54,6 +54,10 @@ impl SqliteDatabase {
             Some(options.get_filename().to_owned()).filter(|f| !f.as_os_str().is_empty() && f != Path::new(":memory:"));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection to a local file does not go stale the way a
+            // network connection does; the ping before every checkout would
+            // cost each query an extra round trip to the connection's thread.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;

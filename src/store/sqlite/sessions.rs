@@ -132,8 +132,11 @@ impl super::SqliteDatabase {
         filter: &SessionFilter,
         page: &PageRequest,
     ) -> Result<Vec<Session>, StoreError> {
-        let mut q: QueryBuilder<Sqlite> =
-            QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"));
+        // The whole page as one value (see `rows::sessions_from_json`).
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT json_group_array(json_array({SESSION_COLUMNS})) FROM \
+             (SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"
+        ));
         if let Some(org) = &filter.organization_id {
             q.push(" AND organization_id = ").push_bind(org);
         }
@@ -146,9 +149,9 @@ impl super::SqliteDatabase {
         if let Some(after) = &page.after {
             q.push(" AND id > ").push_bind(after);
         }
-        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit.get()) + 1);
-        let rows = q.build().fetch_all(&self.pool).await?;
-        rows.iter().map(rows::session).collect()
+        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit.get()) + 1).push(")");
+        let page: String = q.build_query_scalar().fetch_one(&self.pool).await?;
+        rows::sessions_from_json(&page)
     }
 
     pub(super) async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
