@@ -62,84 +62,99 @@ pub const SESSION_COLUMNS: &str = "id, organization_id, created_by_user_id, gate
      wa_jid, wa_lid, status, auto_read, presence_typing, is_admin_session, rate_per_min, \
      rate_per_hour, created_at, updated_at, last_connected_at";
 
-/// A row selected as [`SESSION_COLUMNS`], read by position in that order.
-pub fn session(row: &impl Columns) -> Result<Session, StoreError> {
-    let id = row.text_at(0)?;
-    Ok(Session {
-        id: SessionId::parse(&id).map_err(|e| StoreError::Corrupt(format!("session {id:?}: {e}")))?,
-        organization_id: row.text_at(1)?,
-        created_by_user_id: row.opt_text_at(2)?,
-        gateway_id: row.opt_text_at(3)?,
-        label: row.opt_text_at(4)?,
-        phone_number: row.opt_text_at(5)?,
-        wa_jid: row.opt_text_at(6)?,
-        wa_lid: row.opt_text_at(7)?,
-        status: row.text_at(8)?.parse::<SessionStatus>().map_err(StoreError::Corrupt)?,
-        auto_read: row.flag_at(9)?,
-        presence_typing: row.flag_at(10)?,
-        is_admin_session: row.flag_at(11)?,
-        rate_per_min: row.opt_i32_at(12)?,
-        rate_per_hour: row.opt_i32_at(13)?,
-        created_at: row.int_at(14)?,
-        updated_at: row.int_at(15)?,
-        last_connected_at: row.opt_int_at(16)?,
-    })
+/// The [`SESSION_COLUMNS`] of one row, in that order: read from a row by
+/// position, or from a page SQLite wrote as JSON arrays (flags as 0/1).
+/// [`SessionColumns::into_session`] is the one mapping to a `Session`.
+#[derive(serde::Deserialize)]
+struct SessionColumns {
+    id: String,
+    organization_id: String,
+    created_by_user_id: Option<String>,
+    gateway_id: Option<String>,
+    label: Option<String>,
+    phone_number: Option<String>,
+    wa_jid: Option<String>,
+    wa_lid: Option<String>,
+    status: String,
+    #[serde(deserialize_with = "flag")]
+    auto_read: bool,
+    #[serde(deserialize_with = "flag")]
+    presence_typing: bool,
+    #[serde(deserialize_with = "flag")]
+    is_admin_session: bool,
+    rate_per_min: Option<i64>,
+    rate_per_hour: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    last_connected_at: Option<i64>,
 }
 
-/// A [`SESSION_COLUMNS`] row as SQLite's `json_array` writes it: the same
-/// columns in the same order (flags as 0/1).
-#[derive(serde::Deserialize)]
-struct SessionArray(
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    String,
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    Option<i64>,
-    i64,
-    i64,
-    Option<i64>,
-);
+fn flag<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
+    Ok(<i64 as serde::Deserialize>::deserialize(value)? != 0)
+}
+
+impl SessionColumns {
+    fn read(row: &impl Columns) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.text_at(0)?,
+            organization_id: row.text_at(1)?,
+            created_by_user_id: row.opt_text_at(2)?,
+            gateway_id: row.opt_text_at(3)?,
+            label: row.opt_text_at(4)?,
+            phone_number: row.opt_text_at(5)?,
+            wa_jid: row.opt_text_at(6)?,
+            wa_lid: row.opt_text_at(7)?,
+            status: row.text_at(8)?,
+            auto_read: row.flag_at(9)?,
+            presence_typing: row.flag_at(10)?,
+            is_admin_session: row.flag_at(11)?,
+            // INTEGER columns: PostgreSQL decodes them only as i32.
+            rate_per_min: row.opt_i32_at(12)?.map(i64::from),
+            rate_per_hour: row.opt_i32_at(13)?.map(i64::from),
+            created_at: row.int_at(14)?,
+            updated_at: row.int_at(15)?,
+            last_connected_at: row.opt_int_at(16)?,
+        })
+    }
+
+    fn into_session(self) -> Result<Session, StoreError> {
+        let id = &self.id;
+        let corrupt = |what: String| StoreError::Corrupt(format!("session {id:?}: {what}"));
+        let rate = |v: Option<i64>| v.map(i32::try_from).transpose().map_err(|e| corrupt(e.to_string()));
+        Ok(Session {
+            id: SessionId::parse(id).map_err(|e| corrupt(e.to_string()))?,
+            status: self.status.parse::<SessionStatus>().map_err(corrupt)?,
+            rate_per_min: rate(self.rate_per_min)?,
+            rate_per_hour: rate(self.rate_per_hour)?,
+            organization_id: self.organization_id,
+            created_by_user_id: self.created_by_user_id,
+            gateway_id: self.gateway_id,
+            label: self.label,
+            phone_number: self.phone_number,
+            wa_jid: self.wa_jid,
+            wa_lid: self.wa_lid,
+            auto_read: self.auto_read,
+            presence_typing: self.presence_typing,
+            is_admin_session: self.is_admin_session,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            last_connected_at: self.last_connected_at,
+        })
+    }
+}
+
+/// A row selected as [`SESSION_COLUMNS`], read by position.
+pub fn session(row: &impl Columns) -> Result<Session, StoreError> {
+    SessionColumns::read(row)?.into_session()
+}
 
 /// A page of sessions the database wrote as one JSON array of
 /// [`SESSION_COLUMNS`] arrays, in id order. (SQLite hands rows over one at
 /// a time from a worker thread; one value per page costs a fraction.)
 pub fn sessions_from_json(page: &str) -> Result<Vec<Session>, StoreError> {
-    let corrupt = |what: String| StoreError::Corrupt(format!("session page: {what}"));
-    let rows: Vec<SessionArray> = serde_json::from_str(page).map_err(|e| corrupt(e.to_string()))?;
-    let rate = |v: Option<i64>| v.map(i32::try_from).transpose().map_err(|e| corrupt(e.to_string()));
-    let mut sessions = rows
-        .into_iter()
-        .map(|r| {
-            Ok(Session {
-                id: SessionId::parse(&r.0).map_err(|e| corrupt(format!("{:?}: {e}", r.0)))?,
-                organization_id: r.1,
-                created_by_user_id: r.2,
-                gateway_id: r.3,
-                label: r.4,
-                phone_number: r.5,
-                wa_jid: r.6,
-                wa_lid: r.7,
-                status: r.8.parse::<SessionStatus>().map_err(corrupt)?,
-                auto_read: r.9 != 0,
-                presence_typing: r.10 != 0,
-                is_admin_session: r.11 != 0,
-                rate_per_min: rate(r.12)?,
-                rate_per_hour: rate(r.13)?,
-                created_at: r.14,
-                updated_at: r.15,
-                last_connected_at: r.16,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
+    let rows: Vec<SessionColumns> =
+        serde_json::from_str(page).map_err(|e| StoreError::Corrupt(format!("session page: {e}")))?;
+    let mut sessions = rows.into_iter().map(SessionColumns::into_session).collect::<Result<Vec<_>, _>>()?;
     // The aggregate's order is the subquery's in practice, not by contract.
     sessions.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     Ok(sessions)
