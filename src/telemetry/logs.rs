@@ -36,7 +36,8 @@ pub fn init(filter: &str, format: Format) -> tracing_appender::non_blocking::Wor
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(true)
-        .buffered_lines_limit(256 * 1024)
+        // About 1.5 s of audit lines at full load; each slot is preallocated.
+        .buffered_lines_limit(64 * 1024)
         .thread_name("wa-gateway-log")
         .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     super::count_dropped_log_lines(writer.error_counter());
