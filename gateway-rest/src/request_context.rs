@@ -18,9 +18,10 @@ use crate::TrustedProxies;
 pub const REQUEST_ID: &str = "x-request-id";
 const FORWARDED_FOR: &str = "x-forwarded-for";
 
-fn acceptable(value: &HeaderValue) -> bool {
-    let bytes = value.as_bytes();
-    !bytes.is_empty() && bytes.len() <= 128 && bytes.iter().all(|b| b.is_ascii_graphic())
+/// Whether a caller-chosen request id is kept: 1 to 128 visible ASCII
+/// characters. The one rule for REST and gRPC alike.
+pub fn acceptable_request_id(value: &[u8]) -> bool {
+    !value.is_empty() && value.len() <= 128 && value.iter().all(|b| b.is_ascii_graphic())
 }
 
 fn generate() -> HeaderValue {
@@ -33,7 +34,7 @@ static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 
 pub async fn request_context(State(trusted): State<Arc<TrustedProxies>>, mut request: Request, next: Next) -> Response {
     let mut id = match request.headers().get(REQUEST_ID) {
-        Some(v) if acceptable(v) => v.clone(),
+        Some(v) if acceptable_request_id(v.as_bytes()) => v.clone(),
         _ => generate(),
     };
     // Unique to each response: over HTTP/2, never worth HPACK's table.

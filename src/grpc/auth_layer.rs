@@ -84,9 +84,8 @@ impl Gate {
 
 /// A sane caller-chosen request id (as REST checks it), or a new one.
 pub fn request_id(given: Option<&str>) -> Option<String> {
-    let sane = |v: &str| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic());
     match given {
-        Some(v) if sane(v) => None,
+        Some(v) if gateway_rest::acceptable_request_id(v.as_bytes()) => None,
         _ => Some(ulid::Ulid::new().to_string()),
     }
 }
