@@ -127,6 +127,12 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     })
 }
 
+/// When the key set was last replaced by a good one, for the staleness alert.
+fn keys_loaded_now() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    metrics::gauge!("wa_gateway_jwks_last_success_timestamp_seconds").set(now.as_secs_f64());
+}
+
 impl JwksCache {
     pub fn new(config: JwksConfig) -> Result<Self, reqwest::Error> {
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
@@ -204,6 +210,7 @@ impl JwksCache {
         let count = keys.len();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
         self.loaded.store(true, Ordering::Release);
+        keys_loaded_now();
         Ok(count)
     }
 
@@ -217,6 +224,7 @@ impl JwksCache {
                 tracing::info!(keys = keys.len(), "JWKS loaded");
                 *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
                 self.loaded.store(true, Ordering::Release);
+                keys_loaded_now();
                 ttl.unwrap_or(self.config.default_refresh).clamp(MIN_REFRESH, MAX_REFRESH)
             }
             Err(error) => {

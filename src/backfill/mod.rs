@@ -36,6 +36,8 @@ use crate::hosts::HostRegistry;
 use crate::paging::PagingError;
 use crate::sessions::SessionId;
 use crate::store::{Store, StoreError};
+use crate::telemetry::traces::{self, Handoffs};
+use tracing::Instrument;
 
 /// How long a cancel waits for its job to stop before answering.
 const CANCEL_WAIT: Duration = Duration::from_secs(15);
@@ -160,6 +162,38 @@ struct Inner {
     config: BackfillConfig,
     shutdown: tokio_util::sync::CancellationToken,
     tasks: TaskTracker,
+    /// The trace of the call that queued each job, for the job's own span.
+    traces: Handoffs,
+    running: Running,
+}
+
+/// Jobs this replica runs now: the gauges an alert on overlong jobs reads
+/// (`wa_gateway_backfill_running`, and the start time of the oldest one in
+/// `wa_gateway_backfill_oldest_running_start_time_seconds`, 0 when none).
+#[derive(Default)]
+struct Running(std::sync::Mutex<std::collections::HashMap<String, f64>>);
+
+impl Running {
+    fn begin(&self, job: &str) {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        self.change(|jobs| {
+            jobs.insert(job.to_owned(), now.as_secs_f64());
+        });
+    }
+
+    fn end(&self, job: &str) {
+        self.change(|jobs| {
+            jobs.remove(job);
+        });
+    }
+
+    fn change(&self, f: impl FnOnce(&mut std::collections::HashMap<String, f64>)) {
+        let mut jobs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut jobs);
+        let oldest = jobs.values().copied().reduce(f64::min).unwrap_or(0.0);
+        metrics::gauge!("wa_gateway_backfill_running").set(jobs.len() as f64);
+        metrics::gauge!("wa_gateway_backfill_oldest_running_start_time_seconds").set(oldest);
+    }
 }
 
 impl Backfills {
@@ -172,7 +206,11 @@ impl Backfills {
             config,
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: TaskTracker::new(),
+            traces: Handoffs::default(),
+            running: Running::default(),
         });
+        inner.running.change(|_| {});
+        metrics::gauge!("wa_gateway_backfill_timeout_seconds").set(inner.config.deadline.as_secs_f64());
         for _ in 0..inner.config.concurrency.max(1) {
             inner.tasks.spawn(worker(inner.clone()));
         }
@@ -199,6 +237,7 @@ impl Backfills {
         let job = Job::queued(ulid::Ulid::new().to_string(), session.organization_id, session_id.to_string());
         match inner.board.submit(job).await? {
             Admission::Queued(job) => {
+                inner.traces.leave(&job.id);
                 metrics::counter!("wa_gateway_backfill_jobs_total", "status" => "queued").increment(1);
                 tracing::info!(session = %session_id, job = %job.id, gateway, "backfill queued");
                 Ok(job)
@@ -310,9 +349,21 @@ async fn worker(inner: Arc<Inner>) {
                     },
                     counters: Default::default(),
                 };
-                if AssertUnwindSafe(run.execute()).catch_unwind().await.is_err() {
+                let span = tracing::debug_span!(
+                    "backfill.run",
+                    otel.name = "backfill.run",
+                    job = %run.handle.job().id,
+                    session = %run.session,
+                );
+                if let Some(queued_by) = inner.traces.take(&run.handle.job().id) {
+                    traces::set_parent(&span, queued_by);
+                }
+                let job = run.handle.job().id.clone();
+                inner.running.begin(&job);
+                if AssertUnwindSafe(run.execute()).catch_unwind().instrument(span).await.is_err() {
                     tracing::error!("a backfill panicked while recording its end");
                 }
+                inner.running.end(&job);
             }
             Ok(None) => {
                 tokio::select! {

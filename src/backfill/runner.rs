@@ -22,6 +22,8 @@ use crate::directory::{Contact, Group};
 use crate::hosts::{HostClient, HostError, HostRegistry};
 use crate::sessions::SessionId;
 use crate::store::{Staging, Store, StoreError};
+use crate::telemetry::traces;
+use tracing::Instrument;
 
 /// How a stream is retried after a transient host failure.
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +139,9 @@ impl Run {
             Ok(job) => return record_end(&job),
             Err(error) => error,
         };
+        if let RunError::TimedOut(_) = &error {
+            metrics::counter!("wa_gateway_backfill_timeouts_total").increment(1);
+        }
         if let RunError::Store(cause) = &error {
             tracing::error!(error = %cause, job = %self.generation(), "backfill storage failure");
         }
@@ -199,7 +204,7 @@ impl Run {
         let mut attempt = 1;
         loop {
             let mut received = false;
-            match self.pull_contacts(host, &mut seen, &mut received).await {
+            match self.pull_contacts(host, &mut seen, &mut received, attempt).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
             }
@@ -208,7 +213,7 @@ impl Run {
         let mut attempt = 1;
         loop {
             let mut received = false;
-            match self.pull_groups(host, &mut seen, &mut received).await {
+            match self.pull_groups(host, &mut seen, &mut received, attempt).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
             }
@@ -230,22 +235,42 @@ impl Run {
         Ok(attempt + 1)
     }
 
-    async fn pull_contacts(&self, host: &HostClient, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
-        let mut batches = host.contacts(&self.session, self.config.stall_timeout).await?;
-        while let Some(batch) = batches.next().await? {
-            *received = true;
-            self.store_contacts(dedupe::contacts(batch), seen).await?;
-        }
-        Ok(())
+    async fn pull_contacts(
+        &self,
+        host: &HostClient,
+        seen: &mut Seen,
+        received: &mut bool,
+        attempt: u32,
+    ) -> Result<(), RunError> {
+        let span = traces::host_stream_span("StreamContacts", host.gateway(), attempt);
+        let pulled = async {
+            let mut batches = host.contacts(&self.session, self.config.stall_timeout).await?;
+            while let Some(batch) = batches.next().await? {
+                *received = true;
+                self.store_contacts(dedupe::contacts(batch), seen).await?;
+            }
+            Ok(())
+        };
+        traced(span, pulled).await
     }
 
-    async fn pull_groups(&self, host: &HostClient, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
-        let mut batches = host.groups(&self.session, self.config.stall_timeout).await?;
-        while let Some(batch) = batches.next().await? {
-            *received = true;
-            self.store_groups(dedupe::groups(batch), seen).await?;
-        }
-        Ok(())
+    async fn pull_groups(
+        &self,
+        host: &HostClient,
+        seen: &mut Seen,
+        received: &mut bool,
+        attempt: u32,
+    ) -> Result<(), RunError> {
+        let span = traces::host_stream_span("StreamJoinedGroups", host.gateway(), attempt);
+        let pulled = async {
+            let mut batches = host.groups(&self.session, self.config.stall_timeout).await?;
+            while let Some(batch) = batches.next().await? {
+                *received = true;
+                self.store_groups(dedupe::groups(batch), seen).await?;
+            }
+            Ok(())
+        };
+        traced(span, pulled).await
     }
 
     /// One host batch, one transaction: memory is bounded by the host's
@@ -293,6 +318,7 @@ impl Run {
         loop {
             match op().await {
                 Err(error) if error.is_busy() && Instant::now() + wait < give_up => {
+                    metrics::counter!("wa_gateway_store_busy_total", "during" => "backfill").increment(1);
                     tracing::debug!(%error, job = %self.generation(), "store busy; retrying");
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
@@ -301,6 +327,15 @@ impl Run {
             }
         }
     }
+}
+
+/// Runs a host stream in its span, marking the span failed on an error.
+async fn traced(span: tracing::Span, pulled: impl Future<Output = Result<(), RunError>>) -> Result<(), RunError> {
+    let result = pulled.instrument(span.clone()).await;
+    if let Err(error) = &result {
+        traces::record_error(&span, error);
+    }
+    result
 }
 
 fn too_many(kind: &str, limit: usize) -> RunError {

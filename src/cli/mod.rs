@@ -85,12 +85,26 @@ pub fn main() -> ExitCode {
         LogFormat::Pretty => crate::telemetry::logs::Format::Pretty,
         LogFormat::Json => crate::telemetry::logs::Format::Json,
     };
-    let _logs = crate::telemetry::logs::init(&cli.log, format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
+        }
+    };
+    let traces = match &cli.command {
+        Command::Serve(args) => args.traces(),
+        _ => None,
+    };
+    let logs = {
+        // The trace exporter's task lives on the runtime.
+        let _runtime = runtime.enter();
+        match crate::telemetry::logs::init(&cli.log, format, traces.as_ref()) {
+            Ok(logs) => logs,
+            Err(error) => {
+                eprintln!("error: --otlp-endpoint: {error:#}");
+                return ExitCode::FAILURE;
+            }
         }
     };
     let result = runtime.block_on(async {
@@ -109,6 +123,7 @@ pub fn main() -> ExitCode {
             Command::Admin(args) => admin::run(args).await,
         }
     });
+    runtime.block_on(logs.finish());
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -119,8 +119,43 @@ pub struct ServeArgs {
     #[arg(long = "cors-origin", env = "WA_GATEWAY_CORS_ORIGINS", value_delimiter = ',', value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
 
+    /// OTLP/gRPC collector to export traces to (http:// or https://, e.g.
+    /// http://otel-collector:4317). Off when unset. Export never holds up a
+    /// request: spans that cannot be sent are dropped and counted in
+    /// wa_gateway_trace_spans_dropped_total.
+    #[arg(long, env = "WA_GATEWAY_OTLP_ENDPOINT", value_name = "URL", value_parser = otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+
+    /// Share of new traces recorded, 0.0 to 1.0. A caller's `traceparent`
+    /// decides for the traces it continues.
+    #[arg(long, env = "WA_GATEWAY_OTLP_SAMPLE_RATIO", default_value_t = 1.0, value_parser = sample_ratio, requires = "otlp_endpoint")]
+    pub otlp_sample_ratio: f64,
+
     #[command(flatten)]
     pub listen: super::listen::ListenArgs,
+}
+
+impl ServeArgs {
+    /// Trace export, when asked for.
+    pub fn traces(&self) -> Option<crate::telemetry::traces::TraceConfig> {
+        let endpoint = self.otlp_endpoint.clone()?;
+        Some(crate::telemetry::traces::TraceConfig { endpoint, sample_ratio: self.otlp_sample_ratio })
+    }
+}
+
+fn otlp_endpoint(raw: &str) -> Result<String, String> {
+    let uri: http::Uri = raw.parse().map_err(|e| format!("not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(raw.to_owned()),
+        _ => Err("expected http://HOST:PORT or https://HOST:PORT".into()),
+    }
+}
+
+fn sample_ratio(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err("expected a number from 0.0 to 1.0".into()),
+    }
 }
 
 /// The JWKS URL must be https, except on loopback or when allowed.

@@ -15,10 +15,12 @@ use gateway_rest::TrustedProxies;
 use http::{Request, Response};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 use super::status::to_status;
 use crate::auth::{Authenticator, Credentials, SuperAdmin};
 use crate::error::ServiceError;
+use crate::telemetry::traces;
 
 pub const ADMIN_SERVICE_PREFIX: &str = "/wa.gateway.admin.v1.AdminService/";
 const REQUEST_ID: &str = "x-request-id";
@@ -153,10 +155,13 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let gate = self.gate.clone();
-        Box::pin(async move {
-            if !req.uri().path().starts_with(ADMIN_SERVICE_PREFIX) {
-                return inner.call(req).await;
-            }
+        let Some(action) = req.uri().path().strip_prefix(ADMIN_SERVICE_PREFIX) else {
+            return Box::pin(inner.call(req));
+        };
+        let span = traces::rpc_span(action);
+        traces::continue_from(&span, req.headers());
+        let call_span = span.clone();
+        let call = async move {
             // Every admin call carries a sane request id, for logs and audit,
             // and answers with it.
             if let Some(id) = request_id(header(&req, REQUEST_ID)).and_then(|id| http::HeaderValue::from_str(&id).ok())
@@ -184,13 +189,21 @@ where
                 action: req.uri().path().trim_start_matches(ADMIN_SERVICE_PREFIX),
                 request_id: header(&req, REQUEST_ID).unwrap_or(""),
             };
-            match gate.admit(presented).await {
+            let response = match gate.admit(presented).await {
                 Ok(admin) => {
                     req.extensions_mut().insert(admin);
                     inner.call(req).await.map(echo)
                 }
                 Err(status) => Ok(echo(status.into_http())),
+            };
+            if let Ok(response) = &response {
+                // Set on trailers-only answers (every error); a success
+                // sends its status in the trailers.
+                let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse().ok());
+                traces::record_grpc_status(&call_span, code.map_or(tonic::Code::Ok, tonic::Code::from_i32));
             }
-        })
+            response
+        };
+        Box::pin(call.instrument(span))
     }
 }

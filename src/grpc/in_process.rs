@@ -5,10 +5,12 @@
 
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use super::admin::AdminApi;
 use super::auth_layer::{Gate, Presented, request_id};
 use crate::auth::Credentials;
+use crate::telemetry::traces;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 
 pub struct InProcessAdmin {
@@ -45,6 +47,14 @@ impl InProcessAdmin {
     }
 }
 
+/// Runs one call in its `rpc` span (a child of the REST request's).
+async fn traced<T>(action: &str, call: impl Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    let span = traces::rpc_span(action);
+    let result = call.instrument(span.clone()).await;
+    traces::record_grpc_status(&span, result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok));
+    result
+}
+
 fn text<'a>(metadata: &'a MetadataMap, name: &str) -> Option<&'a str> {
     metadata.get(name).and_then(|v| v.to_str().ok())
 }
@@ -57,7 +67,7 @@ macro_rules! admitted {
         impl AdminService for InProcessAdmin {
             $(
                 async fn $method(&self, request: Request<pb::$request>) -> Result<Response<pb::$response>, Status> {
-                    self.api.$method(self.admit(request, $action).await?).await
+                    traced($action, async { self.api.$method(self.admit(request, $action).await?).await }).await
                 }
             )*
 
@@ -67,7 +77,8 @@ macro_rules! admitted {
                 &self,
                 request: Request<pb::WatchBackfillRequest>,
             ) -> Result<Response<Self::WatchBackfillStream>, Status> {
-                self.api.watch_backfill(self.admit(request, "WatchBackfill").await?).await
+                traced("WatchBackfill", async { self.api.watch_backfill(self.admit(request, "WatchBackfill").await?).await })
+                    .await
             }
         }
     };

@@ -30,6 +30,9 @@ pub fn grpc_code(code: ErrorCode) -> Code {
 
 pub fn to_status<E: ServiceError>(error: &E) -> Status {
     let code = error.error_code();
+    if error.reason() == crate::store::STORE_BUSY {
+        metrics::counter!("wa_gateway_store_busy_total", "during" => "request").increment(1);
+    }
     if code == ErrorCode::Internal {
         tracing::error!(%error, reason = error.reason(), "internal error");
     }

@@ -128,7 +128,8 @@ impl HostRegistry {
             crate::sessions::check_id_field("gateway id", gateway)
                 .map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
             let endpoint = tls.endpoint(url).map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
-            if clients.insert(gateway.to_owned(), HostClient { inner: client(endpoint) }).is_some() {
+            let host = HostClient { inner: client(endpoint), gateway: gateway.into() };
+            if clients.insert(gateway.to_owned(), host).is_some() {
                 return Err(HostConfigError::Duplicate(gateway.to_owned()));
             }
         }
@@ -148,6 +149,7 @@ impl HostRegistry {
 #[derive(Clone)]
 pub struct HostClient {
     inner: SessionHostServiceClient<Channel>,
+    gateway: std::sync::Arc<str>,
 }
 
 /// Batches from a host stream, each validated, with a stall timeout.
@@ -191,14 +193,26 @@ async fn open<M>(
     }
 }
 
+/// A call carrying the current trace context (`traceparent`), if any.
+fn traced<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    crate::telemetry::traces::inject(request.metadata_mut());
+    request
+}
+
 impl HostClient {
+    /// The gateway this host serves.
+    pub fn gateway(&self) -> &str {
+        &self.gateway
+    }
+
     pub async fn contacts(
         &self,
         session: &SessionId,
         stall: Duration,
     ) -> Result<Batches<pb::StreamContactsResponse, Contact>, HostError> {
         let mut client = self.inner.clone();
-        let request = pb::StreamContactsRequest { session_id: session.to_string() };
+        let request = traced(pb::StreamContactsRequest { session_id: session.to_string() });
         let stream = open(stall, client.stream_contacts(request)).await?;
         Ok(Batches { stream, stall, kind: "contacts", items: 0, convert: convert::contacts })
     }
@@ -209,7 +223,7 @@ impl HostClient {
         stall: Duration,
     ) -> Result<Batches<pb::StreamJoinedGroupsResponse, Group>, HostError> {
         let mut client = self.inner.clone();
-        let request = pb::StreamJoinedGroupsRequest { session_id: session.to_string() };
+        let request = traced(pb::StreamJoinedGroupsRequest { session_id: session.to_string() });
         let stream = open(stall, client.stream_joined_groups(request)).await?;
         Ok(Batches { stream, stall, kind: "groups", items: 0, convert: convert::groups })
     }

@@ -55,7 +55,9 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(ready): State<Arc<Readiness>>) -> Result<String, ApiError> {
+/// Whether the replica is ready, and each check's verdict; also kept in the
+/// `wa_gateway_ready` gauge.
+async fn assess(ready: &Readiness) -> (bool, [(&'static str, &'static str); 3]) {
     let store = ready.store.ping().await;
     let keys = ready.jwks.is_loaded();
     let listeners = ready.listeners_up.load(Ordering::Acquire);
@@ -64,7 +66,14 @@ async fn readyz(State(ready): State<Arc<Readiness>>) -> Result<String, ApiError>
         ("jwks", if keys { "loaded" } else { "not loaded" }),
         ("listeners", if listeners { "ok" } else { "down" }),
     ];
-    if store && keys && listeners {
+    let all = store && keys && listeners;
+    metrics::gauge!("wa_gateway_ready").set(if all { 1.0 } else { 0.0 });
+    (all, verdicts)
+}
+
+async fn readyz(State(ready): State<Arc<Readiness>>) -> Result<String, ApiError> {
+    let (all, verdicts) = assess(&ready).await;
+    if all {
         return Ok(verdicts.iter().map(|(k, v)| format!("{k}: {v}\n")).collect());
     }
     let mut error = ApiError::new(http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "not ready");
@@ -84,17 +93,21 @@ pub fn router(
     let mut router = axum::Router::new()
         .route("/healthz", get(healthz).fallback(method_not_allowed))
         .route("/readyz", get(readyz).fallback(method_not_allowed))
-        .with_state(ready)
         .route(
             "/metrics",
-            get(move || std::future::ready(crate::telemetry::render(&metrics))).fallback(method_not_allowed),
+            get(|State(ready): State<Arc<Readiness>>| async move {
+                assess(&ready).await;
+                crate::telemetry::render(&metrics)
+            })
+            .fallback(method_not_allowed),
         )
+        .with_state(ready)
         .merge(rest);
     if let Some(demo) = demo_jwks {
         let jwks = get(move || std::future::ready(([(http::header::CONTENT_TYPE, "application/json")], demo)));
         router = router.route("/demo/jwks.json", jwks.fallback(method_not_allowed));
     }
-    router.layer(axum::middleware::from_fn(crate::telemetry::rest_metrics))
+    router.layer(axum::middleware::from_fn(crate::telemetry::observe_rest))
 }
 
 /// Serves `router` until `shutdown`, then lets open connections finish (the

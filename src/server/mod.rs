@@ -112,6 +112,9 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     let http_addr = http_listener.local_addr()?;
     let tls = config.tls.clone().map(tls::ServerTls::load).transpose().context("loading the TLS files")?.map(Arc::new);
 
+    // Before anything records a metric.
+    let metrics = crate::telemetry::install();
+    crate::telemetry::register_series();
     let shown_url = redact_url(&config.database_url);
     let store = Store::open(&config.database_url).await.with_context(|| format!("opening database {shown_url}"))?;
     // Before anything is swept: a second server on one SQLite file would
@@ -128,7 +131,6 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     };
     let backfills = Backfills::new(store.clone(), config.hosts.clone(), board, config.backfill.clone());
 
-    let metrics = crate::telemetry::install();
     if config.demo_jwks.is_some() {
         config.jwks.url = format!("http://{http_addr}/demo/jwks.json");
     }

@@ -86,12 +86,15 @@ impl StoreError {
     }
 }
 
+/// The reason of an answer refused because the store was busy.
+pub const STORE_BUSY: &str = "STORE_BUSY";
+
 impl ServiceError for StoreError {
     fn error_code(&self) -> ErrorCode {
         if self.is_busy() { ErrorCode::Unavailable } else { ErrorCode::Internal }
     }
     fn reason(&self) -> &'static str {
-        if self.is_busy() { "STORE_BUSY" } else { "STORE_ERROR" }
+        if self.is_busy() { STORE_BUSY } else { "STORE_ERROR" }
     }
     fn public_message(&self) -> String {
         if self.is_busy() { "the database is busy; try again shortly".into() } else { "internal error".into() }

@@ -9,7 +9,8 @@
 //! A JSON line is one flat object: `timestamp` (RFC 3339, UTC), `level`,
 //! `target`, `message`, then the event's fields under their own names
 //! (numbers and booleans as JSON values, everything else as strings), then
-//! the fields of the spans the event is in, innermost last.
+//! the fields of the spans the event is in, innermost last, then
+//! `trace_id` and `span_id` when the event is in an exported span.
 
 use std::fmt::{self, Write as _};
 
@@ -29,9 +30,31 @@ pub enum Format {
     Json,
 }
 
-/// Installs the process-wide subscriber. Keep the guard until exit: dropping
-/// it flushes what is still queued.
-pub fn init(filter: &str, format: Format) -> tracing_appender::non_blocking::WorkerGuard {
+/// What keeps logging (and trace export) going; see [`Logging::finish`].
+pub struct Logging {
+    _writer: tracing_appender::non_blocking::WorkerGuard,
+    traces: Option<super::traces::TraceGuard>,
+}
+
+impl Logging {
+    /// Sends the spans still queued (bounded in time); dropping `self` then
+    /// flushes the log lines still queued.
+    pub async fn finish(mut self) {
+        if let Some(traces) = self.traces.take() {
+            traces.shutdown().await;
+        }
+    }
+}
+
+/// Installs the process-wide subscriber: log lines through `filter`, and
+/// spans to OTLP when `traces` is set (within a tokio runtime). Keep the
+/// result until exit.
+pub fn init(
+    filter: &str,
+    format: Format,
+    traces: Option<&super::traces::TraceConfig>,
+) -> anyhow::Result<Logging> {
+    use tracing_subscriber::prelude::*;
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -41,12 +64,23 @@ pub fn init(filter: &str, format: Format) -> tracing_appender::non_blocking::Wor
         .thread_name("wa-gateway-log")
         .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     super::count_dropped_log_lines(writer.error_counter());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
-    match format {
-        Format::Pretty => builder.init(),
-        Format::Json => builder.event_format(JsonLines).fmt_fields(JsonFields).init(),
+    type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    let lines: Boxed = match format {
+        Format::Pretty => lines.with_filter(filter).boxed(),
+        Format::Json => lines.event_format(JsonLines).fmt_fields(JsonFields).with_filter(filter).boxed(),
+    };
+    let mut layers = vec![lines];
+    let mut trace_guard = None;
+    if let Some(config) = traces {
+        let (spans, guard) = super::traces::layer(config)?;
+        // Only this crate's spans: never events, never dependencies' spans.
+        let ours = tracing_subscriber::filter::filter_fn(|meta| meta.is_span() && meta.target().starts_with("wa_gateway"));
+        layers.push(spans.with_filter(ours).boxed());
+        trace_guard = Some(guard);
     }
-    guard
+    tracing_subscriber::registry().with(layers).init();
+    Ok(Logging { _writer: guard, traces: trace_guard })
 }
 
 /// Writes one event as one flat JSON object.
@@ -74,6 +108,9 @@ where
                     out.write_str(formatted.as_str())?;
                 }
             }
+        }
+        if let Some((trace_id, span_id)) = super::traces::current_ids() {
+            write!(out, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"")?;
         }
         out.write_str("}\n")
     }

@@ -12,13 +12,24 @@
 //! - `backfill_rows_total{kind}`: contacts, groups and group members stored.
 //! - `jwks_fetches_total{outcome}`: JWKS fetches that succeeded or failed.
 //! - `auth_rejections_total{credential,reason}`: refused credentials.
+//! - `backfill_timeouts_total`: jobs failed by `--backfill-timeout-secs`;
+//!   `backfill_running`, `backfill_oldest_running_start_time_seconds` (0
+//!   when none) and `backfill_timeout_seconds`: this replica's running jobs.
+//! - `jwks_last_success_timestamp_seconds`: when signing keys were last loaded.
+//! - `store_busy_total{during}`: a busy store refused a request (answered
+//!   503) or made a job's write wait (`backfill`).
+//! - `ready`: 1 when `/readyz` would answer 200 (evaluated at each scrape).
 //! - `log_lines_dropped_total`: log lines (audit events included) dropped
 //!   because the background writer's queue was full.
+//! - `trace_spans_exported_total`, `trace_spans_dropped_total{reason}`:
+//!   spans sent to the OTLP collector, and spans dropped (`queue_full`,
+//!   `export_failed`); see [`traces`].
 //!
 //! Audit events are tracing events with target `audit`, one per admin RPC;
 //! [`logs`] writes them.
 
 pub mod logs;
+pub mod traces;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +71,24 @@ pub fn render(handle: &PrometheusHandle) -> String {
     let dropped = DROPPED_LOG_LINES.get().map_or(0, |c| c.dropped_lines());
     metrics::counter!("wa_gateway_log_lines_dropped_total").absolute(dropped as u64);
     handle.render()
+}
+
+/// Creates, at zero, the series alerts and dashboards compute rates and
+/// ratios over, so they exist before the first event.
+pub fn register_series() {
+    for status in ["queued", "succeeded", "failed"] {
+        metrics::counter!("wa_gateway_backfill_jobs_total", "status" => status).increment(0);
+    }
+    for kind in ["contacts", "groups", "group_members"] {
+        metrics::counter!("wa_gateway_backfill_rows_total", "kind" => kind).increment(0);
+    }
+    for outcome in ["ok", "error"] {
+        metrics::counter!("wa_gateway_jwks_fetches_total", "outcome" => outcome).increment(0);
+    }
+    for during in ["request", "backfill"] {
+        metrics::counter!("wa_gateway_store_busy_total", "during" => during).increment(0);
+    }
+    metrics::counter!("wa_gateway_backfill_timeouts_total").increment(0);
 }
 
 /// Every gRPC method this server serves; anything else is labelled `other`.
@@ -223,13 +252,36 @@ where
     }
 }
 
-/// REST requests: counted by HTTP method, route template and status.
-pub async fn rest_metrics(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+/// REST requests: counted by HTTP method, route template and status, and
+/// traced (a `rest.request` span continuing the caller's `traceparent`) when
+/// spans are exported.
+pub async fn observe_rest(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument;
     let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let route = route.as_ref().map_or("other", |p| p.as_str());
     let method = http_method_label(request.method());
     let started = Instant::now();
-    let response = next.run(request).await;
-    record_rest(method, route.as_ref().map_or("other", |p| p.as_str()), response.status(), started);
+    let span = tracing::debug_span!(
+        "rest.request",
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let response = if span.is_disabled() {
+        next.run(request).await
+    } else {
+        traces::continue_from(&span, request.headers());
+        let response = next.run(request).instrument(span.clone()).await;
+        span.record("http.response.status_code", response.status().as_u16());
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+        response
+    };
+    record_rest(method, route, response.status(), started);
     response
 }
 

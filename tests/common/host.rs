@@ -39,6 +39,8 @@ pub struct ScriptedHost {
     gate: watch::Sender<bool>,
     /// Stream calls received, of both kinds.
     pub calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// The `traceparent` each stream call carried ("" when none), in order.
+    pub traceparents: Arc<Mutex<Vec<String>>>,
 }
 
 pub fn contact(i: usize, tag: &str) -> Contact {
@@ -101,6 +103,22 @@ fn batches<T: Clone + Send + Sync + 'static, M: Send + 'static>(
     Box::pin(ReceiverStream::new(rx))
 }
 
+trait HasSession {
+    fn session(&self) -> &str;
+}
+
+impl HasSession for StreamContactsRequest {
+    fn session(&self) -> &str {
+        &self.session_id
+    }
+}
+
+impl HasSession for StreamJoinedGroupsRequest {
+    fn session(&self) -> &str {
+        &self.session_id
+    }
+}
+
 #[tonic::async_trait]
 impl SessionHostService for ScriptedHost {
     type StreamContactsStream = BoxStream<StreamContactsResponse>;
@@ -110,7 +128,7 @@ impl SessionHostService for ScriptedHost {
         &self,
         request: Request<StreamContactsRequest>,
     ) -> Result<Response<Self::StreamContactsStream>, Status> {
-        let s = self.admit(&request.get_ref().session_id)?;
+        let s = self.admit(&request)?;
         let gate = s.gated.then(|| self.gate.subscribe());
         Ok(Response::new(batches(s.contacts, s.batch, s.fail_contacts_after, gate, s.endless, |contacts| {
             StreamContactsResponse { contacts }
@@ -121,7 +139,7 @@ impl SessionHostService for ScriptedHost {
         &self,
         request: Request<StreamJoinedGroupsRequest>,
     ) -> Result<Response<Self::StreamJoinedGroupsStream>, Status> {
-        let s = self.admit(&request.get_ref().session_id)?;
+        let s = self.admit(&request)?;
         Ok(Response::new(batches(s.groups, s.batch, s.fail_groups_after, None, s.endless, |groups| {
             StreamJoinedGroupsResponse { groups }
         })))
@@ -130,8 +148,11 @@ impl SessionHostService for ScriptedHost {
 
 impl ScriptedHost {
     /// Counts the call and applies the script's held sessions and outages.
-    fn admit(&self, session: &str) -> Result<Script, Status> {
+    fn admit<T: HasSession>(&self, request: &Request<T>) -> Result<Script, Status> {
+        let session = request.get_ref().session();
         self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let traceparent = request.metadata().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("");
+        self.traceparents.lock().unwrap().push(traceparent.to_owned());
         let mut script = self.script.lock().unwrap();
         if script.held.as_ref().is_some_and(|held| !held.iter().any(|h| h == session)) {
             return Err(Status::not_found("not held here"));
@@ -158,7 +179,7 @@ impl ScriptedHost {
 
     async fn serve(script: Script, tls: Option<tonic::transport::ServerTlsConfig>) -> (Self, String) {
         let (gate, _) = watch::channel(false);
-        let host = Self { script: Arc::new(Mutex::new(script)), gate, calls: Default::default() };
+        let host = Self { script: Arc::new(Mutex::new(script)), gate, calls: Default::default(), traceparents: Default::default() };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let url = match tls {

@@ -8,6 +8,7 @@ pub mod env;
 pub mod h2raw;
 pub mod host;
 pub mod jwks;
+pub mod otlp;
 pub mod pg;
 
 use std::process::Stdio;
@@ -102,6 +103,8 @@ pub struct Gateway {
     /// The database: a SQLite file path or a postgres:// URL.
     pub db: String,
     _dir: Option<tempfile::TempDir>,
+    /// Its JSON log lines, when started with [`Gateway::start_logged`].
+    pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Gateway {
@@ -114,17 +117,40 @@ impl Gateway {
     }
 
     pub async fn start_with_db(db: &str, jwks_url: &str, extra: &[&str]) -> Self {
+        Self::spawn(db, jwks_url, extra, false).await
+    }
+
+    /// Starts with a fresh database, keeping its log lines (`info`, JSON).
+    pub async fn start_logged(jwks_url: &str, extra: &[&str]) -> Self {
+        let (db, dir) = fresh_database().await;
+        let mut gw = Self::spawn(&db, jwks_url, extra, true).await;
+        gw._dir = dir;
+        gw
+    }
+
+    async fn spawn(db: &str, jwks_url: &str, extra: &[&str], keep_logs: bool) -> Self {
+        let log = if keep_logs { ["--log", "info", "--log-format", "json"] } else { ["--log", "warn", "--log-format", "pretty"] };
         let mut child = Command::new(BIN)
             .arg("--database-url")
             .arg(db)
-            .args(["--log", "warn"])
+            .args(log)
             .args(["serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--jwks-url", jwks_url])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if keep_logs { Stdio::piped() } else { Stdio::inherit() })
             .kill_on_drop(true)
             .spawn()
             .expect("spawn wa-gateway serve");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let kept = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    kept.lock().unwrap().push(line);
+                }
+            });
+        }
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
@@ -141,7 +167,7 @@ impl Gateway {
         let (grpc_addr, http_addr) = (addr("grpc="), addr("http="));
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, grpc_addr, http_addr, db: db.to_owned(), _dir: None }
+        Self { child, grpc_addr, http_addr, db: db.to_owned(), _dir: None, logs }
     }
 
     /// SIGKILL: no shutdown at all, as a crash or a power loss.

@@ -344,6 +344,7 @@ impl RunningJob for PgRunning {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "store.publish_job", skip_all, fields(db.system = "postgresql"))]
     async fn publish(&self, counters: Counters) -> Result<Job, BoardError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         // The fence: the job row, locked, still ours and within its lease.

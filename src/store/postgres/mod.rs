@@ -94,9 +94,11 @@ impl Database for PgDatabase {
     async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
         Self::begin_import(self).await
     }
+    #[tracing::instrument(level = "debug", name = "store.list_sessions", skip_all, fields(db.system = "postgresql"))]
     async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
         Self::list_sessions(self, filter, page).await
     }
+    #[tracing::instrument(level = "debug", name = "store.get_session", skip_all, fields(db.system = "postgresql"))]
     async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         Self::get_session(self, id).await
     }
@@ -107,6 +109,7 @@ impl Database for PgDatabase {
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         Self::list_api_keys(self).await
     }
+    #[tracing::instrument(level = "debug", name = "store.find_api_key_by_hash", skip_all, fields(db.system = "postgresql"))]
     async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
         Self::find_api_key_by_hash(self, hash).await
     }
@@ -117,6 +120,7 @@ impl Database for PgDatabase {
         Self::touch_api_key(self, id, at).await
     }
 
+    #[tracing::instrument(level = "debug", name = "store.stage_contacts", skip_all, fields(db.system = "postgresql"))]
     async fn stage_contacts(
         &self,
         to: Staging<'_>,
@@ -125,6 +129,7 @@ impl Database for PgDatabase {
     ) -> Result<u64, StoreError> {
         Self::stage_contacts(self, to, contacts, maybe_staged).await
     }
+    #[tracing::instrument(level = "debug", name = "store.stage_groups", skip_all, fields(db.system = "postgresql"))]
     async fn stage_groups(
         &self,
         to: Staging<'_>,
@@ -133,21 +138,25 @@ impl Database for PgDatabase {
     ) -> Result<Replaced, StoreError> {
         Self::stage_groups(self, to, groups, maybe_staged).await
     }
+    #[tracing::instrument(level = "debug", name = "store.publish_generation", skip_all, fields(db.system = "postgresql"))]
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         directory::publish(&mut tx, session, generation).await?;
         tx.commit().await?;
         Ok(())
     }
+    #[tracing::instrument(level = "debug", name = "store.discard_generation", skip_all, fields(db.system = "postgresql"))]
     async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         Self::discard_generation(self, session, generation).await
     }
     async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
         jobs::sweep_failed_jobs(&self.pool).await
     }
+    #[tracing::instrument(level = "debug", name = "store.current_generation", skip_all, fields(db.system = "postgresql"))]
     async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         Self::current_generation(self, session).await
     }
+    #[tracing::instrument(level = "debug", name = "store.contacts_page", skip_all, fields(db.system = "postgresql"))]
     async fn contacts_page(
         &self,
         session: &SessionId,
@@ -156,6 +165,7 @@ impl Database for PgDatabase {
     ) -> Result<Slice<Contact>, StoreError> {
         Self::contacts_page(self, session, after, limit).await
     }
+    #[tracing::instrument(level = "debug", name = "store.groups_page", skip_all, fields(db.system = "postgresql"))]
     async fn groups_page(
         &self,
         session: &SessionId,
@@ -164,6 +174,7 @@ impl Database for PgDatabase {
     ) -> Result<Slice<GroupSummary>, StoreError> {
         Self::groups_page(self, session, after, limit).await
     }
+    #[tracing::instrument(level = "debug", name = "store.participants_page", skip_all, fields(db.system = "postgresql"))]
     async fn participants_page(
         &self,
         session: &SessionId,
@@ -173,6 +184,7 @@ impl Database for PgDatabase {
     ) -> Result<Slice<Participant>, StoreError> {
         Self::participants_page(self, session, group, after, limit).await
     }
+    #[tracing::instrument(level = "debug", name = "store.group_exists", skip_all, fields(db.system = "postgresql"))]
     async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
         Self::group_exists(self, session, generation, group).await
     }

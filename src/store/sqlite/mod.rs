@@ -128,9 +128,11 @@ impl Database for SqliteDatabase {
     async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
         Self::begin_import(self).await
     }
+    #[tracing::instrument(level = "debug", name = "store.list_sessions", skip_all, fields(db.system = "sqlite"))]
     async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
         Self::list_sessions(self, filter, page).await
     }
+    #[tracing::instrument(level = "debug", name = "store.get_session", skip_all, fields(db.system = "sqlite"))]
     async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         Self::get_session(self, id).await
     }
@@ -141,6 +143,7 @@ impl Database for SqliteDatabase {
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         Self::list_api_keys(self).await
     }
+    #[tracing::instrument(level = "debug", name = "store.find_api_key_by_hash", skip_all, fields(db.system = "sqlite"))]
     async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
         Self::find_api_key_by_hash(self, hash).await
     }
@@ -151,6 +154,7 @@ impl Database for SqliteDatabase {
         Self::touch_api_key(self, id, at).await
     }
 
+    #[tracing::instrument(level = "debug", name = "store.stage_contacts", skip_all, fields(db.system = "sqlite"))]
     async fn stage_contacts(
         &self,
         to: Staging<'_>,
@@ -159,6 +163,7 @@ impl Database for SqliteDatabase {
     ) -> Result<u64, StoreError> {
         Self::stage_contacts(self, to, contacts, maybe_staged).await
     }
+    #[tracing::instrument(level = "debug", name = "store.stage_groups", skip_all, fields(db.system = "sqlite"))]
     async fn stage_groups(
         &self,
         to: Staging<'_>,
@@ -167,18 +172,22 @@ impl Database for SqliteDatabase {
     ) -> Result<Replaced, StoreError> {
         Self::stage_groups(self, to, groups, maybe_staged).await
     }
+    #[tracing::instrument(level = "debug", name = "store.publish_generation", skip_all, fields(db.system = "sqlite"))]
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         Self::publish_generation(self, session, generation).await
     }
+    #[tracing::instrument(level = "debug", name = "store.discard_generation", skip_all, fields(db.system = "sqlite"))]
     async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         Self::discard_generation(self, session, generation).await
     }
     async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
         Self::sweep_unpublished_generations(self).await
     }
+    #[tracing::instrument(level = "debug", name = "store.current_generation", skip_all, fields(db.system = "sqlite"))]
     async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         Self::current_generation(self, session).await
     }
+    #[tracing::instrument(level = "debug", name = "store.contacts_page", skip_all, fields(db.system = "sqlite"))]
     async fn contacts_page(
         &self,
         session: &SessionId,
@@ -187,6 +196,7 @@ impl Database for SqliteDatabase {
     ) -> Result<Slice<Contact>, StoreError> {
         Self::contacts_page(self, session, after, limit).await
     }
+    #[tracing::instrument(level = "debug", name = "store.groups_page", skip_all, fields(db.system = "sqlite"))]
     async fn groups_page(
         &self,
         session: &SessionId,
@@ -195,6 +205,7 @@ impl Database for SqliteDatabase {
     ) -> Result<Slice<GroupSummary>, StoreError> {
         Self::groups_page(self, session, after, limit).await
     }
+    #[tracing::instrument(level = "debug", name = "store.participants_page", skip_all, fields(db.system = "sqlite"))]
     async fn participants_page(
         &self,
         session: &SessionId,
@@ -204,6 +215,7 @@ impl Database for SqliteDatabase {
     ) -> Result<Slice<Participant>, StoreError> {
         Self::participants_page(self, session, group, after, limit).await
     }
+    #[tracing::instrument(level = "debug", name = "store.group_exists", skip_all, fields(db.system = "sqlite"))]
     async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
         Self::group_exists(self, session, generation, group).await
     }

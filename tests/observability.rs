@@ -1,0 +1,183 @@
+//! Traces end to end: the real binary exporting over OTLP/gRPC to a test
+//! collector (the real TraceService protocol), a scripted session host over
+//! real gRPC, REST and gRPC calls carrying a W3C `traceparent`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::host::{Script, ScriptedHost, contact, group};
+use common::otlp::{OtlpReceiver, hex};
+use common::*;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use serde_json::Value;
+use wa_gateway::proto::admin::*;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+const GRPC_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
+
+struct Traced {
+    receiver: OtlpReceiver,
+    host: ScriptedHost,
+    _jwks: JwksServer,
+    gw: Gateway,
+    token: String,
+    http: reqwest::Client,
+}
+
+async fn traced_gateway(extra: &[&str]) -> Traced {
+    let receiver = OtlpReceiver::start().await;
+    let script = Script {
+        contacts: (0..10).map(|i| contact(i, "t")).collect(),
+        groups: (0..3).map(|i| group(i, 4, "t")).collect(),
+        batch: 4,
+        ..Default::default()
+    };
+    let (host, host_url) = ScriptedHost::start(script).await;
+    let jwks = JwksServer::start().await;
+    let host_arg = format!("gw-1={host_url}");
+    let mut args = vec!["--host", &host_arg, "--otlp-endpoint", &receiver.url];
+    args.extend_from_slice(extra);
+    let gw = Gateway::start_logged(&jwks.url(), &args).await;
+    let sessions =
+        [session_line("sess-1", "org_a", "working", "gw-1"), session_line("sess-2", "org_b", "working", "gw-1")];
+    assert!(import(&gw.db, &sessions.join("\n")).status.success());
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    Traced { receiver, host, _jwks: jwks, gw, token, http: reqwest::Client::new() }
+}
+
+impl Traced {
+    async fn finished(&self, session: &str) -> Value {
+        eventually("the backfill to finish", Duration::from_secs(30), || async {
+            let url = self.gw.http(&format!("/api/v1/admin/sessions/{session}/backfill"));
+            let job: Value = self.http.get(url).bearer_auth(&self.token).send().await.ok()?.json().await.ok()?;
+            matches!(job["status"].as_str(), Some("succeeded" | "failed")).then_some(job)
+        })
+        .await
+    }
+
+    /// The spans of `trace` once `complete` holds for them.
+    async fn trace(&self, trace: &str, complete: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        eventually("the trace's spans at the collector", Duration::from_secs(30), || async {
+            let spans: Vec<Span> = self.receiver.spans().into_iter().filter(|s| hex(&s.trace_id) == trace).collect();
+            complete(&spans).then_some(spans)
+        })
+        .await
+    }
+
+    async fn metric(&self, line_start: &str) -> f64 {
+        let text = self.http.get(self.gw.http("/metrics")).send().await.unwrap().text().await.unwrap();
+        text.lines().find(|l| l.starts_with(line_start)).and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0.0)
+    }
+}
+
+fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
+    spans.iter().filter(|s| s.name == name).collect()
+}
+
+fn one<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    let found = named(spans, name);
+    assert_eq!(found.len(), 1, "one {name} span in {:#?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>());
+    found[0]
+}
+
+const HOST_STREAMS: [&str; 2] =
+    ["wa.gateway.host.v1.SessionHostService/StreamContacts", "wa.gateway.host.v1.SessionHostService/StreamJoinedGroups"];
+
+fn has_host_streams(spans: &[Span]) -> bool {
+    HOST_STREAMS.iter().all(|name| !named(spans, name).is_empty()) && !named(spans, "backfill.run").is_empty()
+}
+
+#[tokio::test]
+async fn a_rest_backfill_is_one_trace_from_the_caller_through_the_rpc_to_the_session_host() {
+    let t = traced_gateway(&[]).await;
+    let started = t
+        .http
+        .post(t.gw.http("/api/v1/admin/sessions/sess-1:backfill"))
+        .bearer_auth(&t.token)
+        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    assert_eq!(t.finished("sess-1").await["status"], "succeeded");
+
+    let spans = t.trace(TRACE, has_host_streams).await;
+    let rest = spans.iter().find(|s| s.name.starts_with("POST /api/v1/admin/sessions")).expect("the REST span");
+    assert_eq!(hex(&rest.parent_span_id), CALLER_SPAN, "the REST span continues the caller's");
+    let rpc = one(&spans, "wa.gateway.admin.v1.AdminService/StartBackfill");
+    assert_eq!(rpc.parent_span_id, rest.span_id, "the RPC is a child of the REST request");
+    let run = one(&spans, "backfill.run");
+    assert_eq!(run.parent_span_id, rpc.span_id, "the job is a child of the RPC that queued it");
+    let mut sent = Vec::new();
+    for name in HOST_STREAMS {
+        let stream = one(&spans, name);
+        assert_eq!(stream.parent_span_id, run.span_id, "{name} is a child of the job");
+        sent.push(format!("00-{TRACE}-{}-01", hex(&stream.span_id)));
+    }
+    assert_eq!(*t.host.traceparents.lock().unwrap(), sent, "the host got each stream's own span as parent");
+
+    let staged = named(&spans, "store.stage_contacts");
+    assert_eq!(staged.len(), 3, "one store span per batch of 4 of 10 contacts, never one per row");
+    let contacts_stream = one(&spans, HOST_STREAMS[0]);
+    assert!(staged.iter().all(|s| s.parent_span_id == contacts_stream.span_id));
+    assert_eq!(one(&spans, "store.publish_generation").parent_span_id, run.span_id);
+
+    // Log lines and audit events of the call carry its trace and span ids.
+    let logs = t.gw.logs.lock().unwrap().clone();
+    let audit = logs
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["target"] == "audit" && l["action"] == "StartBackfill")
+        .unwrap_or_else(|| panic!("an audit event for StartBackfill in {logs:#?}"));
+    assert_eq!(audit["trace_id"], TRACE);
+    assert_eq!(audit["span_id"], hex(&rpc.span_id));
+}
+
+#[tokio::test]
+async fn a_grpc_call_continues_the_callers_trace_and_an_untraced_one_starts_its_own() {
+    let t = traced_gateway(&[]).await;
+    let mut client = t.gw.client().await;
+    let mut request = authed(StartBackfillRequest { session_id: "sess-2".into() }, &t.token);
+    let caller = "b7ad6b7169203331";
+    request.metadata_mut().insert("traceparent", format!("00-{GRPC_TRACE}-{caller}-01").parse().unwrap());
+    client.start_backfill(request).await.unwrap();
+    assert_eq!(t.finished("sess-2").await["status"], "succeeded");
+    let spans = t.trace(GRPC_TRACE, has_host_streams).await;
+    let rpc = one(&spans, "wa.gateway.admin.v1.AdminService/StartBackfill");
+    assert_eq!(hex(&rpc.parent_span_id), caller);
+    assert_eq!(one(&spans, "backfill.run").parent_span_id, rpc.span_id);
+
+    // Without a traceparent, a call is the root of a new trace.
+    client.who_am_i(authed(WhoAmIRequest::default(), &t.token)).await.unwrap();
+    let root = eventually("the untraced call's span", Duration::from_secs(30), || async {
+        t.receiver.spans().into_iter().find(|s| s.name.ends_with("/WhoAmI"))
+    })
+    .await;
+    assert!(root.parent_span_id.is_empty(), "a root span");
+}
+
+#[tokio::test]
+async fn with_the_collector_down_calls_still_succeed_and_dropped_spans_are_counted() {
+    let mut t = traced_gateway(&[]).await;
+    let whoami = t.gw.http("/api/v1/admin/whoami");
+    let call = || async { t.http.get(&whoami).bearer_auth(&t.token).send().await.unwrap().status() };
+    assert_eq!(call().await, 200);
+    eventually("a span exported", Duration::from_secs(30), || async {
+        (t.metric("wa_gateway_trace_spans_exported_total").await > 0.0).then_some(())
+    })
+    .await;
+
+    t.receiver.stop().await;
+    let dropped = r#"wa_gateway_trace_spans_dropped_total{reason="export_failed"}"#;
+    let before = t.metric(dropped).await;
+    for _ in 0..20 {
+        assert_eq!(call().await, 200, "calls go on with the collector down");
+    }
+    eventually("spans dropped and counted", Duration::from_secs(30), || async {
+        (t.metric(dropped).await > before).then_some(())
+    })
+    .await;
+    assert_eq!(call().await, 200);
+}
