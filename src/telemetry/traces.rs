@@ -94,10 +94,6 @@ where
         .with_resource(resource)
         .build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    for reason in ["queue_full", "export_failed"] {
-        metrics::counter!("wa_gateway_trace_spans_dropped_total", "reason" => reason).increment(0);
-    }
-    metrics::counter!("wa_gateway_trace_spans_exported_total").increment(0);
     ENABLED.store(true, Ordering::Relaxed);
     let layer = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("wa-gateway"))
