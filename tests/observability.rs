@@ -181,3 +181,23 @@ async fn with_the_collector_down_calls_still_succeed_and_dropped_spans_are_count
     .await;
     assert_eq!(call().await, 200);
 }
+
+#[tokio::test]
+async fn a_rest_layer_in_front_of_a_remote_server_passes_the_callers_trace_on() {
+    let t = traced_gateway(&[]).await;
+    let rest = RestProcess::start(&["--upstream", &format!("http://{}", t.gw.grpc_addr)]).await;
+    let trace = "5e2f0c8e4a6b4d9f8c7b6a5d4c3b2a19";
+    let caller = "1122334455667788";
+    let answer = t
+        .http
+        .get(format!("http://{}/api/v1/admin/whoami", rest.addr))
+        .bearer_auth(&t.token)
+        .header("traceparent", format!("00-{trace}-{caller}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let spans = t.trace(trace, |spans| spans.iter().any(|s| s.name.ends_with("/WhoAmI"))).await;
+    let rpc = one(&spans, "wa.gateway.admin.v1.AdminService/WhoAmI");
+    assert_eq!(hex(&rpc.parent_span_id), caller, "the server's RPC continues the caller's trace");
+}

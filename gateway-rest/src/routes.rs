@@ -26,7 +26,10 @@ const MAX_BODY_BYTES: usize = 16 * 1024;
 const DRAIN_BYTES: usize = 1024 * 1024;
 /// Headers the RPC carries: credentials, the request id, and the client
 /// address `resolve_client` put in `x-forwarded-for`.
-const FORWARDED: [&str; 4] = ["authorization", "x-api-key", "x-request-id", "x-forwarded-for"];
+/// Credentials, request id, client address and W3C trace context: a REST
+/// layer in front of a remote server passes the caller's trace on as it is.
+const FORWARDED: [&str; 6] =
+    ["authorization", "x-api-key", "x-request-id", "x-forwarded-for", "traceparent", "tracestate"];
 
 #[derive(Clone)]
 pub(crate) struct RestState {
