@@ -72,6 +72,9 @@ async fn every_metric_the_alert_rules_and_the_dashboard_read_is_exported() {
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split(['{', ' ']).next())
         .collect();
+    for route in ["POST /api/v1/admin/sessions/{session}:backfill", "GET /api/v1/admin/sessions/{session}/backfill"] {
+        assert!(scrape.contains(&format!(r#"method="{route}""#)), "REST series are labelled by documented route");
+    }
     let rules = deploy("prometheus/alerts.yaml");
     let dashboard = deploy("grafana/wa-gateway.json");
     let dashboard_json: Json = serde_json::from_str(&dashboard).expect("the dashboard is JSON");

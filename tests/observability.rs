@@ -72,6 +72,24 @@ impl Traced {
     }
 }
 
+/// The trace as the collector got it (shown with `--nocapture`).
+fn print_trace(spans: &[Span]) {
+    let mut sorted: Vec<&Span> = spans.iter().collect();
+    sorted.sort_by_key(|s| s.start_time_unix_nano);
+    let t0 = sorted.first().map_or(0, |s| s.start_time_unix_nano);
+    for s in sorted {
+        let ms = |ns: u64| (ns - t0) as f64 / 1e6;
+        println!(
+            "{:>8.2} ms {:>8.2} ms  span {}  parent {:<16}  {}",
+            ms(s.start_time_unix_nano),
+            ms(s.end_time_unix_nano),
+            hex(&s.span_id),
+            hex(&s.parent_span_id),
+            s.name
+        );
+    }
+}
+
 fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
     spans.iter().filter(|s| s.name == name).collect()
 }
@@ -104,7 +122,8 @@ async fn a_rest_backfill_is_one_trace_from_the_caller_through_the_rpc_to_the_ses
     assert_eq!(t.finished("sess-1").await["status"], "succeeded");
 
     let spans = t.trace(TRACE, has_host_streams).await;
-    let rest = spans.iter().find(|s| s.name.starts_with("POST /api/v1/admin/sessions")).expect("the REST span");
+    print_trace(&spans);
+    let rest = one(&spans, "POST /api/v1/admin/sessions/{session}:backfill");
     assert_eq!(hex(&rest.parent_span_id), CALLER_SPAN, "the REST span continues the caller's");
     let rpc = one(&spans, "wa.gateway.admin.v1.AdminService/StartBackfill");
     assert_eq!(rpc.parent_span_id, rest.span_id, "the RPC is a child of the REST request");

@@ -25,6 +25,7 @@ use std::time::Duration;
 pub use backend::{AdminBackend, WatchStream, remote};
 pub use client_addr::TrustedProxies;
 pub use request_context::acceptable_request_id;
+pub use routes::RouteTemplate;
 #[cfg(fuzzing)]
 pub use routes::fuzz_request;
 

@@ -198,7 +198,24 @@ enum Resource<'a> {
     Participants { raw_group: &'a str },
 }
 
+/// The route a session resource answered, as documented (not the router's
+/// catch-all): a response extension, for metric labels and span names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteTemplate(pub &'static str);
+
 impl Resource<'_> {
+    fn template(&self) -> RouteTemplate {
+        RouteTemplate(match self {
+            Self::StartBackfill => "/api/v1/admin/sessions/{session}:backfill",
+            Self::GetBackfill => "/api/v1/admin/sessions/{session}/backfill",
+            Self::WatchBackfill => "/api/v1/admin/sessions/{session}/backfill:watch",
+            Self::CancelBackfill => "/api/v1/admin/sessions/{session}/backfill:cancel",
+            Self::Contacts => "/api/v1/admin/sessions/{session}/contacts",
+            Self::Groups => "/api/v1/admin/sessions/{session}/groups",
+            Self::Participants { .. } => "/api/v1/admin/sessions/{session}/groups/{groupJid}/participants",
+        })
+    }
+
     fn method(&self) -> &'static str {
         match self {
             Self::StartBackfill | Self::CancelBackfill => "POST",
@@ -261,6 +278,7 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         Ok(parsed) => parsed,
         Err(e) => return e.into_response(),
     };
+    let template = resource.template();
     let expected = resource.method();
     if request.method().as_str() != expected && !(expected == "GET" && request.method() == Method::HEAD) {
         return ApiError::method_not_allowed(expected).into_response();
@@ -313,7 +331,9 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
             }
         },
     };
-    result.unwrap_or_else(IntoResponse::into_response)
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(template);
+    response
 }
 
 fn page_of<D: From<P> + serde::Serialize, P>(data: Vec<P>, next_cursor: Option<String>) -> Response {

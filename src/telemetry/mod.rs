@@ -263,17 +263,17 @@ where
 /// spans are exported.
 pub async fn observe_rest(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
     use tracing::Instrument;
-    let route = request.extensions().get::<axum::extract::MatchedPath>().cloned();
-    let route = route.as_ref().map_or("other", |p| p.as_str());
+    let matched = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+    let matched = matched.as_ref().map_or("other", |p| p.as_str());
     let method = http_method_label(request.method());
     let started = Instant::now();
     let span = tracing::debug_span!(
         "rest.request",
-        otel.name = %format_args!("{method} {route}"),
+        otel.name = %format_args!("{method} {matched}"),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         http.request.method = method,
-        http.route = route,
+        http.route = matched,
         http.response.status_code = tracing::field::Empty,
     );
     let response = if span.is_disabled() {
@@ -281,12 +281,18 @@ pub async fn observe_rest(request: axum::extract::Request, next: axum::middlewar
     } else {
         traces::continue_from(&span, request.headers());
         let response = next.run(request).instrument(span.clone()).await;
+        if let Some(gateway_rest::RouteTemplate(route)) = response.extensions().get() {
+            traces::rename(&span, format!("{method} {route}"));
+            span.record("http.route", *route);
+        }
         span.record("http.response.status_code", response.status().as_u16());
         if response.status().is_server_error() {
             span.record("otel.status_code", "error");
         }
         response
     };
+    // A session resource names its documented route; others, the router's.
+    let route = response.extensions().get::<gateway_rest::RouteTemplate>().map_or(matched, |t| t.0);
     record_rest(method, route, response.status(), started);
     response
 }

@@ -256,6 +256,13 @@ pub fn rpc_span(method: &str) -> tracing::Span {
     )
 }
 
+/// Renames a span already started (`otel.name` applies only before).
+pub fn rename(span: &tracing::Span, name: String) {
+    if enabled() && !span.is_disabled() {
+        span.context().span().update_name(name);
+    }
+}
+
 /// Records a call's gRPC status on its span (an error status marks it failed).
 pub fn record_grpc_status(span: &tracing::Span, code: tonic::Code) {
     span.record("rpc.grpc.status_code", code as i32);
