@@ -220,3 +220,22 @@ async fn a_rest_layer_in_front_of_a_remote_server_passes_the_callers_trace_on() 
     let rpc = one(&spans, "wa.gateway.admin.v1.AdminService/WhoAmI");
     assert_eq!(hex(&rpc.parent_span_id), caller, "the server's RPC continues the caller's trace");
 }
+
+#[test]
+fn bad_trace_flags_are_refused_with_a_precise_error() {
+    for (args, expected) in [
+        (&["--otlp-endpoint", "ftp://collector:4317"][..], "expected http://HOST:PORT or https://HOST:PORT"),
+        (&["--otlp-endpoint", "not a url"][..], "--otlp-endpoint"),
+        (&["--otlp-endpoint", "http://c:4317", "--otlp-sample-ratio", "1.5"][..], "expected a number from 0.0 to 1.0"),
+        (&["--otlp-sample-ratio", "0.5"][..], "--otlp-endpoint"),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .args(["serve", "--jwks-url", "http://127.0.0.1:1/jwks"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
