@@ -204,7 +204,8 @@ impl Run {
         let mut attempt = 1;
         loop {
             let mut received = false;
-            match self.pull_contacts(host, &mut seen, &mut received, attempt).await {
+            let span = traces::host_stream_span("StreamContacts", host.gateway(), attempt);
+            match traced(span, self.pull_contacts(host, &mut seen, &mut received)).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
             }
@@ -213,7 +214,8 @@ impl Run {
         let mut attempt = 1;
         loop {
             let mut received = false;
-            match self.pull_groups(host, &mut seen, &mut received, attempt).await {
+            let span = traces::host_stream_span("StreamJoinedGroups", host.gateway(), attempt);
+            match traced(span, self.pull_groups(host, &mut seen, &mut received)).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
             }
@@ -235,42 +237,22 @@ impl Run {
         Ok(attempt + 1)
     }
 
-    async fn pull_contacts(
-        &self,
-        host: &HostClient,
-        seen: &mut Seen,
-        received: &mut bool,
-        attempt: u32,
-    ) -> Result<(), RunError> {
-        let span = traces::host_stream_span("StreamContacts", host.gateway(), attempt);
-        let pulled = async {
-            let mut batches = host.contacts(&self.session, self.config.stall_timeout).await?;
-            while let Some(batch) = batches.next().await? {
-                *received = true;
-                self.store_contacts(dedupe::contacts(batch), seen).await?;
-            }
-            Ok(())
-        };
-        traced(span, pulled).await
+    async fn pull_contacts(&self, host: &HostClient, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
+        let mut batches = host.contacts(&self.session, self.config.stall_timeout).await?;
+        while let Some(batch) = batches.next().await? {
+            *received = true;
+            self.store_contacts(dedupe::contacts(batch), seen).await?;
+        }
+        Ok(())
     }
 
-    async fn pull_groups(
-        &self,
-        host: &HostClient,
-        seen: &mut Seen,
-        received: &mut bool,
-        attempt: u32,
-    ) -> Result<(), RunError> {
-        let span = traces::host_stream_span("StreamJoinedGroups", host.gateway(), attempt);
-        let pulled = async {
-            let mut batches = host.groups(&self.session, self.config.stall_timeout).await?;
-            while let Some(batch) = batches.next().await? {
-                *received = true;
-                self.store_groups(dedupe::groups(batch), seen).await?;
-            }
-            Ok(())
-        };
-        traced(span, pulled).await
+    async fn pull_groups(&self, host: &HostClient, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
+        let mut batches = host.groups(&self.session, self.config.stall_timeout).await?;
+        while let Some(batch) = batches.next().await? {
+            *received = true;
+            self.store_groups(dedupe::groups(batch), seen).await?;
+        }
+        Ok(())
     }
 
     /// One host batch, one transaction: memory is bounded by the host's

@@ -64,23 +64,29 @@ pub fn init(
         .thread_name("wa-gateway-log")
         .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     super::count_dropped_log_lines(writer.error_counter());
+    let Some(config) = traces else {
+        // No spans exported: one global filter, so a disabled span or event
+        // costs a cached callsite check and nothing per layer.
+        let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+        match format {
+            Format::Pretty => builder.init(),
+            Format::Json => builder.event_format(JsonLines).fmt_fields(JsonFields).init(),
+        }
+        return Ok(Logging { _writer: guard, traces: None });
+    };
+    // Exported spans: each layer with its own filter, so the log filter never
+    // hides a span from the exporter.
     type Boxed = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
     let lines = tracing_subscriber::fmt::layer().with_writer(writer);
     let lines: Boxed = match format {
         Format::Pretty => lines.with_filter(filter).boxed(),
         Format::Json => lines.event_format(JsonLines).fmt_fields(JsonFields).with_filter(filter).boxed(),
     };
-    let mut layers = vec![lines];
-    let mut trace_guard = None;
-    if let Some(config) = traces {
-        let (spans, guard) = super::traces::layer(config)?;
-        // Only this crate's spans: never events, never dependencies' spans.
-        let ours = tracing_subscriber::filter::filter_fn(|meta| meta.is_span() && meta.target().starts_with("wa_gateway"));
-        layers.push(spans.with_filter(ours).boxed());
-        trace_guard = Some(guard);
-    }
-    tracing_subscriber::registry().with(layers).init();
-    Ok(Logging { _writer: guard, traces: trace_guard })
+    let (spans, trace_guard) = super::traces::layer(config)?;
+    // Only this crate's spans: never events, never dependencies' spans.
+    let ours = tracing_subscriber::filter::filter_fn(|meta| meta.is_span() && meta.target().starts_with("wa_gateway"));
+    tracing_subscriber::registry().with(vec![lines, spans.with_filter(ours).boxed()]).init();
+    Ok(Logging { _writer: guard, traces: Some(trace_guard) })
 }
 
 /// Writes one event as one flat JSON object.
