@@ -32,7 +32,8 @@ fn metric_names(text: &str) -> HashSet<String> {
     let mut rest = text;
     while let Some(at) = rest.find("wa_gateway_") {
         let tail = &rest[at..];
-        let end = tail.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')).unwrap_or(tail.len());
+        let end =
+            tail.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')).unwrap_or(tail.len());
         names.insert(tail[..end].to_owned());
         rest = &tail[end..];
     }
@@ -42,7 +43,8 @@ fn metric_names(text: &str) -> HashSet<String> {
 #[tokio::test]
 async fn every_metric_the_alert_rules_and_the_dashboard_read_is_exported() {
     let receiver = OtlpReceiver::start().await;
-    let script = Script { contacts: vec![contact(1, "m")], groups: vec![group(1, 2, "m")], batch: 10, ..Default::default() };
+    let script =
+        Script { contacts: vec![contact(1, "m")], groups: vec![group(1, 2, "m")], batch: 10, ..Default::default() };
     let (_host, host_url) = ScriptedHost::start(script).await;
     let jwks = JwksServer::start().await;
     let host = format!("gw-1={host_url}");
@@ -67,11 +69,8 @@ async fn every_metric_the_alert_rules_and_the_dashboard_read_is_exported() {
     .await;
 
     let scrape = http.get(gw.http("/metrics")).send().await.unwrap().text().await.unwrap();
-    let exported: HashSet<&str> = scrape
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .collect();
+    let exported: HashSet<&str> =
+        scrape.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
     for route in ["POST /api/v1/admin/sessions/{session}:backfill", "GET /api/v1/admin/sessions/{session}/backfill"] {
         assert!(scrape.contains(&format!(r#"method="{route}""#)), "REST series are labelled by documented route");
     }

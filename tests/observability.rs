@@ -100,8 +100,10 @@ fn one<'a>(spans: &'a [Span], name: &str) -> &'a Span {
     found[0]
 }
 
-const HOST_STREAMS: [&str; 2] =
-    ["wa.gateway.host.v1.SessionHostService/StreamContacts", "wa.gateway.host.v1.SessionHostService/StreamJoinedGroups"];
+const HOST_STREAMS: [&str; 2] = [
+    "wa.gateway.host.v1.SessionHostService/StreamContacts",
+    "wa.gateway.host.v1.SessionHostService/StreamJoinedGroups",
+];
 
 fn has_host_streams(spans: &[Span]) -> bool {
     HOST_STREAMS.iter().all(|name| !named(spans, name).is_empty()) && !named(spans, "backfill.run").is_empty()

@@ -10,8 +10,8 @@ use tracing::Instrument;
 use super::admin::AdminApi;
 use super::auth_layer::{Gate, Presented, request_id};
 use crate::auth::Credentials;
-use crate::telemetry::traces;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
+use crate::telemetry::traces;
 
 pub struct InProcessAdmin {
     api: AdminApi,

@@ -71,7 +71,9 @@ impl TraceGuard {
 
 /// The tracing layer that turns spans into OpenTelemetry spans, and the
 /// guard of its export task. Call within a tokio runtime.
-pub fn layer<S>(config: &TraceConfig) -> anyhow::Result<(tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>, TraceGuard)>
+pub fn layer<S>(
+    config: &TraceConfig,
+) -> anyhow::Result<(tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>, TraceGuard)>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
@@ -131,7 +133,11 @@ impl SpanProcessor for QueueProcessor {
 }
 
 /// Sends queued spans in batches until `stop`, then sends what is left once.
-async fn export_loop(mut queued: mpsc::Receiver<SpanData>, exporter: impl SpanExporter, stop: tokio_util::sync::CancellationToken) {
+async fn export_loop(
+    mut queued: mpsc::Receiver<SpanData>,
+    exporter: impl SpanExporter,
+    stop: tokio_util::sync::CancellationToken,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = tokio::select! {

@@ -179,7 +179,12 @@ impl ScriptedHost {
 
     async fn serve(script: Script, tls: Option<tonic::transport::ServerTlsConfig>) -> (Self, String) {
         let (gate, _) = watch::channel(false);
-        let host = Self { script: Arc::new(Mutex::new(script)), gate, calls: Default::default(), traceparents: Default::default() };
+        let host = Self {
+            script: Arc::new(Mutex::new(script)),
+            gate,
+            calls: Default::default(),
+            traceparents: Default::default(),
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let url = match tls {

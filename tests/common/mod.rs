@@ -129,7 +129,11 @@ impl Gateway {
     }
 
     async fn spawn(db: &str, jwks_url: &str, extra: &[&str], keep_logs: bool) -> Self {
-        let log = if keep_logs { ["--log", "info", "--log-format", "json"] } else { ["--log", "warn", "--log-format", "pretty"] };
+        let log = if keep_logs {
+            ["--log", "info", "--log-format", "json"]
+        } else {
+            ["--log", "warn", "--log-format", "pretty"]
+        };
         let mut child = Command::new(BIN)
             .arg("--database-url")
             .arg(db)
