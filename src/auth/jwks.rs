@@ -129,8 +129,8 @@ fn max_age(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 
 /// When the key set was last replaced by a good one, for the staleness alert.
 fn keys_loaded_now() {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    metrics::gauge!("wa_gateway_jwks_last_success_timestamp_seconds").set(now.as_secs_f64());
+    let now = crate::time::now_millis() as f64 / 1000.0;
+    metrics::gauge!("wa_gateway_jwks_last_success_timestamp_seconds").set(now);
 }
 
 impl JwksCache {

@@ -175,9 +175,9 @@ struct Running(std::sync::Mutex<std::collections::HashMap<String, f64>>);
 
 impl Running {
     fn begin(&self, job: &str) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let started = crate::time::now_millis() as f64 / 1000.0;
         self.change(|jobs| {
-            jobs.insert(job.to_owned(), now.as_secs_f64());
+            jobs.insert(job.to_owned(), started);
         });
     }
 
@@ -349,16 +349,12 @@ async fn worker(inner: Arc<Inner>) {
                     },
                     counters: Default::default(),
                 };
-                let span = tracing::debug_span!(
-                    "backfill.run",
-                    otel.name = "backfill.run",
-                    job = %run.handle.job().id,
-                    session = %run.session,
-                );
-                if let Some(queued_by) = inner.traces.take(&run.handle.job().id) {
+                let job = run.handle.job().id.clone();
+                let span =
+                    tracing::debug_span!("backfill.run", otel.name = "backfill.run", job, session = %run.session);
+                if let Some(queued_by) = inner.traces.take(&job) {
                     traces::set_parent(&span, queued_by);
                 }
-                let job = run.handle.job().id.clone();
                 inner.running.begin(&job);
                 if AssertUnwindSafe(run.execute()).catch_unwind().instrument(span).await.is_err() {
                     tracing::error!("a backfill panicked while recording its end");

@@ -49,7 +49,11 @@ impl Logging {
 /// Installs the process-wide subscriber: log lines through `filter`, and
 /// spans to OTLP when `traces` is set (within a tokio runtime). Keep the
 /// result until exit.
-pub fn init(filter: &str, format: Format, traces: Option<&super::traces::TraceConfig>) -> anyhow::Result<Logging> {
+pub fn init(
+    filter: &str,
+    format: Format,
+    traces: Option<&super::traces::TraceConfig>,
+) -> Result<Logging, super::traces::ExportSetupError> {
     use tracing_subscriber::prelude::*;
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

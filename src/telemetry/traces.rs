@@ -54,6 +54,14 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
+/// The layer that turns `tracing` spans into exported OpenTelemetry spans.
+pub type SpanLayer<S> = tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>;
+
+/// The OTLP exporter could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ExportSetupError(#[from] opentelemetry_otlp::ExporterBuildError);
+
 /// Stops the export task, sending what is still queued (bounded in time).
 pub struct TraceGuard {
     provider: SdkTracerProvider,
@@ -71,9 +79,7 @@ impl TraceGuard {
 
 /// The tracing layer that turns spans into OpenTelemetry spans, and the
 /// guard of its export task. Call within a tokio runtime.
-pub fn layer<S>(
-    config: &TraceConfig,
-) -> anyhow::Result<(tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>, TraceGuard)>
+pub fn layer<S>(config: &TraceConfig) -> Result<(SpanLayer<S>, TraceGuard), ExportSetupError>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
