@@ -241,3 +241,27 @@ fn bad_trace_flags_are_refused_with_a_precise_error() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn a_malformed_traceparent_is_ignored_and_the_call_starts_its_own_trace() {
+    let t = traced_gateway(&[]).await;
+    let bad = ["00-zzzz-00f067aa0ba902b7-01", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "garbage"];
+    for value in bad {
+        let answer = t
+            .http
+            .get(t.gw.http("/api/v1/admin/whoami"))
+            .bearer_auth(&t.token)
+            .header("traceparent", value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{value}");
+    }
+    let roots = eventually("the three REST spans", Duration::from_secs(30), || async {
+        let spans: Vec<Span> =
+            t.receiver.spans().into_iter().filter(|s| s.name == "GET /api/v1/admin/whoami").collect();
+        (spans.len() == bad.len()).then_some(spans)
+    })
+    .await;
+    assert!(roots.iter().all(|s| s.parent_span_id.is_empty()), "each is the root of a new trace");
+}
