@@ -16,6 +16,7 @@ mod backend;
 mod client_addr;
 pub mod dto;
 pub mod error;
+pub mod finish;
 pub mod openapi;
 mod request_context;
 mod routes;
@@ -65,7 +66,7 @@ impl Default for RestConfig {
 pub fn router(backend: AdminBackend, config: RestConfig) -> axum::Router {
     let trusted = std::sync::Arc::new(config.trusted_proxies);
     let mut router = routes::routes(routes::RestState { backend, rpc_timeout: config.rpc_timeout })
-        .layer(axum::middleware::from_fn_with_state(trusted, request_context::request_context));
+        .layer(request_context::RequestContextLayer { trusted });
     if !config.cors_origins.is_empty() {
         let cors = CorsLayer::new()
             .allow_origin(AllowOrigin::list(config.cors_origins))

@@ -24,12 +24,18 @@ const SESSIONS: &str = "/api/v1/admin/sessions";
 const MAX_BODY_BYTES: usize = 16 * 1024;
 /// How much of an oversized body is read and discarded before answering 413.
 const DRAIN_BYTES: usize = 1024 * 1024;
-/// Headers the RPC carries: credentials, the request id, and the client
-/// address `resolve_client` put in `x-forwarded-for`.
-/// Credentials, request id, client address and W3C trace context: a REST
-/// layer in front of a remote server passes the caller's trace on as it is.
-const FORWARDED: [&str; 6] =
-    ["authorization", "x-api-key", "x-request-id", "x-forwarded-for", "traceparent", "tracestate"];
+const FORWARDED_COUNT: usize = 6;
+/// Headers the RPC carries: credentials, the request id, the client address
+/// (set by `request_context`) and W3C trace context (a REST layer in front
+/// of a remote server passes the caller's trace on as it is).
+const FORWARDED: [http::HeaderName; FORWARDED_COUNT] = [
+    http::header::AUTHORIZATION,
+    http::HeaderName::from_static("x-api-key"),
+    crate::request_context::REQUEST_ID,
+    http::HeaderName::from_static("x-forwarded-for"),
+    http::HeaderName::from_static("traceparent"),
+    http::HeaderName::from_static("tracestate"),
+];
 
 #[derive(Clone)]
 pub(crate) struct RestState {
@@ -48,7 +54,7 @@ pub(crate) fn routes(state: RestState) -> Router {
                 .fallback(|| async { ApiError::method_not_allowed("GET") }),
         )
         .fallback(|| async { ApiError::not_found("no such path") })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth_first::auth_first))
+        .layer(crate::auth_first::AuthFirstLayer(state.clone()))
         .with_state(state)
 }
 
@@ -59,23 +65,28 @@ pub(crate) fn rpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<
 
 /// The headers an RPC carries, kept (cheaply: header values share the
 /// request's buffer) for a call made after the request is gone.
-pub(crate) struct Forwarded([Option<http::HeaderValue>; FORWARDED.len()]);
+pub(crate) struct Forwarded([Option<http::HeaderValue>; FORWARDED_COUNT]);
 
 impl Forwarded {
     pub(crate) fn of(headers: &HeaderMap) -> Self {
-        Self(FORWARDED.map(|name| headers.get(name).cloned()))
+        Self(std::array::from_fn(|i| headers.get(&FORWARDED[i]).cloned()))
     }
 
+    /// The values are shared, not copied; one that a header value could not
+    /// hold (a control character) is left out, as before a network hop.
     pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
+        let mut metadata = HeaderMap::with_capacity(FORWARDED.len());
+        let valid = |v: &&http::HeaderValue| v.as_bytes().iter().all(|&b| b == b'\t' || (b >= 32 && b != 127));
         for (name, value) in FORWARDED.iter().zip(&self.0) {
-            if let Some(value) =
-                value.as_ref().and_then(|v| tonic::metadata::AsciiMetadataValue::try_from(v.as_bytes()).ok())
-            {
-                request.metadata_mut().insert(*name, value);
+            if let Some(value) = value.as_ref().filter(valid) {
+                metadata.insert(name.clone(), value.clone());
             }
         }
-        request
+        tonic::Request::from_parts(
+            tonic::metadata::MetadataMap::from_headers(metadata),
+            tonic::Extensions::default(),
+            message,
+        )
     }
 }
 

@@ -102,7 +102,7 @@ pub fn main() -> ExitCode {
         match crate::telemetry::logs::init(&cli.log, format, traces.as_ref()) {
             Ok(logs) => logs,
             Err(error) => {
-                eprintln!("error: --otlp-endpoint: {error:#}");
+                eprintln!("error: {error}");
                 return ExitCode::FAILURE;
             }
         }

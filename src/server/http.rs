@@ -107,7 +107,7 @@ pub fn router(
         let jwks = get(move || std::future::ready(([(http::header::CONTENT_TYPE, "application/json")], demo)));
         router = router.route("/demo/jwks.json", jwks.fallback(method_not_allowed));
     }
-    router.layer(axum::middleware::from_fn(crate::telemetry::observe_rest))
+    router.layer(crate::telemetry::ObserveRestLayer)
 }
 
 /// Serves `router` until `shutdown`, then lets open connections finish (the

@@ -3,8 +3,9 @@
 //! Every event (an audit event is one per admin call, so this is the hot
 //! path) is formatted on the calling thread straight into the line, with no
 //! intermediate map of values, and written by a background thread in
-//! batches, so no request waits on stderr. Lines that find the queue full
-//! are dropped and counted (`wa_gateway_log_lines_dropped_total`).
+//! batches ([`super::log_writer`]), so no request waits on stderr. Lines
+//! that find the buffer full are dropped and counted
+//! (`wa_gateway_log_lines_dropped_total`).
 //!
 //! A JSON line is one flat object: `timestamp` (RFC 3339, UTC), `level`,
 //! `target`, `message`, then the event's fields under their own names
@@ -32,7 +33,7 @@ pub enum Format {
 
 /// What keeps logging (and trace export) going; see [`Logging::finish`].
 pub struct Logging {
-    _writer: tracing_appender::non_blocking::WorkerGuard,
+    _writer: super::log_writer::WriterGuard,
     traces: Option<super::traces::TraceGuard>,
 }
 
@@ -46,24 +47,26 @@ impl Logging {
     }
 }
 
+/// Logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("cannot start the log writer thread: {0}")]
+    Writer(#[source] std::io::Error),
+    #[error("--otlp-endpoint: {0}")]
+    Traces(#[from] super::traces::ExportSetupError),
+}
+
 /// Installs the process-wide subscriber: log lines through `filter`, and
 /// spans to OTLP when `traces` is set (within a tokio runtime). Keep the
 /// result until exit.
-pub fn init(
-    filter: &str,
-    format: Format,
-    traces: Option<&super::traces::TraceConfig>,
-) -> Result<Logging, super::traces::ExportSetupError> {
+pub fn init(filter: &str, format: Format, traces: Option<&super::traces::TraceConfig>) -> Result<Logging, InitError> {
     use tracing_subscriber::prelude::*;
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        // About 1.5 s of audit lines at full load; each slot is preallocated.
-        .buffered_lines_limit(64 * 1024)
-        .thread_name("wa-gateway-log")
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
-    super::count_dropped_log_lines(writer.error_counter());
+    let (writer, guard) = match super::log_writer::spawn(std::io::stderr(), super::log_writer::DEFAULT_CAP) {
+        Ok(started) => started,
+        Err(error) => return Err(InitError::Writer(error)),
+    };
     let Some(config) = traces else {
         // No spans exported: one global filter, so a disabled span or event
         // costs a cached callsite check and nothing per layer.

@@ -20,7 +20,7 @@
 //!   503) or made a job's write wait (`backfill`).
 //! - `ready`: 1 when `/readyz` would answer 200 (evaluated at each scrape).
 //! - `log_lines_dropped_total`: log lines (audit events included) dropped
-//!   because the background writer's queue was full.
+//!   because stderr could not keep up (see [`log_writer`]).
 //! - `trace_spans_exported_total`, `trace_spans_dropped_total{reason}`:
 //!   spans sent to the OTLP collector, and spans dropped (`queue_full`,
 //!   `export_failed`); see [`traces`].
@@ -28,11 +28,10 @@
 //! Audit events are tracing events with target `audit`, one per admin RPC;
 //! [`logs`] writes them.
 
+mod log_writer;
 pub mod logs;
 pub mod traces;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -58,18 +57,9 @@ pub fn install() -> PrometheusHandle {
         .clone()
 }
 
-static DROPPED_LOG_LINES: std::sync::OnceLock<tracing_appender::non_blocking::ErrorCounter> =
-    std::sync::OnceLock::new();
-
-/// Where the log writer counts the lines it had to drop (a full queue).
-pub fn count_dropped_log_lines(counter: tracing_appender::non_blocking::ErrorCounter) {
-    let _ = DROPPED_LOG_LINES.set(counter);
-}
-
 /// The Prometheus text of every metric, the dropped-log-lines count included.
 pub fn render(handle: &PrometheusHandle) -> String {
-    let dropped = DROPPED_LOG_LINES.get().map_or(0, |c| c.dropped_lines());
-    metrics::counter!("wa_gateway_log_lines_dropped_total").absolute(dropped as u64);
+    metrics::counter!("wa_gateway_log_lines_dropped_total").absolute(log_writer::dropped_lines());
     handle.render()
 }
 
@@ -233,68 +223,119 @@ fn grpc_code_name(code: &str) -> &'static str {
 
 impl<S, B, R> Service<http::Request<B>> for GrpcMetrics<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<R>> + Send,
-    S::Future: Send + 'static,
+    S: Service<http::Request<B>, Response = http::Response<R>>,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+    type Future = gateway_rest::finish::Finishing<S::Future, GrpcObservation>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = grpc_method_label(request.uri().path());
-        let started = Instant::now();
-        let future = self.inner.call(request);
-        Box::pin(async move {
-            let response = future.await?;
-            let code =
-                response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(grpc_code_name).unwrap_or("OK");
-            record_grpc(method, code, started);
-            Ok(response)
-        })
+        let observation = GrpcObservation { method: grpc_method_label(request.uri().path()), started: Instant::now() };
+        gateway_rest::finish::Finishing::new(self.inner.call(request), observation)
+    }
+}
+
+/// What a gRPC call's metrics need from the request.
+pub struct GrpcObservation {
+    method: &'static str,
+    started: Instant,
+}
+
+impl<R> gateway_rest::finish::Finish<http::Response<R>> for GrpcObservation {
+    fn finish(self, response: http::Response<R>) -> http::Response<R> {
+        let code =
+            response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(grpc_code_name).unwrap_or("OK");
+        record_grpc(self.method, code, self.started);
+        response
     }
 }
 
 /// REST requests: counted by HTTP method, route template and status, and
 /// traced (a `rest.request` span continuing the caller's `traceparent`) when
-/// spans are exported.
-pub async fn observe_rest(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    use tracing::Instrument;
-    let matched = request.extensions().get::<axum::extract::MatchedPath>().cloned();
-    let matched = matched.as_ref().map_or("other", |p| p.as_str());
-    let method = http_method_label(request.method());
-    let started = Instant::now();
-    let span = tracing::debug_span!(
-        "rest.request",
-        otel.name = %format_args!("{method} {matched}"),
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        http.request.method = method,
-        http.route = matched,
-        http.response.status_code = tracing::field::Empty,
-    );
-    let response = if span.is_disabled() {
-        next.run(request).await
-    } else {
-        traces::continue_from(&span, request.headers());
-        let response = next.run(request).instrument(span.clone()).await;
-        if let Some(gateway_rest::RouteTemplate(route)) = response.extensions().get() {
-            traces::rename(&span, format!("{method} {route}"));
-            span.record("http.route", *route);
+/// spans are exported. Applied to each route, where the matched path is known.
+#[derive(Clone, Copy, Default)]
+pub struct ObserveRestLayer;
+
+impl<S> Layer<S> for ObserveRestLayer {
+    type Service = ObserveRest<S>;
+    fn layer(&self, inner: S) -> ObserveRest<S> {
+        ObserveRest { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct ObserveRest<S> {
+    inner: S,
+}
+
+type RestResponse = axum::response::Response;
+
+impl<S> Service<axum::extract::Request> for ObserveRest<S>
+where
+    S: Service<axum::extract::Request, Response = RestResponse>,
+{
+    type Response = RestResponse;
+    type Error = S::Error;
+    type Future = gateway_rest::finish::Finishing<tracing::instrument::Instrumented<S::Future>, RestObservation>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        use tracing::Instrument;
+        let matched = request.extensions().get::<axum::extract::MatchedPath>().cloned();
+        let route = matched.as_ref().map_or("other", |p| p.as_str());
+        let method = http_method_label(request.method());
+        let started = Instant::now();
+        let span = tracing::debug_span!(
+            "rest.request",
+            otel.name = %format_args!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = method,
+            http.route = route,
+            http.response.status_code = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            traces::continue_from(&span, request.headers());
         }
-        span.record("http.response.status_code", response.status().as_u16());
-        if response.status().is_server_error() {
-            span.record("otel.status_code", "error");
+        let future = self.inner.call(request).instrument(span.clone());
+        gateway_rest::finish::Finishing::new(future, RestObservation { method, matched, started, span })
+    }
+}
+
+/// What a REST request's metrics and span need from the request.
+pub struct RestObservation {
+    method: &'static str,
+    matched: Option<axum::extract::MatchedPath>,
+    started: Instant,
+    span: tracing::Span,
+}
+
+impl gateway_rest::finish::Finish<RestResponse> for RestObservation {
+    fn finish(self, response: RestResponse) -> RestResponse {
+        let Self { method, matched, started, span } = self;
+        // A session resource names its documented route; others, the router's.
+        let template = response.extensions().get::<gateway_rest::RouteTemplate>().map(|t| t.0);
+        let route = template.unwrap_or(matched.as_ref().map_or("other", |p| p.as_str()));
+        if !span.is_disabled() {
+            if let Some(route) = template {
+                traces::rename(&span, format!("{method} {route}"));
+                span.record("http.route", route);
+            }
+            span.record("http.response.status_code", response.status().as_u16());
+            if response.status().is_server_error() {
+                span.record("otel.status_code", "error");
+            }
         }
+        record_rest(method, route, response.status(), started);
         response
-    };
-    // A session resource names its documented route; others, the router's.
-    let route = response.extensions().get::<gateway_rest::RouteTemplate>().map_or(matched, |t| t.0);
-    record_rest(method, route, response.status(), started);
-    response
+    }
 }
 
 #[cfg(test)]
