@@ -114,6 +114,7 @@ def main():
         procs.append(gw)
         listening = read_until(gw, r"grpc=(\S+) http=(\S+)")
         grpc, rest = listening.group(1), listening.group(2)
+        database = read_until(gw, r"Throwaway database: (\S+)").group(1)
         token = read_until(gw, r"export WA_GATEWAY_TOKEN='([^']+)'").group(1)
         threading_drain(gw)
         http("POST", f"http://{rest}/api/v1/admin/sessions/{SESSION}:backfill", token, b"")
@@ -123,6 +124,11 @@ def main():
             if json.loads(job)["status"] == "succeeded":
                 break
             time.sleep(0.1)
+        # The demo seeds 12 sessions; a page of 50 needs more.
+        import_sessions(database, work)
+        page = json.loads(http("GET", f"http://{rest}/api/v1/admin/sessions?limit=50", token))
+        if len(page["data"]) != 50:
+            sys.exit(f"a ListSessions page holds {len(page['data'])} sessions, not 50")
         body_file = os.path.join(work, "job.json")
         open(body_file, "wb").write(job)
         axum = spawn([os.path.join(RELEASE, "examples", "bare_axum"), body_file], log)
@@ -154,7 +160,7 @@ def main():
         print("| call | load | wa-gateway | p99 | bare baseline | ratio |")
         print("|---|---|---|---|---|---|")
         print(f"| REST GET …/backfill (finished job) | wrk -t1 -c64 | {med['rest'][0]:,.0f} req/s | "
-              f"{med['rest'][1]:.2f} ms | axum static JSON: {med['axum'][0]:,.0f} req/s | "
+              f"{med['rest'][1]:.2f} ms | axum static JSON: {med['axum'][0]:,.0f} req/s, p99 {med['axum'][1]:.2f} ms | "
               f"{med['rest'][0] / med['axum'][0]:.2f} |")
         print(f"| gRPC GetBackfill | h2load -c64 -m1 | {med['grpc'][0]:,.0f} req/s | | "
               f"tonic empty unary: {med['tonic'][0]:,.0f} req/s | {med['grpc'][0] / med['tonic'][0]:.2f} |")
@@ -168,6 +174,21 @@ def main():
         for proc in procs:
             proc.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def import_sessions(database, work, count=200):
+    lines = os.path.join(work, "sessions.jsonl")
+    with open(lines, "w") as out:
+        for i in range(count):
+            out.write(json.dumps({
+                "id": f"bench-{i:04}", "organizationId": f"org_bench_{i % 7}", "createdByUserId": "user_bench",
+                "gatewayId": f"gw-bench-{i % 3}", "label": f"Bench line {i}", "phoneNumber": f"62899{i:07}",
+                "waJid": f"62899{i:07}@s.whatsapp.net", "waLid": None, "status": "working", "autoRead": False,
+                "presenceTyping": True, "isAdminSession": False, "ratePerMin": 20, "ratePerHour": 600,
+                "createdAt": 1719662400000 + i, "updatedAt": 1719662400000 + i, "lastConnectedAt": None,
+            }) + "\n")
+    subprocess.run([os.path.join(RELEASE, "wa-gateway"), "--database-url", database, "sessions", "import", lines],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def threading_drain(proc):

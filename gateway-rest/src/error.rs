@@ -1,7 +1,6 @@
 //! The REST error envelope, and the one function that turns a gRPC status
 //! into it: `{"error":{"code","message","details"}}`.
 
-use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
@@ -96,7 +95,7 @@ pub fn from_status(status: &tonic::Status) -> ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"error": {"code": self.code, "message": self.message, "details": self.details}});
-        let mut response = (self.status, Json(body)).into_response();
+        let mut response = (self.status, crate::json_body::JsonBody(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
         }

@@ -17,6 +17,7 @@ mod client_addr;
 pub mod dto;
 pub mod error;
 pub mod finish;
+mod json_body;
 pub mod openapi;
 mod request_context;
 mod routes;

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::Json;
+use crate::json_body::JsonBody;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
@@ -50,7 +50,7 @@ pub(crate) fn routes(state: RestState) -> Router {
         .route(&format!("{SESSIONS}/{{*rest}}"), any(session_resource))
         .route(
             "/api/v1/openapi.json",
-            get(|| async { Json(crate::openapi::document()) })
+            get(|| async { JsonBody(crate::openapi::document()) })
                 .fallback(|| async { ApiError::method_not_allowed("GET") }),
         )
         .fallback(|| async { ApiError::not_found("no such path") })
@@ -134,9 +134,9 @@ fn cursor(query: &HashMap<String, String>) -> Result<String, ApiError> {
     }
 }
 
-async fn who_am_i(State(state): State<RestState>, headers: HeaderMap) -> Result<Json<dto::Caller>, ApiError> {
+async fn who_am_i(State(state): State<RestState>, headers: HeaderMap) -> Result<JsonBody<dto::Caller>, ApiError> {
     let who = state.call(state.backend.who_am_i(rpc_request(&headers, pb::WhoAmIRequest {}))).await?;
-    Ok(Json(who.into()))
+    Ok(JsonBody(who.into()))
 }
 
 /// The query string as a map; a parameter given twice is ambiguous and refused.
@@ -157,7 +157,7 @@ async fn list_sessions(
     State(state): State<RestState>,
     headers: HeaderMap,
     uri: http::Uri,
-) -> Result<Json<PageOf<dto::Session>>, ApiError> {
+) -> Result<JsonBody<PageOf<dto::Session>>, ApiError> {
     let query = query_of(&uri)?;
     let status = match query.get("status").map(String::as_str) {
         None => pb::SessionStatus::Unspecified,
@@ -176,7 +176,7 @@ async fn list_sessions(
         gateway_id: text(&query, "gatewayId"),
     };
     let page = state.call(state.backend.list_sessions(rpc_request(&headers, message))).await?;
-    Ok(Json(PageOf { data: page.data.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
+    Ok(JsonBody(PageOf { data: page.data.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
 /// Decodes `%XX` escapes; anything else passes through.
@@ -310,7 +310,7 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         Resource::GetBackfill => {
             let message = pb::GetBackfillRequest { session_id };
             let job = state.call(state.backend.get_backfill(rpc_request(headers, message))).await;
-            job.map(|r| Json(r.job.map(dto::BackfillJob::from)).into_response())
+            job.map(|r| JsonBody(r.job.map(dto::BackfillJob::from)).into_response())
         }
         Resource::WatchBackfill => watch_backfill(state, headers, session_id, text(&query, "jobId")).await,
         Resource::Contacts => {
@@ -348,7 +348,7 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
 }
 
 fn page_of<D: From<P> + serde::Serialize, P>(data: Vec<P>, next_cursor: Option<String>) -> Response {
-    Json(PageOf::<D> { data: data.into_iter().map(Into::into).collect(), next_cursor }).into_response()
+    JsonBody(PageOf::<D> { data: data.into_iter().map(Into::into).collect(), next_cursor }).into_response()
 }
 
 /// A stored-data listing: `limit` and `cursor` from the query, then the RPC.
@@ -415,7 +415,7 @@ async fn start_backfill(
     let message = pb::StartBackfillRequest { session_id };
     let started = state.call(state.backend.start_backfill(rpc_request(headers, message))).await?;
     let location = format!("{SESSIONS}/{raw_id}/backfill");
-    let mut response = (StatusCode::ACCEPTED, Json(started.job.map(dto::BackfillJob::from))).into_response();
+    let mut response = (StatusCode::ACCEPTED, JsonBody(started.job.map(dto::BackfillJob::from))).into_response();
     if let Ok(value) = http::HeaderValue::from_str(&location) {
         response.headers_mut().insert(http::header::LOCATION, value);
     }
@@ -431,7 +431,7 @@ async fn cancel_backfill(
     check_empty_body(&read_body(body).await?)?;
     let message = pb::CancelBackfillRequest { session_id };
     let cancelled = state.call(state.backend.cancel_backfill(rpc_request(headers, message))).await?;
-    Ok(Json(cancelled.job.map(dto::BackfillJob::from)).into_response())
+    Ok(JsonBody(cancelled.job.map(dto::BackfillJob::from)).into_response())
 }
 
 /// Newline-delimited JSON: one BackfillJob per line, the current state

@@ -208,10 +208,9 @@ impl SqliteDatabase {
     }
 
     pub(super) async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = ?")
-            .bind(session.as_str())
-            .fetch_optional(&self.pool)
-            .await?)
+        let query = sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = ?")
+            .bind(session.as_str());
+        self.read(async |conn| query.fetch_optional(conn).await).await
     }
 
     pub(super) async fn contacts_page(
@@ -220,16 +219,13 @@ impl SqliteDatabase {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Slice<Contact>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT t.generation, t.jid, t.lid, t.phone_number, t.push_name, t.full_name, t.first_name, \
              t.business_name {} AND t.jid > ? ORDER BY t.jid LIMIT ?",
             visible("wa_contacts")
-        ))
-        .bind(session.as_str())
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let query = sqlx::query(&sql).bind(session.as_str()).bind(after.unwrap_or("")).bind(i64::from(limit) + 1);
+        let rows = self.read(async |conn| query.fetch_all(conn).await).await?;
         rows::slice(&rows, rows::contact)
     }
 
@@ -239,16 +235,13 @@ impl SqliteDatabase {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Slice<GroupSummary>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT t.generation, t.jid, t.name, t.topic, t.owner_jid, t.created_at, t.is_announce, t.is_locked, \
              t.addressing_mode, t.participant_count {} AND t.jid > ? ORDER BY t.jid LIMIT ?",
             visible("wa_groups")
-        ))
-        .bind(session.as_str())
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let query = sqlx::query(&sql).bind(session.as_str()).bind(after.unwrap_or("")).bind(i64::from(limit) + 1);
+        let rows = self.read(async |conn| query.fetch_all(conn).await).await?;
         rows::slice(&rows, rows::group_summary)
     }
 
@@ -259,17 +252,14 @@ impl SqliteDatabase {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Slice<Participant>, StoreError> {
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT t.generation, t.jid, t.lid, t.phone_number, t.is_admin, t.is_super_admin, t.display_name \
              {} AND t.group_jid = ? AND t.jid > ? ORDER BY t.jid LIMIT ?",
             visible("wa_group_participants")
-        ))
-        .bind(session.as_str())
-        .bind(group)
-        .bind(after.unwrap_or(""))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let query =
+            sqlx::query(&sql).bind(session.as_str()).bind(group).bind(after.unwrap_or("")).bind(i64::from(limit) + 1);
+        let rows = self.read(async |conn| query.fetch_all(conn).await).await?;
         rows::slice(&rows, rows::participant)
     }
 
@@ -279,13 +269,11 @@ impl SqliteDatabase {
         generation: &str,
         group: &str,
     ) -> Result<bool, StoreError> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")
-                .bind(session.as_str())
-                .bind(generation)
-                .bind(group)
-                .fetch_optional(&self.pool)
-                .await?;
+        let query = sqlx::query_scalar("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")
+            .bind(session.as_str())
+            .bind(generation)
+            .bind(group);
+        let found: Option<i64> = self.read(async |conn| query.fetch_optional(conn).await).await?;
         Ok(found.is_some())
     }
 }

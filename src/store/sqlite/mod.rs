@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod directory;
+mod readers;
 mod sessions;
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteDatabase {
     pool: SqlitePool,
+    /// For the hot reads; `None` for an in-memory database, where every
+    /// connection of its own would be another, empty database.
+    readers: Option<readers::Readers>,
     /// The database file (`None` for an in-memory database).
     file: Option<PathBuf>,
     /// Held for the life of a `serve`: an OS lock on `<file>.serve-lock`.
@@ -59,11 +63,26 @@ impl SqliteDatabase {
             // cost each query an extra round trip to the connection's thread.
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
-        Ok(Self { pool, file, serving: Mutex::new(None) })
+        let readers = file.as_ref().map(|_| readers::Readers::new(options, READERS));
+        Ok(Self { pool, readers, file, serving: Mutex::new(None) })
+    }
+
+    /// Runs a single-statement read on a reader connection.
+    async fn read<T>(
+        &self,
+        query: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        match &self.readers {
+            Some(readers) => readers.read(query).await,
+            None => Ok(query(&mut *self.pool.acquire().await?).await?),
+        }
     }
 }
+
+/// Reader connections, beside the pool's 8 (which writes and transactions use).
+const READERS: usize = 4;
 
 /// Takes the OS lock that makes one process the server of `file`. Other
 /// writers (imports, api-key commands) never take it: SQLite serializes
@@ -110,6 +129,9 @@ impl Database for SqliteDatabase {
     }
 
     async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close().await;
+        }
         self.pool.close().await;
     }
 

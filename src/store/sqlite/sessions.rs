@@ -150,15 +150,15 @@ impl super::SqliteDatabase {
             q.push(" AND id > ").push_bind(after);
         }
         q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit.get()) + 1).push(")");
-        let page: String = q.build_query_scalar().fetch_one(&self.pool).await?;
+        let query = q.build_query_scalar();
+        let page: String = self.read(async |conn| query.fetch_one(conn).await).await?;
         rows::sessions_from_json(&page)
     }
 
     pub(super) async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"))
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
+        let query = sqlx::query(&sql).bind(id.as_str());
+        let row = self.read(async |conn| query.fetch_optional(conn).await).await?;
         row.as_ref().map(rows::session).transpose()
     }
 }
