@@ -10,6 +10,7 @@ use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert::{group_jid, session_id, timestamp};
+use super::headers::METADATA;
 use super::status::to_status;
 use crate::auth::{AuthError, SuperAdmin};
 use crate::backfill::{Backfills, Job, PageArgs};
@@ -48,7 +49,8 @@ impl Call {
             .get::<SuperAdmin>()
             .cloned()
             .ok_or_else(|| Status::permission_denied("admin API requires the platform super_admin role"))?;
-        let request_id = request.metadata().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let request_id =
+            request.metadata().get(&METADATA.request_id).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
         Ok(Self { admin, action, request_id })
     }
 

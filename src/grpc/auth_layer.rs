@@ -12,18 +12,18 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use gateway_rest::TrustedProxies;
-use http::{Request, Response};
+use http::{HeaderName, Request, Response};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
+use super::headers::{AUTHORIZATION, GRPC_STATUS, REQUEST_ID, X_API_KEY, X_FORWARDED_FOR};
 use super::status::to_status;
 use crate::auth::{Authenticator, Credentials, SuperAdmin};
 use crate::error::ServiceError;
 use crate::telemetry::traces;
 
 pub const ADMIN_SERVICE_PREFIX: &str = "/wa.gateway.admin.v1.AdminService/";
-const REQUEST_ID: &str = "x-request-id";
 
 /// Which kind of credential was presented, for the rejection metric.
 fn credential_kind(creds: Credentials<'_>) -> &'static str {
@@ -116,7 +116,7 @@ pub struct AuthService<S> {
     gate: Gate,
 }
 
-fn header<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
+fn header<'a, B>(req: &'a Request<B>, name: &HeaderName) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -125,7 +125,7 @@ fn header<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
 /// from the REST layer in this process, which names the client it resolved
 /// in `x-forwarded-for`.
 fn client_addr<B>(req: &Request<B>, trusted: &TrustedProxies) -> Option<IpAddr> {
-    let forwarded = header(req, "x-forwarded-for");
+    let forwarded = header(req, &X_FORWARDED_FOR);
     let peer =
         req.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr).or_else(|| {
             req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>().and_then(|i| i.get_ref().remote_addr())
@@ -164,7 +164,7 @@ where
         let call = async move {
             // Every admin call carries a sane request id, for logs and audit,
             // and answers with it.
-            if let Some(id) = request_id(header(&req, REQUEST_ID)).and_then(|id| http::HeaderValue::from_str(&id).ok())
+            if let Some(id) = request_id(header(&req, &REQUEST_ID)).and_then(|id| http::HeaderValue::from_str(&id).ok())
             {
                 req.headers_mut().insert(REQUEST_ID, id);
             }
@@ -181,13 +181,10 @@ where
                 response
             };
             let presented = Presented {
-                creds: Credentials {
-                    authorization: header(&req, "authorization"),
-                    x_api_key: header(&req, "x-api-key"),
-                },
+                creds: Credentials { authorization: header(&req, &AUTHORIZATION), x_api_key: header(&req, &X_API_KEY) },
                 client: client_addr(&req, &gate.trusted),
-                action: req.uri().path().trim_start_matches(ADMIN_SERVICE_PREFIX),
-                request_id: header(&req, REQUEST_ID).unwrap_or(""),
+                action: req.uri().path().strip_prefix(ADMIN_SERVICE_PREFIX).unwrap_or_default(),
+                request_id: header(&req, &REQUEST_ID).unwrap_or(""),
             };
             let response = match gate.admit(presented).await {
                 Ok(admin) => {
@@ -199,7 +196,7 @@ where
             if let Ok(response) = &response {
                 // Set on trailers-only answers (every error); a success
                 // sends its status in the trailers.
-                let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()?.parse().ok());
+                let code = response.headers().get(GRPC_STATUS).and_then(|v| v.to_str().ok()?.parse().ok());
                 traces::record_grpc_status(&call_span, code.map_or(tonic::Code::Ok, tonic::Code::from_i32));
             }
             response

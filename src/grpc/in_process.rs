@@ -3,12 +3,13 @@
 //! straight to [`AdminApi`]. Nothing is encoded or framed on the way; the
 //! REST layer still only maps requests and statuses.
 
-use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::metadata::{Ascii, AsciiMetadataValue, MetadataKey, MetadataMap};
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::admin::AdminApi;
 use super::auth_layer::{Gate, Presented, request_id};
+use super::headers::METADATA;
 use crate::auth::Credentials;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 use crate::telemetry::traces;
@@ -25,21 +26,21 @@ impl InProcessAdmin {
 
     /// Admits the call (or refuses it) and hands it the caller's capability.
     async fn admit<T>(&self, mut request: Request<T>, action: &str) -> Result<Request<T>, Status> {
-        let fresh = request_id(text(request.metadata(), "x-request-id"));
+        let fresh = request_id(text(request.metadata(), &METADATA.request_id));
         if let Some(id) = fresh.and_then(|id| AsciiMetadataValue::try_from(id).ok()) {
-            request.metadata_mut().insert("x-request-id", id);
+            request.metadata_mut().insert(METADATA.request_id.clone(), id);
         }
         let metadata = request.metadata();
         let presented = Presented {
             creds: Credentials {
-                authorization: text(metadata, "authorization"),
-                x_api_key: text(metadata, "x-api-key"),
+                authorization: text(metadata, &METADATA.authorization),
+                x_api_key: text(metadata, &METADATA.x_api_key),
             },
             // The REST layer names the client it resolved (peer, or trusted
             // proxy's forward) in `x-forwarded-for`.
-            client: text(metadata, "x-forwarded-for").and_then(|f| f.trim().parse().ok()),
+            client: text(metadata, &METADATA.x_forwarded_for).and_then(|f| f.trim().parse().ok()),
             action,
-            request_id: text(metadata, "x-request-id").unwrap_or(""),
+            request_id: text(metadata, &METADATA.request_id).unwrap_or(""),
         };
         let admin = self.gate.admit(presented).await?;
         request.extensions_mut().insert(admin);
@@ -55,7 +56,7 @@ async fn traced<T>(action: &str, call: impl Future<Output = Result<T, Status>>) 
     result
 }
 
-fn text<'a>(metadata: &'a MetadataMap, name: &str) -> Option<&'a str> {
+fn text<'a>(metadata: &'a MetadataMap, name: &MetadataKey<Ascii>) -> Option<&'a str> {
     metadata.get(name).and_then(|v| v.to_str().ok())
 }
 

@@ -18,7 +18,6 @@ use std::fmt::{self, Write as _};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -103,8 +102,10 @@ where
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut out: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let meta = event.metadata();
         out.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut out)?;
-        write!(out, "\",\"level\":\"{}\",\"target\":", meta.level())?;
+        out.write_str(std::str::from_utf8(&rfc3339_micros(std::time::SystemTime::now())).map_err(|_| fmt::Error)?)?;
+        out.write_str("\",\"level\":\"")?;
+        out.write_str(meta.level().as_str())?;
+        out.write_str("\",\"target\":")?;
         write_json_str(&mut out, meta.target())?;
         let mut fields = JsonVisitor { out: &mut out, result: Ok(()), scratch: String::new() };
         event.record(&mut fields);
@@ -195,30 +196,70 @@ impl Visit for JsonVisitor<'_, '_> {
 }
 
 /// `value` as a JSON string: quotes, backslashes and control characters
-/// escaped, everything else as it is.
+/// escaped, everything else as it is. (Every byte that needs escaping is
+/// ASCII, so slicing at it never splits a character.)
 fn write_json_str(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
     out.write_char('"')?;
     let mut plain = 0;
-    for (i, c) in value.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\n' => "\\n",
-            '\r' => "\\r",
-            '\t' => "\\t",
-            c if (c as u32) < 0x20 => "",
+    for (i, &byte) in value.as_bytes().iter().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            byte if byte < 0x20 => "",
             _ => continue,
         };
         out.write_str(&value[plain..i])?;
         if escape.is_empty() {
-            write!(out, "\\u{:04x}", c as u32)?;
+            write!(out, "\\u{byte:04x}")?;
         } else {
             out.write_str(escape)?;
         }
-        plain = i + c.len_utf8();
+        plain = i + 1;
     }
     out.write_str(&value[plain..])?;
     out.write_char('"')
+}
+
+/// `time` as RFC 3339 in UTC with microseconds (`2026-11-22T14:41:25.522328Z`),
+/// formatted without `fmt` machinery: every log line starts with one.
+fn rfc3339_micros(time: std::time::SystemTime) -> [u8; 27] {
+    let since_epoch = time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let of_day = secs % 86_400;
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for slot in text[at..at + width].iter_mut().rev() {
+            *slot = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3600);
+    put(14, 2, of_day / 60 % 60);
+    put(17, 2, of_day % 60);
+    put(20, 6, u64::from(since_epoch.subsec_micros()));
+    text
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
@@ -232,6 +273,20 @@ mod tests {
         write_json_str(&mut line, nasty).unwrap();
         let parsed: String = serde_json::from_str(&line).unwrap();
         assert_eq!(parsed, nasty);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_in_utc_with_microseconds() {
+        let at = |secs: u64, micros: u32| {
+            let time = std::time::UNIX_EPOCH + std::time::Duration::new(secs, micros * 1000);
+            String::from_utf8(rfc3339_micros(time).to_vec()).unwrap()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(951_868_799, 999_999), "2000-02-29T23:59:59.999999Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(at(1_795_395_723, 522_328), "2026-11-23T01:02:03.522328Z");
+        assert_eq!(at(253_402_300_799, 1), "9999-12-31T23:59:59.000001Z");
     }
 
     #[test]

@@ -247,8 +247,12 @@ pub struct GrpcObservation {
 
 impl<R> gateway_rest::finish::Finish<http::Response<R>> for GrpcObservation {
     fn finish(self, response: http::Response<R>) -> http::Response<R> {
-        let code =
-            response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).map(grpc_code_name).unwrap_or("OK");
+        let code = response
+            .headers()
+            .get(crate::grpc::headers::GRPC_STATUS)
+            .and_then(|v| v.to_str().ok())
+            .map(grpc_code_name)
+            .unwrap_or("OK");
         record_grpc(self.method, code, self.started);
         response
     }
