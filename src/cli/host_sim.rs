@@ -41,6 +41,7 @@ pub struct HostSimArgs {
 }
 
 pub async fn run(args: HostSimArgs) -> anyhow::Result<()> {
+    let stop_requested = super::serve::shutdown_signal();
     let config = SimConfig {
         contacts: args.contacts,
         groups: args.groups,
@@ -59,7 +60,7 @@ pub async fn run(args: HostSimArgs) -> anyhow::Result<()> {
         .serve_with_incoming_shutdown(
             SessionHostServiceServer::new(SimHost::new(config)),
             TcpListenerStream::new(listener),
-            super::serve::shutdown_signal(),
+            stop_requested,
         )
         .await
         .context("host-sim server failed")

@@ -54,6 +54,7 @@ pub struct RestArgs {
 }
 
 pub async fn run(args: RestArgs) -> anyhow::Result<()> {
+    let stop_requested = super::serve::shutdown_signal();
     let tls = ClientTls::load(args.ca.as_deref(), args.cert.as_deref(), args.key.as_deref())?;
     let channel = tls
         .endpoint(&args.upstream)
@@ -84,7 +85,7 @@ pub async fn run(args: RestArgs) -> anyhow::Result<()> {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
-        super::serve::shutdown_signal().await;
+        stop_requested.await;
         stop.cancel();
     });
     crate::server::serve_http_port(listener, router, listener_tls, limits, shutdown).await

@@ -185,28 +185,46 @@ pub fn cors_origins(raw: &[String]) -> anyhow::Result<Vec<http::HeaderValue>> {
         .collect()
 }
 
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when
+/// this is called, not when the future is first polled: call it before the
+/// ports open, so a signal that arrives while the server is still starting
+/// stops it cleanly instead of killing it with the default disposition.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(stream) => Some(stream),
             Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                return;
+                tracing::warn!(%error, "cannot listen for {name}");
+                None
             }
         };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+        let term = listen(SignalKind::terminate(), "SIGTERM");
+        let interrupt = listen(SignalKind::interrupt(), "SIGINT");
+        async move {
+            let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(interrupt) => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let stop_requested = shutdown_signal();
     let demo = if args.demo { Some(super::demo::Demo::prepare().await?) } else { None };
     let jwks_url = match (&demo, &args.jwks_url) {
         (Some(_), _) => "http://127.0.0.1/unused".to_owned(),
@@ -282,7 +300,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
     }
     let failed = running.failed();
     tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutting down"),
+        () = stop_requested => tracing::info!("shutting down"),
         () = failed.cancelled() => {}
     }
     let result = running.shutdown().await;
