@@ -192,7 +192,7 @@ pub fn cors_origins(raw: &[String]) -> anyhow::Result<Vec<http::HeaderValue>> {
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let listen = |kind: SignalKind, name: &str| match signal(kind) {
             Ok(stream) => Some(stream),
             Err(error) => {
