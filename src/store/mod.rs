@@ -38,6 +38,11 @@ pub enum StoreError {
     InUse(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// From the SQLite reader connections (`store/sqlite/readers.rs`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database is closed")]
+    Closed,
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is inconsistent: {0}")]
@@ -71,7 +76,11 @@ impl StoreError {
     /// out of pooled connections, or briefly unreachable. Worth retrying.
     pub fn is_busy(&self) -> bool {
         match self {
+            Self::Closed => true,
             Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => true,
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            }
             Self::Database(sqlx::Error::Database(e)) => {
                 // SQLite: BUSY (5) and LOCKED (6), with their extended codes.
                 // PostgreSQL: serialization failure, deadlock, lock timeout,

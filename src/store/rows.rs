@@ -29,15 +29,15 @@ pub trait Columns {
 }
 
 macro_rules! columns_for {
-    ($row:ty) => {
+    ($row:ty, $get:ident) => {
         impl Columns for $row {
-            columns_for!(@get text, opt_text, flag, int, opt_int, bytes: &str);
-            columns_for!(@get text_at, opt_text_at, flag_at, int_at, opt_int_at, opt_i32_at: usize);
+            columns_for!(@get $get; text, opt_text, flag, int, opt_int, bytes: &str);
+            columns_for!(@get $get; text_at, opt_text_at, flag_at, int_at, opt_int_at, opt_i32_at: usize);
         }
     };
-    (@get $($method:ident),*: $index:ty) => {$(
+    (@get $get:ident; $($method:ident),*: $index:ty) => {$(
         fn $method(&self, column: $index) -> Result<columns_for!(@type $method), StoreError> {
-            Ok(self.try_get(column)?)
+            Ok(self.$get(column)?)
         }
     )*};
     (@type text) => { String };
@@ -54,18 +54,18 @@ macro_rules! columns_for {
     (@type bytes) => { Vec<u8> };
 }
 
-columns_for!(SqliteRow);
-columns_for!(PgRow);
+columns_for!(SqliteRow, try_get);
+columns_for!(PgRow, try_get);
+// The SQLite reader connections (`store/sqlite/readers.rs`).
+columns_for!(rusqlite::Row<'_>, get);
 
 /// Every column of `sessions`, in table order.
 pub const SESSION_COLUMNS: &str = "id, organization_id, created_by_user_id, gateway_id, label, phone_number, \
      wa_jid, wa_lid, status, auto_read, presence_typing, is_admin_session, rate_per_min, \
      rate_per_hour, created_at, updated_at, last_connected_at";
 
-/// The [`SESSION_COLUMNS`] of one row, in that order: read from a row by
-/// position, or from a page SQLite wrote as JSON arrays (flags as 0/1).
+/// The [`SESSION_COLUMNS`] of one row, in that order, read by position.
 /// [`SessionColumns::into_session`] is the one mapping to a `Session`.
-#[derive(serde::Deserialize)]
 struct SessionColumns {
     id: String,
     organization_id: String,
@@ -76,21 +76,14 @@ struct SessionColumns {
     wa_jid: Option<String>,
     wa_lid: Option<String>,
     status: String,
-    #[serde(deserialize_with = "flag")]
     auto_read: bool,
-    #[serde(deserialize_with = "flag")]
     presence_typing: bool,
-    #[serde(deserialize_with = "flag")]
     is_admin_session: bool,
     rate_per_min: Option<i64>,
     rate_per_hour: Option<i64>,
     created_at: i64,
     updated_at: i64,
     last_connected_at: Option<i64>,
-}
-
-fn flag<'de, D: serde::Deserializer<'de>>(value: D) -> Result<bool, D::Error> {
-    Ok(<i64 as serde::Deserialize>::deserialize(value)? != 0)
 }
 
 impl SessionColumns {
@@ -146,18 +139,6 @@ impl SessionColumns {
 /// A row selected as [`SESSION_COLUMNS`], read by position.
 pub fn session(row: &impl Columns) -> Result<Session, StoreError> {
     SessionColumns::read(row)?.into_session()
-}
-
-/// A page of sessions the database wrote as one JSON array of
-/// [`SESSION_COLUMNS`] arrays, in id order. (SQLite hands rows over one at
-/// a time from a worker thread; one value per page costs a fraction.)
-pub fn sessions_from_json(page: &str) -> Result<Vec<Session>, StoreError> {
-    let rows: Vec<SessionColumns> =
-        serde_json::from_str(page).map_err(|e| StoreError::Corrupt(format!("session page: {e}")))?;
-    let mut sessions = rows.into_iter().map(SessionColumns::into_session).collect::<Result<Vec<_>, _>>()?;
-    // The aggregate's order is the subquery's in practice, not by contract.
-    sessions.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
-    Ok(sessions)
 }
 
 pub fn api_key(row: &impl Columns) -> Result<ApiKeyRow, StoreError> {
@@ -219,6 +200,22 @@ pub fn slice<R: Columns, T>(
     rows: &[R],
     convert: fn(&R) -> Result<T, StoreError>,
 ) -> Result<super::Slice<T>, StoreError> {
-    let generation = rows.first().map(|r| r.text("generation")).transpose()?;
-    Ok(super::Slice { generation, rows: rows.iter().map(convert).collect::<Result<_, _>>()? })
+    let mut slice = super::Slice { generation: None, rows: Vec::with_capacity(rows.len()) };
+    for row in rows {
+        push_row(&mut slice, row, convert)?;
+    }
+    Ok(slice)
+}
+
+/// Adds one row to a listing page; the first row names its generation.
+pub fn push_row<R: Columns, T>(
+    slice: &mut super::Slice<T>,
+    row: &R,
+    convert: impl Fn(&R) -> Result<T, StoreError>,
+) -> Result<(), StoreError> {
+    if slice.generation.is_none() {
+        slice.generation = Some(row.text("generation")?);
+    }
+    slice.rows.push(convert(row)?);
+    Ok(())
 }

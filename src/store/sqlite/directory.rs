@@ -1,9 +1,11 @@
 //! Generations of backfilled data (see migrations/sqlite/0003_backfill_data.sql).
 
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::SqliteDatabase;
+use super::readers::Value;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::sessions::SessionId;
 use crate::store::rows;
@@ -208,9 +210,13 @@ impl SqliteDatabase {
     }
 
     pub(super) async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
-        let query = sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = ?")
-            .bind(session.as_str());
-        self.read(async |conn| query.fetch_optional(conn).await).await
+        self.readers
+            .read(|conn| {
+                let mut statement =
+                    conn.prepare_cached("SELECT generation FROM session_data_generations WHERE session_id = ?")?;
+                Ok(statement.query_row([session.as_str()], |row| row.get(0)).optional()?)
+            })
+            .await
     }
 
     pub(super) async fn contacts_page(
@@ -224,9 +230,8 @@ impl SqliteDatabase {
              t.business_name {} AND t.jid > ? ORDER BY t.jid LIMIT ?",
             visible("wa_contacts")
         );
-        let query = sqlx::query(&sql).bind(session.as_str()).bind(after.unwrap_or("")).bind(i64::from(limit) + 1);
-        let rows = self.read(async |conn| query.fetch_all(conn).await).await?;
-        rows::slice(&rows, rows::contact)
+        let limit = i64::from(limit) + 1;
+        self.page(&sql, &[&session.as_str(), &after.unwrap_or(""), &limit], |row| rows::contact(row)).await
     }
 
     pub(super) async fn groups_page(
@@ -240,9 +245,8 @@ impl SqliteDatabase {
              t.addressing_mode, t.participant_count {} AND t.jid > ? ORDER BY t.jid LIMIT ?",
             visible("wa_groups")
         );
-        let query = sqlx::query(&sql).bind(session.as_str()).bind(after.unwrap_or("")).bind(i64::from(limit) + 1);
-        let rows = self.read(async |conn| query.fetch_all(conn).await).await?;
-        rows::slice(&rows, rows::group_summary)
+        let limit = i64::from(limit) + 1;
+        self.page(&sql, &[&session.as_str(), &after.unwrap_or(""), &limit], |row| rows::group_summary(row)).await
     }
 
     pub(super) async fn participants_page(
@@ -257,10 +261,29 @@ impl SqliteDatabase {
              {} AND t.group_jid = ? AND t.jid > ? ORDER BY t.jid LIMIT ?",
             visible("wa_group_participants")
         );
-        let query =
-            sqlx::query(&sql).bind(session.as_str()).bind(group).bind(after.unwrap_or("")).bind(i64::from(limit) + 1);
-        let rows = self.read(async |conn| query.fetch_all(conn).await).await?;
-        rows::slice(&rows, rows::participant)
+        let limit = i64::from(limit) + 1;
+        self.page(&sql, &[&session.as_str(), &group, &after.unwrap_or(""), &limit], |row| rows::participant(row)).await
+    }
+
+    /// One page of stored data: its rows and the generation they belong to,
+    /// read by one statement.
+    async fn page<T>(
+        &self,
+        sql: &str,
+        values: &[Value<'_>],
+        convert: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Slice<T>, StoreError> {
+        self.readers
+            .read(|conn| {
+                let mut statement = conn.prepare_cached(sql)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+                let mut slice = Slice { generation: None, rows: Vec::new() };
+                while let Some(row) = rows.next()? {
+                    rows::push_row(&mut slice, row, &convert)?;
+                }
+                Ok(slice)
+            })
+            .await
     }
 
     pub(super) async fn group_exists(
@@ -269,12 +292,13 @@ impl SqliteDatabase {
         generation: &str,
         group: &str,
     ) -> Result<bool, StoreError> {
-        let query = sqlx::query_scalar("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")
-            .bind(session.as_str())
-            .bind(generation)
-            .bind(group);
-        let found: Option<i64> = self.read(async |conn| query.fetch_optional(conn).await).await?;
-        Ok(found.is_some())
+        self.readers
+            .read(|conn| {
+                let mut statement =
+                    conn.prepare_cached("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")?;
+                Ok(statement.exists([session.as_str(), generation, group])?)
+            })
+            .await
     }
 }
 

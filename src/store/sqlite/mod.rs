@@ -24,17 +24,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteDatabase {
     pool: SqlitePool,
-    /// For the hot reads; `None` for an in-memory database, where every
-    /// connection of its own would be another, empty database.
-    readers: Option<readers::Readers>,
-    /// The database file (`None` for an in-memory database).
-    file: Option<PathBuf>,
+    /// For the hot reads.
+    readers: readers::Readers,
+    /// The database file.
+    file: PathBuf,
     /// Held for the life of a `serve`: an OS lock on `<file>.serve-lock`.
     serving: Mutex<Option<std::fs::File>>,
 }
 
 fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    if url.contains("://") && !url.starts_with("sqlite:") {
+    // An in-memory database would vanish with the process, unseen by the
+    // CLI's other commands (and by the reader connections).
+    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+    if (url.contains("://") && !url.starts_with("sqlite:")) || in_memory {
         return Err(StoreError::UnsupportedUrl(url.to_owned()));
     }
     let options = if url.starts_with("sqlite:") {
@@ -54,8 +56,10 @@ impl SqliteDatabase {
     /// Opens (creating if missing) the database file. Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let options = options(url)?;
-        let file =
-            Some(options.get_filename().to_owned()).filter(|f| !f.as_os_str().is_empty() && f != Path::new(":memory:"));
+        let file = options.get_filename().to_owned();
+        if file.as_os_str().is_empty() {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             // A connection to a local file does not go stale the way a
@@ -65,24 +69,10 @@ impl SqliteDatabase {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;
-        let readers = file.as_ref().map(|_| readers::Readers::new(options, READERS));
+        let readers = readers::Readers::new(file.clone());
         Ok(Self { pool, readers, file, serving: Mutex::new(None) })
     }
-
-    /// Runs a single-statement read on a reader connection.
-    async fn read<T>(
-        &self,
-        query: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> Result<T, sqlx::Error>,
-    ) -> Result<T, StoreError> {
-        match &self.readers {
-            Some(readers) => readers.read(query).await,
-            None => Ok(query(&mut *self.pool.acquire().await?).await?),
-        }
-    }
 }
-
-/// Reader connections, beside the pool's 8 (which writes and transactions use).
-const READERS: usize = 4;
 
 /// Takes the OS lock that makes one process the server of `file`. Other
 /// writers (imports, api-key commands) never take it: SQLite serializes
@@ -129,14 +119,12 @@ impl Database for SqliteDatabase {
     }
 
     async fn close(&self) {
-        if let Some(readers) = &self.readers {
-            readers.close().await;
-        }
+        self.readers.close();
         self.pool.close().await;
     }
 
     fn hold_serving_lock(&self) -> Result<(), StoreError> {
-        let Some(file) = &self.file else { return Ok(()) };
+        let file = &self.file;
         let mut serving = self.serving.lock().unwrap_or_else(|p| p.into_inner());
         if serving.is_none() {
             *serving = Some(lock_for_serving(file)?);

@@ -1,69 +1,108 @@
-//! Connections for the hot single-statement reads (ListSessions, GetSession,
-//! the directory pages), checked out without sqlx's pool. The pool tests a
-//! connection on every release with a round trip to the connection's thread,
-//! in a task it spawns: for a query answered from SQLite's page cache that
-//! was a third of the cost of a ListSessions call. A connection to a local
-//! file does not go stale, and a single-statement read leaves no transaction
-//! open, so these are checked out and back with no test; a connection whose
-//! read failed is closed rather than kept.
+//! The hot single-statement reads (ListSessions, GetSession, the directory
+//! pages), run through rusqlite on the calling thread.
+//!
+//! sqlx's SQLite driver gives each connection a thread of its own and hands
+//! every statement, and every row, to and from it over channels: for a page
+//! answered from SQLite's page cache those hand-offs cost more than the
+//! query. A read here is a plain function call instead: a page is at most
+//! 500 rows of an index range, microseconds from the page cache.
+//!
+//! Invariant: a reader never waits inside SQLite, so no runtime thread is
+//! parked on a lock. Its busy timeout is zero; a BUSY answer (only possible
+//! in WAL mode while another connection recovers or resets the log) is
+//! retried here with async sleeps, up to the patience of the writers' pool,
+//! and then answered as a busy store (503). Connections are `query_only`.
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sqlx::{ConnectOptions, Connection};
-use tokio::sync::Semaphore;
+use rusqlite::{Connection, OpenFlags};
 
 use crate::store::StoreError;
 
-/// How long a read waits for a free connection, as the pool's checkout.
-const CHECKOUT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a read keeps retrying a busy database (the pool's busy timeout).
+const BUSY_PATIENCE: Duration = Duration::from_secs(5);
+/// Connections kept for reuse: at most one is in use per thread that reads,
+/// so this is the runtime's worker count with room to spare; a read beyond
+/// it opens a connection and closes it afterwards.
+const MAX_IDLE: usize = 16;
+/// Prepared statements kept per connection (the session filters alone make
+/// sixteen shapes of the listing).
+const STATEMENT_CACHE: usize = 64;
+
+/// A value bound to a reader's statement (reads are futures that may move
+/// between threads, hence `Sync`).
+pub(super) type Value<'a> = &'a (dyn rusqlite::ToSql + Sync);
 
 pub(super) struct Readers {
-    options: SqliteConnectOptions,
-    idle: Mutex<Vec<SqliteConnection>>,
-    permits: Semaphore,
+    file: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
 }
 
 impl Readers {
-    /// At most `size` connections, opened when first needed.
-    pub(super) fn new(options: SqliteConnectOptions, size: usize) -> Self {
-        Self { options, idle: Mutex::new(Vec::with_capacity(size)), permits: Semaphore::new(size) }
+    /// Readers of the database file `file`, opened when first needed.
+    pub(super) fn new(file: PathBuf) -> Self {
+        Self { file, idle: Mutex::new(Vec::new()), closed: AtomicBool::new(false) }
     }
 
-    /// Runs `query` on a reader connection.
-    pub(super) async fn read<T>(
-        &self,
-        query: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, sqlx::Error>,
-    ) -> Result<T, StoreError> {
-        let _permit = match tokio::time::timeout(CHECKOUT_TIMEOUT, self.permits.acquire()).await {
-            Err(_) => return Err(sqlx::Error::PoolTimedOut.into()),
-            Ok(Err(_)) => return Err(sqlx::Error::PoolClosed.into()),
-            Ok(Ok(permit)) => permit,
-        };
-        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let mut conn = match idle {
-            Some(conn) => conn,
-            None => self.options.connect().await?,
-        };
-        // Dropped mid-query (a cancelled request), the connection is dropped
-        // too: its thread finishes the statement and closes it.
-        let result = query(&mut conn).await;
-        if result.is_ok() {
-            self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(conn);
-        } else {
-            let _ = conn.close().await;
+    /// Runs `query` on a reader connection, retrying while the database is
+    /// busy. `query` may run more than once, so it only reads.
+    pub(super) async fn read<T>(&self, query: impl Fn(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let give_up = Instant::now() + BUSY_PATIENCE;
+        let mut wait = Duration::from_millis(1);
+        loop {
+            match self.try_read(&query) {
+                Err(error) if error.is_busy() && !self.is_closed() && Instant::now() + wait < give_up => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_millis(50));
+                }
+                done => return done,
+            }
         }
-        Ok(result?)
+    }
+
+    fn try_read<T>(&self, query: &impl Fn(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if self.is_closed() {
+            return Err(StoreError::Closed);
+        }
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let result = query(&conn);
+        // A connection is kept unless its read failed for a reason other
+        // than a busy database (which leaves it as it was).
+        if result.as_ref().is_ok() || result.as_ref().is_err_and(StoreError::is_busy) {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE && !self.is_closed() {
+                idle.push(conn);
+            }
+        }
+        result
+    }
+
+    fn open(&self) -> Result<Connection, StoreError> {
+        // Never creates the file: the writers' pool did, and migrated it.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.file, flags)?;
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.pragma_update(None, "query_only", true)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Refuses further reads and closes the idle connections.
-    pub(super) async fn close(&self) {
-        self.permits.close();
-        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        for conn in idle {
-            let _ = conn.close().await;
-        }
+    pub(super) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }
 }
 
@@ -71,56 +110,67 @@ impl Readers {
 mod tests {
     use super::*;
 
-    fn readers(dir: &tempfile::TempDir, size: usize) -> Readers {
-        let options = SqliteConnectOptions::new().filename(dir.path().join("r.db")).create_if_missing(true);
-        Readers::new(options, size)
+    fn database(dir: &tempfile::TempDir) -> PathBuf {
+        let file = dir.path().join("r.db");
+        let writer = Connection::open(&file).unwrap();
+        writer.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7);").unwrap();
+        file
     }
 
     fn idle(readers: &Readers) -> usize {
         readers.idle.lock().unwrap().len()
     }
 
-    #[tokio::test]
-    async fn connections_are_reused_a_failed_one_is_closed_and_close_refuses_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        let readers = readers(&dir, 2);
-        for _ in 0..3 {
-            let one: i64 = readers.read(async |c| sqlx::query_scalar("SELECT 1").fetch_one(c).await).await.unwrap();
-            assert_eq!(one, 1);
-        }
-        assert_eq!(idle(&readers), 1, "sequential reads share one connection");
-        let failed = readers.read(async |c| sqlx::query("SELECT * FROM no_such_table").execute(c).await).await;
-        assert!(matches!(failed, Err(StoreError::Database(_))), "{failed:?}");
-        assert_eq!(idle(&readers), 0, "the failed read's connection is not kept");
-        readers.close().await;
-        let refused = readers.read(async |c| sqlx::query("SELECT 1").execute(c).await).await;
-        assert!(matches!(refused, Err(StoreError::Database(sqlx::Error::PoolClosed))), "{refused:?}");
+    fn seven(conn: &Connection) -> Result<i64, StoreError> {
+        Ok(conn.query_row("SELECT v FROM t", [], |row| row.get(0))?)
     }
 
     #[tokio::test]
-    async fn at_most_size_connections_read_at_once() {
+    async fn connections_are_reused_a_failed_one_is_closed_and_close_refuses_reads() {
         let dir = tempfile::tempdir().unwrap();
-        let readers = std::sync::Arc::new(readers(&dir, 2));
-        let busy = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let reads = (0..8).map(|_| {
-            let (readers, busy, most) = (readers.clone(), busy.clone(), most.clone());
-            tokio::spawn(async move {
-                readers
-                    .read(async |c| {
-                        let now = busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                        most.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
-                        let result = sqlx::query("SELECT 1").execute(c).await;
-                        busy.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                        result
-                    })
-                    .await
-            })
-        });
-        for read in reads.collect::<Vec<_>>() {
-            read.await.unwrap().unwrap();
+        let readers = Readers::new(database(&dir));
+        for _ in 0..3 {
+            assert_eq!(readers.read(seven).await.unwrap(), 7);
         }
-        assert!(most.load(std::sync::atomic::Ordering::SeqCst) <= 2);
-        assert!(idle(&readers) <= 2);
+        assert_eq!(idle(&readers), 1, "sequential reads share one connection");
+        let failed = readers.read(|c| Ok(c.execute("SELECT * FROM no_such_table", [])?)).await;
+        assert!(matches!(failed, Err(StoreError::Sqlite(_))), "{failed:?}");
+        assert_eq!(idle(&readers), 0, "the failed read's connection is not kept");
+        readers.close();
+        let refused = readers.read(seven).await;
+        assert!(matches!(refused, Err(StoreError::Closed)), "{refused:?}");
+        assert!(refused.unwrap_err().is_busy(), "a closed store is unavailable, not an internal error");
+    }
+
+    #[tokio::test]
+    async fn readers_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let readers = Readers::new(database(&dir));
+        let write = readers.read(|c| Ok(c.execute("INSERT INTO t VALUES (8)", [])?)).await;
+        assert!(matches!(write, Err(StoreError::Sqlite(_))), "{write:?}");
+        assert_eq!(readers.read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?)).await.unwrap(), 1);
+    }
+
+    /// An exclusive lock (as during a WAL reset by another process) makes
+    /// SQLite answer BUSY at once; the read waits it out without blocking
+    /// its thread, and reads the value once the lock is gone.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_database_is_waited_out_without_blocking_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = database(&dir);
+        let locker = Connection::open(&file).unwrap();
+        locker.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; UPDATE t SET v = 8;").unwrap();
+        let readers = Readers::new(file);
+        let (released_tx, released_rx) = tokio::sync::oneshot::channel();
+        // On a current-thread runtime this task runs only if the read yields.
+        let release = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            locker.execute_batch("COMMIT").unwrap();
+            drop(locker);
+            released_tx.send(()).unwrap();
+        });
+        assert_eq!(readers.read(seven).await.unwrap(), 8, "the read saw the committed value");
+        released_rx.await.unwrap();
+        release.await.unwrap();
     }
 }

@@ -3,6 +3,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
+use super::readers::Value;
 use crate::paging::PageRequest;
 use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionWrite, StoredVersion};
 use crate::store::rows::{self, SESSION_COLUMNS};
@@ -132,33 +133,44 @@ impl super::SqliteDatabase {
         filter: &SessionFilter,
         page: &PageRequest,
     ) -> Result<Vec<Session>, StoreError> {
-        // The whole page as one value (see `rows::sessions_from_json`).
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT json_group_array(json_array({SESSION_COLUMNS})) FROM \
-             (SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"
-        ));
-        if let Some(org) = &filter.organization_id {
-            q.push(" AND organization_id = ").push_bind(org);
+        let status = filter.status.map(|s| s.as_str());
+        let limit = i64::from(page.limit.get()) + 1;
+        let conditions: [(&str, Option<Value<'_>>); 5] = [
+            (" AND organization_id = ?", filter.organization_id.as_ref().map(|v| v as Value<'_>)),
+            (" AND status = ?", status.as_ref().map(|v| v as Value<'_>)),
+            (" AND gateway_id = ?", filter.gateway_id.as_ref().map(|v| v as Value<'_>)),
+            (" AND id > ?", page.after.as_ref().map(|v| v as Value<'_>)),
+            (" ORDER BY id LIMIT ?", Some(&limit)),
+        ];
+        let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1");
+        let mut values: Vec<Value<'_>> = Vec::with_capacity(conditions.len());
+        for (condition, value) in conditions {
+            if let Some(value) = value {
+                sql.push_str(condition);
+                values.push(value);
+            }
         }
-        if let Some(status) = filter.status {
-            q.push(" AND status = ").push_bind(status.as_str());
-        }
-        if let Some(gateway) = &filter.gateway_id {
-            q.push(" AND gateway_id = ").push_bind(gateway);
-        }
-        if let Some(after) = &page.after {
-            q.push(" AND id > ").push_bind(after);
-        }
-        q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit.get()) + 1).push(")");
-        let query = q.build_query_scalar();
-        let page: String = self.read(async |conn| query.fetch_one(conn).await).await?;
-        rows::sessions_from_json(&page)
+        self.readers
+            .read(|conn| {
+                let mut statement = conn.prepare_cached(&sql)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(&values))?;
+                let mut sessions = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
+                while let Some(row) = rows.next()? {
+                    sessions.push(rows::session(row)?);
+                }
+                Ok(sessions)
+            })
+            .await
     }
 
     pub(super) async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
-        let query = sqlx::query(&sql).bind(id.as_str());
-        let row = self.read(async |conn| query.fetch_optional(conn).await).await?;
-        row.as_ref().map(rows::session).transpose()
+        self.readers
+            .read(|conn| {
+                let mut statement = conn.prepare_cached(&sql)?;
+                let mut rows = statement.query([id.as_str()])?;
+                rows.next()?.map(rows::session).transpose()
+            })
+            .await
     }
 }
