@@ -197,6 +197,22 @@ async fn sigterm_the_moment_the_ports_open_stops_the_server_cleanly() {
     }
 }
 
+#[test]
+fn in_memory_and_unknown_database_urls_are_refused_with_the_reason() {
+    for url in ["sqlite::memory:", ":memory:", "sqlite://gw.db?mode=memory"] {
+        for command in [&["migrate"][..], &["serve", "--jwks-url", "http://127.0.0.1:9/jwks"]] {
+            let out = cli(url, command);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{url} {command:?}: {stderr}");
+            assert!(stderr.contains("in-memory database") && stderr.contains("give a SQLite file path"), "{stderr}");
+        }
+    }
+    let out = cli("mysql://db/gw", &["migrate"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("unsupported database url \"mysql://db/gw\""), "{stderr}");
+}
+
 fn line(id: &str, org: &str, created: Option<i64>, updated: Option<i64>, label: &str) -> String {
     let mut v = serde_json::json!({"id": id, "organizationId": org, "status": "working", "label": label});
     if let Some(c) = created {

@@ -29,6 +29,11 @@ use crate::time::UnixMillis;
 pub enum StoreError {
     #[error("unsupported database url {0:?}: use a SQLite file path, sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
+    #[error(
+        "in-memory database {0:?} is not supported: its data would be lost at exit and unseen by the other \
+         commands; give a SQLite file path"
+    )]
+    InMemory(String),
     #[error("cannot connect to {0}")]
     Connect(String),
     #[error(

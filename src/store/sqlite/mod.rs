@@ -33,11 +33,13 @@ pub struct SqliteDatabase {
 }
 
 fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
-    // An in-memory database would vanish with the process, unseen by the
-    // CLI's other commands (and by the reader connections).
-    let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-    if (url.contains("://") && !url.starts_with("sqlite:")) || in_memory {
+    if url.contains("://") && !url.starts_with("sqlite:") {
         return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    }
+    // It would vanish with the process, unseen by the CLI's other commands
+    // (and by the reader connections, which open the file by name).
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return Err(StoreError::InMemory(url.to_owned()));
     }
     let options = if url.starts_with("sqlite:") {
         SqliteConnectOptions::from_str(url)?
