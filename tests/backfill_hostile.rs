@@ -315,3 +315,45 @@ async fn a_job_waits_out_a_busy_store_instead_of_failing() {
     let done = env.finished("sess-1").await;
     assert_eq!((done.status(), done.contacts), (BackfillStatus::Succeeded, 50), "{done:?}");
 }
+
+crate::both_backends!(a_large_groups_message_is_stored_in_chunks_and_judged_as_one_stream);
+/// One message of 13,000 members is stored in chunks of at most 5,000
+/// members; a group repeated within it (in a later chunk) still replaces
+/// the earlier version whole, a bad group is named by its position in the
+/// stream, and a message over the item cap is refused before anything of
+/// it counts.
+async fn a_large_groups_message_is_stored_in_chunks_and_judged_as_one_stream() {
+    let members = |n: usize| (0..n).map(|m| m.to_string()).collect::<Vec<_>>();
+    let of = |jid: &str, n: usize| group_of(jid, &members(n).iter().map(String::as_str).collect::<Vec<_>>());
+    let groups = vec![of("0@g.us", 3000), of("1@g.us", 3000), of("2@g.us", 10), of("0@g.us", 2), of("3@g.us", 4000)];
+    let (host, url) = ScriptedHost::start(Script { groups, batch: 10, ..Default::default() }).await;
+    let env = env(&[("gw-1", &url)], &[]).await;
+    env.start("sess-1").await.unwrap();
+    let done = env.finished("sess-1").await;
+    assert_eq!(done.status(), BackfillStatus::Succeeded, "{done:?}");
+    let stored = env.groups_with_members("sess-1").await;
+    let sizes: Vec<(String, usize)> = stored.iter().map(|(g, m)| (g.jid.clone(), m.len())).collect();
+    let expected = [("0@g.us", 2), ("1@g.us", 3000), ("2@g.us", 10), ("3@g.us", 4000)];
+    assert_eq!(sizes, expected.map(|(j, n)| (j.to_owned(), n)), "the later 0@g.us replaced the earlier");
+    assert_eq!((done.groups, done.group_members), (4, 7012), "counters equal the stored rows");
+
+    let mut bad: Vec<hostpb::Group> = (0..6).map(|i| of(&format!("b{i}@g.us"), 2000)).collect();
+    bad[5].participants[1500].lid = "x@g.us".into();
+    host.set(|s| s.groups = bad);
+    env.start("sess-1").await.unwrap();
+    let failed = env.finished("sess-1").await;
+    let error = failed.error.unwrap_or_default();
+    assert!(error.starts_with("session host sent invalid data: groups[5].participants[1500].lid: "), "{error}");
+    assert_eq!(env.groups_with_members("sess-1").await.len(), 4, "the failed job left the data");
+
+    host.set(|s| {
+        s.groups = (0..5001).map(|i| of(&format!("t{i}@g.us"), 0)).collect();
+        s.batch = 5001;
+    });
+    env.start("sess-1").await.unwrap();
+    let failed = env.finished("sess-1").await;
+    assert_eq!(
+        failed.error.as_deref(),
+        Some("session host sent invalid data: groups message: 5001 items exceed the limit of 5000 per message")
+    );
+}

@@ -106,10 +106,6 @@ pub fn contacts(batch: pb::StreamContactsResponse) -> Result<Vec<Contact>, Inval
     convert_all(batch.contacts, contact)
 }
 
-pub fn groups(batch: pb::StreamJoinedGroupsResponse) -> Result<Vec<Group>, Invalid> {
-    convert_all(batch.groups, group)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,8 +117,8 @@ mod tests {
             pb::Participant { jid: "1@s.whatsapp.net".into(), ..Default::default() },
             pb::Participant { jid: "2@s.whatsapp.net".into(), lid: "2@g.us".into(), ..Default::default() },
         ];
-        let err = groups(pb::StreamJoinedGroupsResponse { groups: vec![g] }).unwrap_err();
-        assert_eq!((err.index, err.field.as_str()), (Some(0), "participants[1].lid"));
+        let (field, _) = group(g).unwrap_err();
+        assert_eq!(field, "participants[1].lid");
         let err = contacts(pb::StreamContactsResponse {
             contacts: vec![pb::Contact { jid: "1@lid".into(), ..Default::default() }, pb::Contact::default()],
         })

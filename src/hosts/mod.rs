@@ -4,6 +4,7 @@
 
 pub mod check;
 mod convert;
+mod groups;
 pub mod sim;
 
 use std::collections::HashMap;
@@ -11,12 +12,13 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
-use crate::directory::{Contact, Group};
+use crate::directory::Contact;
 use crate::proto::host::{self as pb, session_host_service_client::SessionHostServiceClient};
 use crate::sessions::SessionId;
 use crate::tls::ClientTls;
 
 pub use convert::Invalid;
+pub use groups::{GroupBatches, MEMBERS_PER_CHUNK};
 
 /// Largest message accepted from a host (one batch).
 pub const MAX_HOST_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
@@ -101,19 +103,41 @@ pub fn fuzz_message(bytes: &[u8]) {
     if let Ok(message) = pb::StreamContactsResponse::decode(bytes) {
         let _ = convert::contacts(message);
     }
-    if let Ok(message) = pb::StreamJoinedGroupsResponse::decode(bytes) {
-        let _ = convert::groups(message);
+    if let Ok(message) = groups::EncodedGroups::decode(bytes) {
+        for encoded in message.groups {
+            if let Ok(group) = pb::Group::decode(encoded) {
+                let _ = convert::group(group);
+            }
+        }
     }
+}
+
+/// A lazily connecting channel with the limits every host call gets.
+fn channel(endpoint: tonic::transport::Endpoint) -> Channel {
+    endpoint
+        .tcp_keepalive(Some(Duration::from_secs(30)))
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(10))
+        .keep_alive_while_idle(false)
+        .connect_lazy()
 }
 
 /// A lazily connecting client with the limits every host call gets.
 pub fn client(endpoint: tonic::transport::Endpoint) -> SessionHostServiceClient<Channel> {
-    let endpoint = endpoint
-        .tcp_keepalive(Some(Duration::from_secs(30)))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .keep_alive_while_idle(false);
-    SessionHostServiceClient::new(endpoint.connect_lazy()).max_decoding_message_size(MAX_HOST_MESSAGE_BYTES)
+    client_on(channel(endpoint))
+}
+
+fn client_on(channel: Channel) -> SessionHostServiceClient<Channel> {
+    SessionHostServiceClient::new(channel).max_decoding_message_size(MAX_HOST_MESSAGE_BYTES)
+}
+
+/// A host message's bad item (or the message itself), as the job's error
+/// names it: `kind[position].field: problem`, counting from the stream's start.
+fn invalid_data(kind: &str, received_before: usize, invalid: Invalid) -> HostError {
+    HostError::InvalidData(match invalid.index {
+        Some(i) => format!("{kind}[{}].{}: {}", received_before + i, invalid.field, invalid.problem),
+        None => format!("{kind} {}: {}", invalid.field, invalid.problem),
+    })
 }
 
 impl HostRegistry {
@@ -128,7 +152,8 @@ impl HostRegistry {
             crate::sessions::check_id_field("gateway id", gateway)
                 .map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
             let endpoint = tls.endpoint(url).map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
-            let host = HostClient { inner: client(endpoint), gateway: gateway.into() };
+            let channel = channel(endpoint);
+            let host = HostClient { inner: client_on(channel.clone()), channel, gateway: gateway.into() };
             if clients.insert(gateway.to_owned(), host).is_some() {
                 return Err(HostConfigError::Duplicate(gateway.to_owned()));
             }
@@ -149,6 +174,8 @@ impl HostRegistry {
 #[derive(Clone)]
 pub struct HostClient {
     inner: SessionHostServiceClient<Channel>,
+    /// The client's channel, for the groups stream's own call.
+    channel: Channel,
     gateway: std::sync::Arc<str>,
 }
 
@@ -171,13 +198,7 @@ impl<M, T> Batches<M, T> {
             Ok(Ok(None)) => return Ok(None),
             Ok(Ok(Some(message))) => message,
         };
-        let batch = (self.convert)(message).map_err(|invalid| {
-            let kind = self.kind;
-            HostError::InvalidData(match invalid.index {
-                Some(i) => format!("{kind}[{}].{}: {}", self.items + i, invalid.field, invalid.problem),
-                None => format!("{kind} {}: {}", invalid.field, invalid.problem),
-            })
-        })?;
+        let batch = (self.convert)(message).map_err(|invalid| invalid_data(self.kind, self.items, invalid))?;
         self.items += batch.len();
         Ok(Some(batch))
     }
@@ -217,14 +238,11 @@ impl HostClient {
         Ok(Batches { stream, stall, kind: "contacts", items: 0, convert: convert::contacts })
     }
 
-    pub async fn groups(
-        &self,
-        session: &SessionId,
-        stall: Duration,
-    ) -> Result<Batches<pb::StreamJoinedGroupsResponse, Group>, HostError> {
-        let mut client = self.inner.clone();
+    /// The session's groups, in chunks of at most [`MEMBERS_PER_CHUNK`]
+    /// members (see `groups.rs`).
+    pub async fn groups(&self, session: &SessionId, stall: Duration) -> Result<GroupBatches, HostError> {
         let request = traced(pb::StreamJoinedGroupsRequest { session_id: session.to_string() });
-        let stream = open(stall, client.stream_joined_groups(request)).await?;
-        Ok(Batches { stream, stall, kind: "groups", items: 0, convert: convert::groups })
+        let stream = open(stall, groups::open(self.channel.clone(), request)).await?;
+        Ok(GroupBatches::new(stream, stall))
     }
 }

@@ -113,7 +113,9 @@ mod tests {
     fn database(dir: &tempfile::TempDir) -> PathBuf {
         let file = dir.path().join("r.db");
         let writer = Connection::open(&file).unwrap();
-        writer.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7);").unwrap();
+        writer
+            .execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (7);")
+            .unwrap();
         file
     }
 
@@ -148,7 +150,10 @@ mod tests {
         let readers = Readers::new(database(&dir));
         let write = readers.read(|c| Ok(c.execute("INSERT INTO t VALUES (8)", [])?)).await;
         assert!(matches!(write, Err(StoreError::Sqlite(_))), "{write:?}");
-        assert_eq!(readers.read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?)).await.unwrap(), 1);
+        assert_eq!(
+            readers.read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?)).await.unwrap(),
+            1
+        );
     }
 
     /// An exclusive lock (as during a WAL reset by another process) makes
