@@ -147,6 +147,7 @@ def main():
         health = os.path.join(work, "health.bin")
         open(health, "wb").write(grpc_frame(b""))
 
+        rss_before = rss_mib(gw.pid)
         runs = {name: [] for name in ("rest", "axum", "axum_bare", "grpc", "tonic", "tonic_bare", "list")}
         for _ in range(opts.rounds):
             runs["rest"].append(wrk(f"http://{rest}/api/v1/admin/sessions/{SESSION}/backfill", token, opts.duration))
@@ -161,6 +162,7 @@ def main():
                                               opts.duration), 0.0))
             runs["list"].append(wrk(f"http://{rest}/api/v1/admin/sessions?limit=50", token, opts.duration))
         med = {k: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v)) for k, v in runs.items()}
+        rss_after = rss_mib(gw.pid)
         metrics = http("GET", f"http://{rest}/metrics").decode()
         dropped = sum(float(l.rsplit(" ", 1)[1]) for l in metrics.splitlines()
                       if l.startswith("wa_gateway_log_lines_dropped_total"))
@@ -179,7 +181,8 @@ def main():
         print(f"| REST ListSessions, page of 50 | wrk -t1 -c64 | {med['list'][0]:,.0f} req/s | "
               f"{med['list'][1]:.2f} ms | REST GET …/backfill: {med['rest'][0]:,.0f} req/s | "
               f"{med['list'][0] / med['rest'][0]:.2f} | | |")
-        print(f"audit events written: {audit}; log lines dropped: {dropped:.0f}")
+        print(f"audit events written: {audit}; log lines dropped: {dropped:.0f}; "
+              f"wa-gateway RSS {rss_before:.1f} -> {rss_after:.1f} MiB over the runs (never scraped meanwhile)")
     finally:
         for proc in procs:
             proc.terminate()
@@ -201,6 +204,13 @@ def import_sessions(database, work, count=200):
             }) + "\n")
     subprocess.run([os.path.join(RELEASE, "wa-gateway"), "--database-url", database, "sessions", "import", lines],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def threading_drain(proc):

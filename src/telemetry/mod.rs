@@ -38,8 +38,16 @@ use std::time::Instant;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::{Layer, Service};
 
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Installs the process-wide recorder; later calls return a handle to the
 /// same registry.
+///
+/// The recorder keeps every histogram sample until it is folded into its
+/// buckets, which a scrape or an upkeep does: without the upkeep thread
+/// started here, a server nobody scrapes would keep ~16 bytes per request
+/// for ever (and grow slower as it grew).
 pub fn install() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
     HANDLE
@@ -51,6 +59,16 @@ pub fn install() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+            }
+            let upkeep = handle.clone();
+            let started = std::thread::Builder::new().name("wa-gateway-metrics".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            });
+            if let Err(error) = started {
+                tracing::warn!(%error, "cannot start the metrics upkeep thread; histograms are folded at scrapes only");
             }
             handle
         })
