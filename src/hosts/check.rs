@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
 
-use super::{HostError, MAX_HOST_MESSAGE_BYTES, convert};
+use super::{HostError, convert};
 use crate::directory::{MAX_ITEMS_PER_MESSAGE, MAX_PARTICIPANTS};
 use crate::proto::host::{self as pb, session_host_service_client::SessionHostServiceClient};
 
@@ -247,7 +247,7 @@ async fn check_unknown_session(client: &mut SessionHostServiceClient<Channel>, s
 
 /// Runs every check against the host behind `channel`.
 pub async fn run(channel: Channel, options: &CheckOptions) -> Report {
-    let mut client = SessionHostServiceClient::new(channel).max_decoding_message_size(MAX_HOST_MESSAGE_BYTES);
+    let mut client = super::client_on(channel);
     let mut report = Report::default();
     report.findings.push(check_contacts(&mut client, options).await);
     report.findings.push(check_groups(&mut client, options).await);

@@ -53,6 +53,8 @@ pub struct GroupBatches {
     stall: Duration,
     /// Groups of the current message not handed out yet.
     pending: VecDeque<Bytes>,
+    /// The pending group that did not fit the last chunk, decoded.
+    carried: Option<Group>,
     /// Groups received on this stream before the next pending one, to name
     /// a bad one by position.
     position: usize,
@@ -60,7 +62,7 @@ pub struct GroupBatches {
 
 impl GroupBatches {
     pub(super) fn new(stream: tonic::Streaming<EncodedGroups>, stall: Duration) -> Self {
-        Self { stream, stall, pending: VecDeque::new(), position: 0 }
+        Self { stream, stall, pending: VecDeque::new(), carried: None, position: 0 }
     }
 
     /// The next chunk of groups; `None` when the host ended the stream
@@ -90,8 +92,12 @@ impl GroupBatches {
         let mut chunk = Vec::new();
         let mut members = 0;
         while let Some(encoded) = self.pending.front() {
-            let group = self.decode(encoded)?;
+            let group = match self.carried.take() {
+                Some(group) => group,
+                None => self.decode(encoded)?,
+            };
             if !chunk.is_empty() && members + group.participants.len() > MEMBERS_PER_CHUNK {
+                self.carried = Some(group);
                 break;
             }
             members += group.participants.len();

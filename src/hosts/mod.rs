@@ -122,11 +122,7 @@ fn channel(endpoint: tonic::transport::Endpoint) -> Channel {
         .connect_lazy()
 }
 
-/// A lazily connecting client with the limits every host call gets.
-pub fn client(endpoint: tonic::transport::Endpoint) -> SessionHostServiceClient<Channel> {
-    client_on(channel(endpoint))
-}
-
+/// A client on `channel` that accepts host messages up to the limit.
 fn client_on(channel: Channel) -> SessionHostServiceClient<Channel> {
     SessionHostServiceClient::new(channel).max_decoding_message_size(MAX_HOST_MESSAGE_BYTES)
 }
