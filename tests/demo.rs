@@ -91,6 +91,35 @@ impl Demo {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
     }
+
+    /// The folder of the throwaway database the banner names.
+    fn folder(&self) -> std::path::PathBuf {
+        let line = self.banner.iter().find_map(|l| l.split_once("Throwaway database: ")).expect("database line").1;
+        std::path::Path::new(line.trim()).parent().unwrap().to_owned()
+    }
+
+    /// SIGTERM, then the exit status. Every test ends with it, so the demo
+    /// removes its throwaway folder (`kill_on_drop`'s SIGKILL, left for a
+    /// test that fails before, would leave the folder behind). Async, so
+    /// the tasks draining the demo's output go on while it stops.
+    async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = libc::pid_t::try_from(self._child.id().expect("running")).unwrap();
+        // SAFETY: signalling our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        tokio::time::timeout(Duration::from_secs(30), self._child.wait())
+            .await
+            .expect("the demo stops within 30 s of SIGTERM")
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_demo_removes_its_throwaway_database() {
+    let demo = Demo::start().await;
+    let folder = demo.folder();
+    assert!(folder.join("demo.db").exists(), "{}", folder.display());
+    assert_eq!(demo.stop().await.code(), Some(0));
+    assert!(!folder.exists(), "{} is left behind", folder.display());
 }
 
 #[tokio::test]
@@ -121,6 +150,7 @@ async fn the_printed_curl_line_lists_sessions_of_several_organizations() {
     let grpcurl = demo.banner.iter().find(|l| l.starts_with("grpcurl ")).unwrap();
     let out = demo.shell(grpcurl);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
 }
 
 #[tokio::test]
@@ -141,6 +171,7 @@ async fn readme_quickstart_lines_run_against_the_demo() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
 }
 
 #[tokio::test]
@@ -202,6 +233,7 @@ async fn metrics_and_audit_events() {
     assert_eq!(refused["outcome"], "Unauthenticated");
     let all_logs = demo.logs.lock().unwrap().join("\n");
     assert!(!all_logs.contains(&demo.token()), "tokens never reach the logs");
+    assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
 }
 
 #[tokio::test]
@@ -265,4 +297,5 @@ async fn operator_cli_follows_jobs_and_reports_failures() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("Unauthenticated"));
+    assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
 }
