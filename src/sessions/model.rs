@@ -40,6 +40,15 @@ impl SessionId {
         Ok(Self(raw.to_owned()))
     }
 
+    /// [`SessionId::parse`] keeping `raw`'s allocation; a refused `raw`
+    /// comes back with the reason.
+    pub fn parse_owned(raw: String) -> Result<Self, (String, IdError)> {
+        match check_id("session id", &raw) {
+            Ok(()) => Ok(Self(raw)),
+            Err(e) => Err((raw, e)),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -362,4 +362,37 @@ mod tests {
         }
         store.close().await;
     }
+
+    /// A row the schema should never hold (written around its CHECK) is an
+    /// internal error naming the session, never a panic or a wrong value.
+    #[tokio::test]
+    async fn a_corrupt_session_row_is_refused_with_what_is_wrong() {
+        use crate::sessions::SessionFilter;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corrupt.db");
+        let page = PageRequest { limit: crate::paging::PageLimit::new(Some(10)).unwrap(), after: None };
+        let rows = [
+            ("'bad id!'", "'working'", "session \"bad id!\": session id may contain only"),
+            ("'s-1'", "'asleep'", "session \"s-1\": unknown status \"asleep\""),
+            ("'s-1'", "42", "session \"s-1\": unknown status \"42\""),
+            ("'s-1'", "x'ff'", "Invalid column type Blob at index: 8, name: status"),
+        ];
+        for (id, status, expected) in rows {
+            let _ = std::fs::remove_file(&path);
+            Store::open(path.to_str().unwrap()).await.unwrap().close().await;
+            let mut writer =
+                SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(&path)).await.unwrap();
+            let insert = format!(
+                "PRAGMA ignore_check_constraints = ON; INSERT INTO sessions \
+                 (id, organization_id, status, created_at, updated_at) VALUES ({id}, 'org', {status}, 1, 1)"
+            );
+            sqlx::raw_sql(&insert).execute(&mut writer).await.unwrap();
+            writer.close().await.unwrap();
+            let store = Store::connect(path.to_str().unwrap()).await.unwrap();
+            let error = store.list_sessions(&SessionFilter::default(), &page).await.unwrap_err();
+            assert_eq!(error.error_code(), ErrorCode::Internal, "{error:?}");
+            assert!(format!("{error}").contains(expected), "{id} / {status}: {error}");
+            store.close().await;
+        }
+    }
 }

@@ -26,13 +26,30 @@ pub trait Columns {
     fn int_at(&self, index: usize) -> Result<i64, StoreError>;
     fn opt_int_at(&self, index: usize) -> Result<Option<i64>, StoreError>;
     fn opt_i32_at(&self, index: usize) -> Result<Option<i32>, StoreError>;
+    /// A text column read in place, without an owned copy.
+    fn str_at<R>(&self, index: usize, read: impl FnOnce(&str) -> R) -> Result<R, StoreError>;
 }
 
 macro_rules! columns_for {
-    ($row:ty, $get:ident) => {
+    ($row:ty, $get:ident, $str_at:ident) => {
         impl Columns for $row {
             columns_for!(@get $get; text, opt_text, flag, int, opt_int, bytes: &str);
             columns_for!(@get $get; text_at, opt_text_at, flag_at, int_at, opt_int_at, opt_i32_at: usize);
+            columns_for!(@$str_at);
+        }
+    };
+    (@value_ref) => {
+        fn str_at<R>(&self, index: usize, read: impl FnOnce(&str) -> R) -> Result<R, StoreError> {
+            match self.get_ref(index)?.as_str() {
+                Ok(text) => Ok(read(text)),
+                // Not text: the owned read names the column and its type.
+                Err(_) => Ok(read(&self.get::<_, String>(index)?)),
+            }
+        }
+    };
+    (@try_get) => {
+        fn str_at<R>(&self, index: usize, read: impl FnOnce(&str) -> R) -> Result<R, StoreError> {
+            Ok(read(self.try_get::<&str, _>(index)?))
         }
     };
     (@get $get:ident; $($method:ident),*: $index:ty) => {$(
@@ -54,10 +71,10 @@ macro_rules! columns_for {
     (@type bytes) => { Vec<u8> };
 }
 
-columns_for!(SqliteRow, try_get);
-columns_for!(PgRow, try_get);
+columns_for!(SqliteRow, try_get, try_get);
+columns_for!(PgRow, try_get, try_get);
 // The SQLite reader connections (`store/sqlite/readers.rs`).
-columns_for!(rusqlite::Row<'_>, get);
+columns_for!(rusqlite::Row<'_>, get, value_ref);
 
 /// Every column of `sessions`, in table order.
 pub const SESSION_COLUMNS: &str = "id, organization_id, created_by_user_id, gateway_id, label, phone_number, \
@@ -75,7 +92,7 @@ struct SessionColumns {
     phone_number: Option<String>,
     wa_jid: Option<String>,
     wa_lid: Option<String>,
-    status: String,
+    status: Result<SessionStatus, String>,
     auto_read: bool,
     presence_typing: bool,
     is_admin_session: bool,
@@ -97,7 +114,7 @@ impl SessionColumns {
             phone_number: row.opt_text_at(5)?,
             wa_jid: row.opt_text_at(6)?,
             wa_lid: row.opt_text_at(7)?,
-            status: row.text_at(8)?,
+            status: row.str_at(8, str::parse)?,
             auto_read: row.flag_at(9)?,
             presence_typing: row.flag_at(10)?,
             is_admin_session: row.flag_at(11)?,
@@ -114,11 +131,15 @@ impl SessionColumns {
         let id = &self.id;
         let corrupt = |what: String| StoreError::Corrupt(format!("session {id:?}: {what}"));
         let rate = |v: Option<i64>| v.map(i32::try_from).transpose().map_err(|e| corrupt(e.to_string()));
+        let status = self.status.map_err(corrupt)?;
+        let rate_per_min = rate(self.rate_per_min)?;
+        let rate_per_hour = rate(self.rate_per_hour)?;
         Ok(Session {
-            id: SessionId::parse(id).map_err(|e| corrupt(e.to_string()))?,
-            status: self.status.parse::<SessionStatus>().map_err(corrupt)?,
-            rate_per_min: rate(self.rate_per_min)?,
-            rate_per_hour: rate(self.rate_per_hour)?,
+            id: SessionId::parse_owned(self.id)
+                .map_err(|(id, e)| StoreError::Corrupt(format!("session {id:?}: {e}")))?,
+            status,
+            rate_per_min,
+            rate_per_hour,
             organization_id: self.organization_id,
             created_by_user_id: self.created_by_user_id,
             gateway_id: self.gateway_id,
