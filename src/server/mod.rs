@@ -157,7 +157,8 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
 
     // REST calls the same AdminService in process: the same gate, typed
     // values, no encoding and no socket.
-    let rest = gateway_rest::router(Arc::new(InProcessAdmin::new(api, gate)), config.rest.clone());
+    let backend = Arc::new(InProcessAdmin::new(api, gate));
+    let rest = gateway_rest::router(backend, config.rest.clone(), crate::telemetry::ObserveRestLayer);
     let ready = Arc::new(http::Readiness { store: store.clone(), jwks, listeners_up: AtomicBool::new(true) });
     let router = http::router(rest, ready.clone(), metrics, config.demo_jwks.clone());
 

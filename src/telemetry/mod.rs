@@ -289,6 +289,14 @@ impl<S> Layer<S> for ObserveRestLayer {
     }
 }
 
+/// Outermost around every REST route, so it sees the answer the client gets.
+impl gateway_rest::OuterLayer for ObserveRestLayer {
+    type Service<S: gateway_rest::RestService> = ObserveRest<S>;
+    fn wrap<S: gateway_rest::RestService>(&self, inner: S) -> ObserveRest<S> {
+        ObserveRest { inner }
+    }
+}
+
 #[derive(Clone)]
 pub struct ObserveRest<S> {
     inner: S,
