@@ -2,7 +2,8 @@
 //! the same bytes `serde_json` writes for their `Serialize` derive (a test
 //! holds the two equal), without its per-field and per-byte overhead. A page
 //! of 50 sessions took 5,400 instructions a session through `serde_json`,
-//! three quarters of them escaping keys that are constants.
+//! three quarters of them escaping strings byte by byte, two thirds of those
+//! strings keys that are constants.
 
 use crate::dto::{BackfillJob, PageOf, Session};
 
