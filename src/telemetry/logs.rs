@@ -100,30 +100,73 @@ where
     N: for<'a> FormatFields<'a> + 'static,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut out: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        let meta = event.metadata();
-        out.write_str("{\"timestamp\":\"")?;
-        out.write_str(std::str::from_utf8(&rfc3339_micros(std::time::SystemTime::now())).map_err(|_| fmt::Error)?)?;
-        out.write_str("\",\"level\":\"")?;
-        out.write_str(meta.level().as_str())?;
-        out.write_str("\",\"target\":")?;
-        write_json_str(&mut out, meta.target())?;
-        let mut fields = JsonVisitor { out: &mut out, result: Ok(()), scratch: String::new() };
-        event.record(&mut fields);
-        fields.result?;
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope.from_root() {
-                // Span fields were formatted by `JsonFields` when recorded:
-                // `,"name":value` pairs, ready to append.
-                if let Some(formatted) = span.extensions().get::<FormattedFields<N>>() {
-                    out.write_str(formatted.as_str())?;
+        // The line is built in a plain `String`, where every write is an
+        // inlined append, then handed over in one call: each write through
+        // `Writer` is a dynamic call, and a line takes about fifty.
+        LINE.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffers) => {
+                let Buffers { line, scratch } = &mut *buffers;
+                line.clear();
+                let written = json_line(ctx, event, line, scratch);
+                let handed = written.and_then(|()| out.write_str(line));
+                if line.capacity() > KEEP_AT_MOST {
+                    *line = String::new();
                 }
+                handed
+            }
+            // An event logged while a value of this line was being
+            // formatted (a `Debug` impl that logs).
+            Err(_) => {
+                let (mut line, mut scratch) = (String::new(), String::new());
+                json_line(ctx, event, &mut line, &mut scratch)?;
+                out.write_str(&line)
+            }
+        })
+    }
+}
+
+/// Line buffers larger than this (one huge field) are not kept.
+const KEEP_AT_MOST: usize = 64 * 1024;
+
+struct Buffers {
+    line: String,
+    /// For values that arrive as `Debug` (the message among them).
+    scratch: String,
+}
+
+thread_local! {
+    static LINE: std::cell::RefCell<Buffers> =
+        const { std::cell::RefCell::new(Buffers { line: String::new(), scratch: String::new() }) };
+}
+
+fn json_line<S, N>(ctx: &FmtContext<'_, S, N>, event: &Event<'_>, out: &mut String, scratch: &mut String) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    let meta = event.metadata();
+    out.write_str("{\"timestamp\":\"")?;
+    out.write_str(std::str::from_utf8(&rfc3339_micros(std::time::SystemTime::now())).map_err(|_| fmt::Error)?)?;
+    out.write_str("\",\"level\":\"")?;
+    out.write_str(meta.level().as_str())?;
+    out.write_str("\",\"target\":")?;
+    write_json_str(out, meta.target())?;
+    let mut fields = JsonVisitor { out: &mut *out, result: Ok(()), scratch };
+    event.record(&mut fields);
+    fields.result?;
+    if let Some(scope) = ctx.event_scope() {
+        for span in scope.from_root() {
+            // Span fields were formatted by `JsonFields` when recorded:
+            // `,"name":value` pairs, ready to append.
+            if let Some(formatted) = span.extensions().get::<FormattedFields<N>>() {
+                out.write_str(formatted.as_str())?;
             }
         }
-        if let Some((trace_id, span_id)) = super::traces::current_ids() {
-            write!(out, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"")?;
-        }
-        out.write_str("}\n")
     }
+    if let Some((trace_id, span_id)) = super::traces::current_ids() {
+        write!(out, ",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\"")?;
+    }
+    out.write_str("}\n")
 }
 
 /// Formats span fields as `,"name":value` pairs (see [`JsonLines`]).
@@ -135,21 +178,22 @@ impl<'writer> FormatFields<'writer> for JsonFields {
         mut out: Writer<'writer>,
         fields: R,
     ) -> fmt::Result {
-        let mut visitor = JsonVisitor { out: &mut out, result: Ok(()), scratch: String::new() };
+        let mut scratch = String::new();
+        let mut visitor = JsonVisitor { out: &mut out, result: Ok(()), scratch: &mut scratch };
         fields.record(&mut visitor);
         visitor.result
     }
 }
 
-struct JsonVisitor<'a, 'w> {
-    out: &'a mut Writer<'w>,
+struct JsonVisitor<'a, W> {
+    out: &'a mut W,
     result: fmt::Result,
     /// Reused for values that arrive as `Debug` (the message among them).
-    scratch: String,
+    scratch: &'a mut String,
 }
 
-impl JsonVisitor<'_, '_> {
-    fn pair(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+impl<W: fmt::Write> JsonVisitor<'_, W> {
+    fn pair(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
         if self.result.is_ok() {
             self.result = (|| {
                 self.out.write_char(',')?;
@@ -161,7 +205,7 @@ impl JsonVisitor<'_, '_> {
     }
 }
 
-impl Visit for JsonVisitor<'_, '_> {
+impl<W: fmt::Write> Visit for JsonVisitor<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.pair(field, |out| write_json_str(out, value));
     }
@@ -169,9 +213,9 @@ impl Visit for JsonVisitor<'_, '_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.scratch.clear();
         let _ = write!(self.scratch, "{value:?}");
-        let scratch = std::mem::take(&mut self.scratch);
+        let scratch = std::mem::take(self.scratch);
         self.pair(field, |out| write_json_str(out, &scratch));
-        self.scratch = scratch;
+        *self.scratch = scratch;
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -287,6 +331,44 @@ mod tests {
         assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
         assert_eq!(at(1_795_395_723, 522_328), "2026-11-23T01:02:03.522328Z");
         assert_eq!(at(253_402_300_799, 1), "9999-12-31T23:59:59.000001Z");
+    }
+
+    /// A value whose `Debug` logs while its own line is being built leaves
+    /// that line whole (tracing drops the nested event; were it delivered,
+    /// the line buffer is borrowed with `try_borrow_mut`, never a panic).
+    #[test]
+    fn a_value_that_logs_while_its_line_is_built_leaves_the_line_whole() {
+        use std::sync::{Arc, Mutex};
+        struct Chatty;
+        impl fmt::Debug for Chatty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                tracing::info!(inner = "yes", "from inside");
+                f.write_str("chatty")
+            }
+        }
+        let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLines)
+            .fmt_fields(JsonFields)
+            .with_writer(move || LockedSink(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || tracing::info!(value = ?Chatty, "outer"));
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(events.len(), 1, "{text}");
+        assert_eq!((events[0]["message"].as_str(), events[0]["value"].as_str()), (Some("outer"), Some("chatty")));
+    }
+
+    struct LockedSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for LockedSink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
