@@ -6,7 +6,10 @@ audit trail is written), a bare axum answering a BackfillJob-shaped static
 JSON of the same size at the same path, and a bare tonic answering an empty
 unary call. Load: wrk -t1 -c64 for REST, h2load -c64 -m1 for gRPC, each run
 DURATION seconds; runs alternate between the servers and each figure is the
-median of ROUNDS. Prints a Markdown table of rates, p99s and ratios.
+median of ROUNDS. Prints a Markdown table of rates, p99s and ratios, then
+one of each server's CPU per call (user + system from /proc, over the same
+runs): on a shared machine the rates swing with the other tenants, and the
+CPU a call costs much less.
 
 Every server gets the same requests, bearer token included (the baselines
 ignore it): the token's bytes cost the load tool and the framework alike, and
@@ -88,7 +91,8 @@ def wrk(url, token, duration):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         sys.exit(f"wrk saw {non2xx.group(1)} failed responses from {url}")
-    return rate, float(p99.group(1)) * scale
+    calls = int(re.search(r"(\d+) requests in", out).group(1))
+    return rate, float(p99.group(1)) * scale, calls
 
 
 def h2load(url, data_file, token, duration):
@@ -98,10 +102,26 @@ def h2load(url, data_file, token, duration):
         args[1:1] = ["-H", f"authorization: Bearer {token}"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))
-    failed = int(re.search(r"requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed", out).group(1))
-    if failed:
-        sys.exit(f"h2load saw {failed} failed requests to {url}")
-    return rate
+    counts = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", out)
+    if int(counts.group(2)):
+        sys.exit(f"h2load saw {counts.group(2)} failed requests to {url}")
+    return rate, 0.0, int(counts.group(1))
+
+
+def cpu_seconds(pid):
+    """User + system CPU the process has used (fields 14 and 15 of /proc/PID/stat)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def on(server, load):
+    """Runs `load` against `server`: rate, p99, and the server's CPU per call in µs.
+
+    CPU per call moves much less with the other tenants of a shared machine
+    than the rate does, so it is the steadier of the two ratios."""
+    before = cpu_seconds(server.pid)
+    rate, p99, calls = load()
+    return rate, p99, (cpu_seconds(server.pid) - before) / calls * 1e6
 
 
 def main():
@@ -148,20 +168,24 @@ def main():
         open(health, "wb").write(grpc_frame(b""))
 
         rss_before = rss_mib(gw.pid)
-        runs = {name: [] for name in ("rest", "axum", "axum_bare", "grpc", "tonic", "tonic_bare", "list")}
+        backfill_path = f"/api/v1/admin/sessions/{SESSION}/backfill"
+        loads = {
+            "rest": (gw, lambda: wrk(f"http://{rest}{backfill_path}", token, opts.duration)),
+            "axum": (axum, lambda: wrk(f"http://{axum_addr}{backfill_path}", token, opts.duration)),
+            "axum_bare": (axum, lambda: wrk(f"http://{axum_addr}{backfill_path}", None, opts.duration)),
+            "grpc": (gw, lambda: h2load(f"http://{grpc}/wa.gateway.admin.v1.AdminService/GetBackfill",
+                                        get_backfill, token, opts.duration)),
+            "tonic": (tonic, lambda: h2load(f"http://{tonic_addr}/grpc.health.v1.Health/Check", health, token,
+                                            opts.duration)),
+            "tonic_bare": (tonic, lambda: h2load(f"http://{tonic_addr}/grpc.health.v1.Health/Check", health, None,
+                                                 opts.duration)),
+            "list": (gw, lambda: wrk(f"http://{rest}/api/v1/admin/sessions?limit=50", token, opts.duration)),
+        }
+        runs = {name: [] for name in loads}
         for _ in range(opts.rounds):
-            runs["rest"].append(wrk(f"http://{rest}/api/v1/admin/sessions/{SESSION}/backfill", token, opts.duration))
-            runs["axum"].append(wrk(f"http://{axum_addr}/api/v1/admin/sessions/{SESSION}/backfill", token, opts.duration))
-            runs["axum_bare"].append(wrk(f"http://{axum_addr}/api/v1/admin/sessions/{SESSION}/backfill", None,
-                                         opts.duration))
-            runs["grpc"].append((h2load(f"http://{grpc}/wa.gateway.admin.v1.AdminService/GetBackfill",
-                                        get_backfill, token, opts.duration), 0.0))
-            runs["tonic"].append((h2load(f"http://{tonic_addr}/grpc.health.v1.Health/Check", health, token,
-                                         opts.duration), 0.0))
-            runs["tonic_bare"].append((h2load(f"http://{tonic_addr}/grpc.health.v1.Health/Check", health, None,
-                                              opts.duration), 0.0))
-            runs["list"].append(wrk(f"http://{rest}/api/v1/admin/sessions?limit=50", token, opts.duration))
-        med = {k: (statistics.median(r for r, _ in v), statistics.median(p for _, p in v)) for k, v in runs.items()}
+            for name, (server, load) in loads.items():
+                runs[name].append(on(server, load))
+        med = {k: tuple(statistics.median(run[i] for run in v) for i in range(3)) for k, v in runs.items()}
         rss_after = rss_mib(gw.pid)
         metrics = http("GET", f"http://{rest}/metrics").decode()
         dropped = sum(float(l.rsplit(" ", 1)[1]) for l in metrics.splitlines()
@@ -181,6 +205,17 @@ def main():
         print(f"| REST ListSessions, page of 50 | wrk -t1 -c64 | {med['list'][0]:,.0f} req/s | "
               f"{med['list'][1]:.2f} ms | REST GET …/backfill: {med['rest'][0]:,.0f} req/s | "
               f"{med['list'][0] / med['rest'][0]:.2f} | | |")
+        print()
+        print("Server CPU per call (user + system, from /proc; medians), the steadier comparison on a shared machine:")
+        print("| call | wa-gateway | baseline | ratio (baseline / wa-gateway) |")
+        print("|---|---|---|---|")
+        for label, ours, theirs, what in (
+            ("REST GET …/backfill", "rest", "axum", "axum static JSON"),
+            ("gRPC GetBackfill", "grpc", "tonic", "tonic empty unary"),
+            ("REST ListSessions, page of 50", "list", "rest", "REST GET …/backfill"),
+        ):
+            print(f"| {label} | {med[ours][2]:.1f} µs | {what}: {med[theirs][2]:.1f} µs | "
+                  f"{med[theirs][2] / med[ours][2]:.2f} |")
         print(f"audit events written: {audit}; log lines dropped: {dropped:.0f}; "
               f"wa-gateway RSS {rss_before:.1f} -> {rss_after:.1f} MiB over the runs (never scraped meanwhile)")
     finally:
