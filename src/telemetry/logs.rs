@@ -109,8 +109,10 @@ where
                 line.clear();
                 let written = json_line(ctx, event, line, scratch);
                 let handed = written.and_then(|()| out.write_str(line));
-                if line.capacity() > KEEP_AT_MOST {
-                    *line = String::new();
+                for buffer in [line, scratch] {
+                    if buffer.capacity() > KEEP_AT_MOST {
+                        *buffer = String::new();
+                    }
                 }
                 handed
             }
@@ -125,7 +127,7 @@ where
     }
 }
 
-/// Line buffers larger than this (one huge field) are not kept.
+/// Buffers that grew past this (one huge field) are not kept.
 const KEEP_AT_MOST: usize = 64 * 1024;
 
 struct Buffers {
@@ -358,6 +360,30 @@ mod tests {
         let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(events.len(), 1, "{text}");
         assert_eq!((events[0]["message"].as_str(), events[0]["value"].as_str()), (Some("outer"), Some("chatty")));
+    }
+
+    /// One huge line is written whole, and its buffers are not kept.
+    #[test]
+    fn a_huge_line_is_written_and_its_buffers_are_let_go() {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(JsonLines)
+            .fmt_fields(JsonFields)
+            .with_writer(move || LockedSink(sink.clone()))
+            .finish();
+        let huge = "x".repeat(2 * KEEP_AT_MOST);
+        tracing::subscriber::with_default(subscriber, || tracing::info!(text = huge.as_str(), debug = ?huge, "big"));
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let event: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(
+            (event["text"].as_str(), event["debug"].as_str().map(str::len)),
+            (Some(huge.as_str()), Some(huge.len() + 2))
+        );
+        LINE.with_borrow(|buffers| {
+            assert!(buffers.line.capacity() <= KEEP_AT_MOST, "line kept {}", buffers.line.capacity());
+            assert!(buffers.scratch.capacity() <= KEEP_AT_MOST, "scratch kept {}", buffers.scratch.capacity());
+        });
     }
 
     struct LockedSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
