@@ -174,6 +174,29 @@ async fn readme_quickstart_lines_run_against_the_demo() {
     assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
 }
 
+/// REST metrics count the answer the client got. For an unknown custom method
+/// an unauthenticated caller gets 401 (authentication comes first) and an
+/// authenticated one 404, and each is counted under that status.
+#[tokio::test]
+async fn rest_metrics_count_the_status_the_client_got() {
+    let demo = Demo::start().await;
+    let http = reqwest::Client::new();
+    let metrics =
+        || async { http.get(format!("http://{}/metrics", demo.http)).send().await.unwrap().text().await.unwrap() };
+    let unknown = format!("http://{}/api/v1/admin/sessions/demo-acme-01:nope", demo.http);
+    let counted = |body: &str, code: &str| {
+        let code = format!("code=\"{code}\"");
+        demo.metric(body, "wa_gateway_requests_total", &["transport=\"rest\"", "/api/v1/admin/sessions/{*rest}", &code])
+    };
+    let body = metrics().await;
+    let (before_401, before_404) = (counted(&body, "401"), counted(&body, "404"));
+    assert_eq!(http.get(&unknown).bearer_auth("garbage").send().await.unwrap().status(), 401);
+    assert_eq!(http.get(&unknown).bearer_auth(demo.token()).send().await.unwrap().status(), 404);
+    let body = metrics().await;
+    assert_eq!((counted(&body, "401"), counted(&body, "404")), (before_401 + 1.0, before_404 + 1.0), "{body}");
+    assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
+}
+
 #[tokio::test]
 async fn metrics_and_audit_events() {
     let demo = Demo::start().await;
