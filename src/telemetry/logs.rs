@@ -340,7 +340,6 @@ mod tests {
     /// the line buffer is borrowed with `try_borrow_mut`, never a panic).
     #[test]
     fn a_value_that_logs_while_its_line_is_built_leaves_the_line_whole() {
-        use std::sync::{Arc, Mutex};
         struct Chatty;
         impl fmt::Debug for Chatty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -348,15 +347,7 @@ mod tests {
                 f.write_str("chatty")
             }
         }
-        let lines = Arc::new(Mutex::new(Vec::<u8>::new()));
-        let sink = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(JsonLines)
-            .fmt_fields(JsonFields)
-            .with_writer(move || LockedSink(sink.clone()))
-            .finish();
-        tracing::subscriber::with_default(subscriber, || tracing::info!(value = ?Chatty, "outer"));
-        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let text = lines_of(|| tracing::info!(value = ?Chatty, "outer"));
         let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(events.len(), 1, "{text}");
         assert_eq!((events[0]["message"].as_str(), events[0]["value"].as_str()), (Some("outer"), Some("chatty")));
@@ -365,16 +356,8 @@ mod tests {
     /// One huge line is written whole, and its buffers are not kept.
     #[test]
     fn a_huge_line_is_written_and_its_buffers_are_let_go() {
-        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-        let sink = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(JsonLines)
-            .fmt_fields(JsonFields)
-            .with_writer(move || LockedSink(sink.clone()))
-            .finish();
         let huge = "x".repeat(2 * KEEP_AT_MOST);
-        tracing::subscriber::with_default(subscriber, || tracing::info!(text = huge.as_str(), debug = ?huge, "big"));
-        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        let text = lines_of(|| tracing::info!(text = huge.as_str(), debug = ?huge, "big"));
         let event: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(
             (event["text"].as_str(), event["debug"].as_str().map(str::len)),
@@ -386,23 +369,11 @@ mod tests {
         });
     }
 
-    struct LockedSink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for LockedSink {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn an_event_is_one_flat_json_object_with_its_span_fields() {
+    /// What `log` writes through the JSON line formatter.
+    fn lines_of(log: impl FnOnce()) -> String {
         use std::sync::{Arc, Mutex};
-        #[derive(Clone, Default)]
-        struct Lines(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Lines {
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
             fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
                 self.0.lock().unwrap().extend_from_slice(buf);
                 Ok(buf.len())
@@ -411,19 +382,24 @@ mod tests {
                 Ok(())
             }
         }
-        let lines = Lines::default();
+        let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
         let subscriber = tracing_subscriber::fmt()
             .event_format(JsonLines)
             .fmt_fields(JsonFields)
-            .with_writer(move || sink.clone())
+            .with_writer(move || Sink(sink.clone()))
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, log);
+        String::from_utf8(lines.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn an_event_is_one_flat_json_object_with_its_span_fields() {
+        let text = lines_of(|| {
             let span = tracing::info_span!("call", request_id = "r-1");
             let _entered = span.enter();
             tracing::info!(target: "audit", principal = "ops \"root\"", rows = 42u64, ok = true, outcome = ?Some(1), "admin call");
         });
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
         assert!(text.ends_with('\n') && text.lines().count() == 1, "{text}");
         let event: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
         assert_eq!(event["target"], "audit");
