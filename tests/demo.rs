@@ -85,6 +85,11 @@ impl Demo {
             .unwrap()
     }
 
+    /// The `/metrics` page, as text.
+    async fn metrics(&self) -> String {
+        reqwest::get(format!("http://{}/metrics", self.http)).await.unwrap().text().await.unwrap()
+    }
+
     fn metric(&self, body: &str, name: &str, labels: &[&str]) -> f64 {
         body.lines()
             .filter(|l| l.starts_with(name) && labels.iter().all(|lab| l.contains(lab)))
@@ -181,18 +186,16 @@ async fn readme_quickstart_lines_run_against_the_demo() {
 async fn rest_metrics_count_the_status_the_client_got() {
     let demo = Demo::start().await;
     let http = reqwest::Client::new();
-    let metrics =
-        || async { http.get(format!("http://{}/metrics", demo.http)).send().await.unwrap().text().await.unwrap() };
     let unknown = format!("http://{}/api/v1/admin/sessions/demo-acme-01:nope", demo.http);
     let counted = |body: &str, code: &str| {
         let code = format!("code=\"{code}\"");
         demo.metric(body, "wa_gateway_requests_total", &["transport=\"rest\"", "/api/v1/admin/sessions/{*rest}", &code])
     };
-    let body = metrics().await;
+    let body = demo.metrics().await;
     let (before_401, before_404) = (counted(&body, "401"), counted(&body, "404"));
     assert_eq!(http.get(&unknown).bearer_auth("garbage").send().await.unwrap().status(), 401);
     assert_eq!(http.get(&unknown).bearer_auth(demo.token()).send().await.unwrap().status(), 404);
-    let body = metrics().await;
+    let body = demo.metrics().await;
     assert_eq!((counted(&body, "401"), counted(&body, "404")), (before_401 + 1.0, before_404 + 1.0), "{body}");
     assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
 }
@@ -201,14 +204,12 @@ async fn rest_metrics_count_the_status_the_client_got() {
 async fn metrics_and_audit_events() {
     let demo = Demo::start().await;
     let http = reqwest::Client::new();
-    let metrics =
-        || async { http.get(format!("http://{}/metrics", demo.http)).send().await.unwrap().text().await.unwrap() };
     let list = format!("http://{}/api/v1/admin/sessions", demo.http);
     let labels = ["transport=\"rest\"", "GET /api/v1/admin/sessions", "code=\"200\""];
-    let before = demo.metric(&metrics().await, "wa_gateway_requests_total", &labels);
+    let before = demo.metric(&demo.metrics().await, "wa_gateway_requests_total", &labels);
     let resp = http.get(&list).bearer_auth(demo.token()).header("x-request-id", "audit-check-1").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let body = metrics().await;
+    let body = demo.metrics().await;
     assert_eq!(demo.metric(&body, "wa_gateway_requests_total", &labels), before + 1.0);
     assert!(body.contains("wa_gateway_request_duration_seconds_bucket"), "latency histogram");
 
@@ -217,7 +218,7 @@ async fn metrics_and_audit_events() {
     };
     let before = rejected(&body);
     assert_eq!(http.get(&list).bearer_auth("garbage").send().await.unwrap().status(), 401);
-    assert_eq!(rejected(&metrics().await), before + 1.0);
+    assert_eq!(rejected(&demo.metrics().await), before + 1.0);
 
     // A backfill moves the job and row counters; gRPC calls are counted by transport.
     let mut client =
@@ -227,7 +228,7 @@ async fn metrics_and_audit_events() {
     let req = wa_gateway::proto::admin::StartBackfillRequest { session_id: "demo-acme-03".into() };
     client.start_backfill(common::authed(req, &demo.token())).await.unwrap();
     let body = eventually("backfill to finish", Duration::from_secs(30), || async {
-        let body = metrics().await;
+        let body = demo.metrics().await;
         (demo.metric(&body, "wa_gateway_backfill_jobs_total", &["status=\"succeeded\""]) >= 1.0).then_some(body)
     })
     .await;
