@@ -419,8 +419,12 @@ async fn standalone_rest_in_front_of_a_separate_server() {
 
     let resp = r.http.get(format!("{base}/api/v1/admin/sessions?limit=2")).bearer_auth(&r.admin).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+    let etag = resp.headers()["etag"].clone();
     let page: Value = resp.json().await.unwrap();
     assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    let again = r.http.get(format!("{base}/api/v1/admin/sessions?limit=2")).bearer_auth(&r.admin);
+    let resp = again.header("if-none-match", etag.clone()).send().await.unwrap();
+    assert_eq!((resp.status(), &resp.headers()["etag"]), (StatusCode::NOT_MODIFIED, &etag), "etags pass through");
     let resp =
         r.http.post(format!("{base}/api/v1/admin/sessions/s1:backfill")).bearer_auth(&r.admin).send().await.unwrap();
     assert_eq!(resp.status(), 202);

@@ -33,26 +33,39 @@ pub struct WrittenJson<T>(pub T);
 
 impl<T: WriteJson> IntoResponse for WrittenJson<T> {
     fn into_response(self) -> Response {
-        respond(|buffer| {
-            self.0.write_json(buffer);
-            Ok(())
-        })
+        json_response(written_bytes(&self.0))
     }
 }
 
+/// `value`'s hand-written JSON as an exact-size body.
+pub(crate) fn written_bytes<T: WriteJson>(value: &T) -> Bytes {
+    with_buffer(|buffer| {
+        value.write_json(buffer);
+        Bytes::copy_from_slice(buffer)
+    })
+}
+
 fn respond(write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>) -> Response {
-    let body = BUFFER.with_borrow_mut(|buffer| {
-        buffer.clear();
-        let body = write(&mut *buffer).map(|()| Bytes::copy_from_slice(buffer));
-        if buffer.capacity() > KEEP_AT_MOST {
-            *buffer = Vec::with_capacity(4096);
-        }
-        body
-    });
-    match body {
-        Ok(body) => ([(http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+    match with_buffer(|buffer| write(buffer).map(|()| Bytes::copy_from_slice(buffer))) {
+        Ok(body) => json_response(body),
         // Our DTOs always serialize (string keys, finite numbers); this
         // answers what axum's `Json` would, should one ever not.
         Err(error) => (http::StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
+}
+
+pub(crate) fn json_response(body: Bytes) -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Runs `write` on this thread's cleared buffer.
+fn with_buffer<R>(write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    BUFFER.with_borrow_mut(|buffer| {
+        buffer.clear();
+        let written = write(&mut *buffer);
+        if buffer.capacity() > KEEP_AT_MOST {
+            *buffer = Vec::with_capacity(4096);
+        }
+        written
+    })
 }

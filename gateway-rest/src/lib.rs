@@ -19,6 +19,7 @@ pub mod error;
 pub mod finish;
 mod json_body;
 mod json_write;
+mod listing;
 pub mod openapi;
 mod request_context;
 mod routes;
@@ -124,7 +125,7 @@ impl<L: OuterLayer, S: RestService> tower::Layer<S> for Outer<L> {
 /// level below it on each request, so three `Router::layer` calls cost ten
 /// box clones a request, and one stack three.
 pub fn router(backend: AdminBackend, config: RestConfig, outer: impl OuterLayer) -> axum::Router {
-    let state = routes::RestState { backend, rpc_timeout: config.rpc_timeout };
+    let state = routes::RestState { backend, rpc_timeout: config.rpc_timeout, pages: Default::default() };
     let cors = (!config.cors_origins.is_empty()).then(|| {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(config.cors_origins))
@@ -134,8 +135,9 @@ pub fn router(backend: AdminBackend, config: RestConfig, outer: impl OuterLayer)
                 http::header::CONTENT_TYPE,
                 http::HeaderName::from_static("x-api-key"),
                 http::HeaderName::from_static("x-request-id"),
+                http::header::IF_NONE_MATCH,
             ])
-            .expose_headers([http::header::LOCATION, http::HeaderName::from_static("x-request-id")])
+            .expose_headers([http::header::LOCATION, http::HeaderName::from_static("x-request-id"), http::header::ETAG])
             .max_age(Duration::from_secs(600))
     });
     let layers = tower::ServiceBuilder::new()

@@ -139,6 +139,13 @@ fn ok(description: &str, schema: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
 }
 
+fn listing_headers() -> Value {
+    json!({
+        "ETag": {"description": "Weak etag of the sessions' revision this page was read at; send it back in If-None-Match.", "schema": {"type": "string"}},
+        "Cache-Control": {"description": "private, no-cache: revalidate before reuse.", "schema": {"type": "string"}}
+    })
+}
+
 const COMMON_ERRORS: [&str; 8] = ["400", "401", "403", "405", "429", "500", "503", "504"];
 
 fn errors(extra: &[&str]) -> Value {
@@ -166,9 +173,13 @@ pub fn document() -> Value {
                 "parameters": page_params().into_iter().chain([
                     json!({"name": "organizationId", "in": "query", "required": false, "description": "Only this organization's sessions; empty means no filter.", "schema": {"type": "string", "pattern": FILTER_PATTERN}}),
                     json!({"name": "status", "in": "query", "required": false, "schema": {"enum": ["stopped","starting","scan_qr_code","working","failed"]}}),
-                    json!({"name": "gatewayId", "in": "query", "required": false, "description": "Only sessions on this gateway; empty means no filter.", "schema": {"type": "string", "pattern": FILTER_PATTERN}})
+                    json!({"name": "gatewayId", "in": "query", "required": false, "description": "Only sessions on this gateway; empty means no filter.", "schema": {"type": "string", "pattern": FILTER_PATTERN}}),
+                    json!({"name": "If-None-Match", "in": "header", "required": false, "description": "ETags of pages of this same query the caller holds (or *): while no session changed since, the answer is 304 with no body. A value that is not a list of etags is ignored.", "schema": {"type": "string"}})
                 ]).collect::<Vec<_>>(),
-                "responses": with(json!({"200": ok("One page of sessions, in a stable order.", "SessionPage")}), errors(&[]))
+                "responses": with(json!({
+                    "200": with(ok("One page of sessions, in a stable order.", "SessionPage"), json!({"headers": listing_headers()})),
+                    "304": {"description": "The page named by If-None-Match is still current (no session changed since it was read).", "headers": listing_headers()}
+                }), errors(&[]))
             }},
             "/api/v1/admin/sessions/{session}:backfill": {"post": {
                 "operationId": "startBackfill", "summary": "Start a session data backfill (super_admin)",

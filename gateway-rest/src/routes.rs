@@ -41,12 +41,13 @@ const FORWARDED: [http::HeaderName; FORWARDED_COUNT] = [
 pub(crate) struct RestState {
     pub backend: AdminBackend,
     pub rpc_timeout: Duration,
+    pub pages: std::sync::Arc<crate::listing::PageCache>,
 }
 
 pub(crate) fn routes(state: RestState) -> Router {
     Router::new()
         .route("/api/v1/admin/whoami", get(who_am_i).fallback(|| async { ApiError::method_not_allowed("GET") }))
-        .route(SESSIONS, get(list_sessions).fallback(|| async { ApiError::method_not_allowed("GET") }))
+        .route(SESSIONS, get(crate::listing::list_sessions).fallback(|| async { ApiError::method_not_allowed("GET") }))
         .route(&format!("{SESSIONS}/{{*rest}}"), any(session_resource))
         .route(
             "/api/v1/openapi.json",
@@ -107,7 +108,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Forwarded {
 }
 
 impl RestState {
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         rpc: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     ) -> Result<T, ApiError> {
@@ -123,7 +124,7 @@ impl RestState {
     }
 }
 
-fn limit(query: &HashMap<String, String>) -> Result<Option<i32>, ApiError> {
+pub(crate) fn limit(query: &HashMap<String, String>) -> Result<Option<i32>, ApiError> {
     let Some(raw) = query.get("limit") else { return Ok(None) };
     // Out-of-range integers saturate: the service clamps large limits and
     // rejects negative ones, so the outcome stays the service's.
@@ -135,13 +136,13 @@ fn limit(query: &HashMap<String, String>) -> Result<Option<i32>, ApiError> {
     }
 }
 
-fn text(query: &HashMap<String, String>, name: &str) -> String {
+pub(crate) fn text(query: &HashMap<String, String>, name: &str) -> String {
     query.get(name).cloned().unwrap_or_default()
 }
 
 /// `cursor` from the query: absent is the first page; present but empty is a
 /// mistake (a client that lost its cursor), not the first page.
-fn cursor(query: &HashMap<String, String>) -> Result<String, ApiError> {
+pub(crate) fn cursor(query: &HashMap<String, String>) -> Result<String, ApiError> {
     match query.get("cursor") {
         Some(c) if c.is_empty() => {
             Err(ApiError::invalid_argument("cursor", "cursor must not be empty; omit it for the first page"))
@@ -156,7 +157,7 @@ async fn who_am_i(State(state): State<RestState>, forwarded: Forwarded) -> Resul
 }
 
 /// The query string as a map; a parameter given twice is ambiguous and refused.
-fn query_of(uri: &http::Uri) -> Result<HashMap<String, String>, ApiError> {
+pub(crate) fn query_of(uri: &http::Uri) -> Result<HashMap<String, String>, ApiError> {
     let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
         .map_err(|e| ApiError::invalid_argument("query", e.body_text()))?;
     let mut query = HashMap::with_capacity(pairs.len());
@@ -167,32 +168,6 @@ fn query_of(uri: &http::Uri) -> Result<HashMap<String, String>, ApiError> {
         query.insert(name, value);
     }
     Ok(query)
-}
-
-async fn list_sessions(
-    State(state): State<RestState>,
-    forwarded: Forwarded,
-    uri: http::Uri,
-) -> Result<WrittenJson<PageOf<dto::Session>>, ApiError> {
-    let query = query_of(&uri)?;
-    let status = match query.get("status").map(String::as_str) {
-        None => pb::SessionStatus::Unspecified,
-        Some(raw) => dto::parse_session_status(raw).ok_or_else(|| {
-            ApiError::invalid_argument(
-                "status",
-                "status must be one of stopped, starting, scan_qr_code, working, failed",
-            )
-        })?,
-    };
-    let message = pb::ListSessionsRequest {
-        limit: limit(&query)?,
-        cursor: cursor(&query)?,
-        organization_id: text(&query, "organizationId"),
-        status: status.into(),
-        gateway_id: text(&query, "gatewayId"),
-    };
-    let page = state.call(state.backend.list_sessions(forwarded.request(message))).await?;
-    Ok(WrittenJson(PageOf { data: page.data.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
 }
 
 /// Decodes `%XX` escapes; anything else passes through.

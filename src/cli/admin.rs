@@ -182,6 +182,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
                     organization_id: org.clone().unwrap_or_default(),
                     status: status.into(),
                     gateway_id: gateway.clone().unwrap_or_default(),
+                    if_none_match: String::new(),
                 };
                 let page = client.inner.list_sessions(client.request(request)).await.map_err(rpc_error)?.into_inner();
                 for s in &page.data {

@@ -117,11 +117,14 @@ impl AdminService for AdminApi {
         let call = Call::begin(&request, "ListSessions")?;
         let result = async {
             let query = sessions::ListSessions::try_from(request.into_inner())?;
-            let page = sessions::list(&call.admin, &self.store, &self.codec, query).await.map_err(|e| to_status(&e))?;
-            Ok(Response::new(pb::ListSessionsResponse {
-                data: page.items.into_iter().map(Into::into).collect(),
-                next_cursor: page.next_cursor,
-            }))
+            let listing =
+                sessions::list(&call.admin, &self.store, &self.codec, query).await.map_err(|e| to_status(&e))?;
+            let not_modified = listing.page.is_none();
+            let (data, next_cursor) = match listing.page {
+                Some(page) => (page.items.into_iter().map(Into::into).collect(), page.next_cursor),
+                None => (Vec::new(), None),
+            };
+            Ok(Response::new(pb::ListSessionsResponse { data, next_cursor, etag: listing.revision, not_modified }))
         }
         .await;
         call.finish("", result)

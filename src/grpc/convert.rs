@@ -69,6 +69,7 @@ impl TryFrom<pb::ListSessionsRequest> for sessions::ListSessions {
                 status: session_status_from_pb(req.status)?,
                 gateway_id: optional_id("gateway_id", req.gateway_id)?,
             },
+            unless_revision: Some(req.if_none_match).filter(|etag| !etag.is_empty()),
         })
     }
 }

@@ -56,19 +56,39 @@ pub struct ListSessions {
     pub limit: Option<i64>,
     pub cursor: Option<String>,
     pub filter: SessionFilter,
+    /// The revision of a page the caller already holds: while the sessions
+    /// are unchanged since, the answer carries no page.
+    pub unless_revision: Option<String>,
+}
+
+/// A listing's answer: the revision it was read at, and the page unless
+/// the caller's revision is still current.
+#[derive(Debug)]
+pub struct Listing {
+    pub revision: String,
+    pub page: Option<Page<Session>>,
 }
 
 /// Sessions of every organization ordered by id. Keyset paging: following
 /// `next_cursor` returns each session exactly once, even while sessions are
 /// being added, and the cost of a page does not grow with its depth.
+///
+/// The revision is read before the rows, so the page is at least as new as
+/// its revision: a caller that holds the page of revision R may keep using
+/// it while the revision is R.
 pub async fn list(
     _admin: &SuperAdmin,
     store: &Store,
     codec: &CursorCodec,
     request: ListSessions,
-) -> Result<Page<Session>, SessionsError> {
+) -> Result<Listing, SessionsError> {
     let scope = request.filter.scope();
     let page = codec.page_request(&scope, request.limit, request.cursor.as_deref())?;
+    let revision = store.sessions_revision().await?;
+    if request.unless_revision.as_deref() == Some(revision.as_str()) {
+        return Ok(Listing { revision, page: None });
+    }
     let rows = store.list_sessions(&request.filter, &page).await?;
-    Ok(codec.page(&scope, page.limit, rows, |s: &Session| s.id.as_str().to_owned()))
+    let page = codec.page(&scope, page.limit, rows, |s: &Session| s.id.as_str().to_owned());
+    Ok(Listing { revision, page: Some(page) })
 }

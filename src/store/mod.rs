@@ -183,6 +183,10 @@ pub trait Database: Send + Sync + 'static {
     /// caller can tell whether another page exists.
     async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError>;
     async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// The revision of the sessions table: it changes with every committed
+    /// write to sessions and never repeats, so a listing read after the
+    /// revision was R is still current while it reads R.
+    async fn sessions_revision(&self) -> Result<String, StoreError>;
 
     async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError>;
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;

@@ -81,6 +81,12 @@ pub const SESSION_COLUMNS: &str = "id, organization_id, created_by_user_id, gate
      wa_jid, wa_lid, status, auto_read, presence_typing, is_admin_session, rate_per_min, \
      rate_per_hour, created_at, updated_at, last_connected_at";
 
+/// Moves the revision of `sessions` on; run in every transaction that
+/// writes sessions, after its writes.
+pub const BUMP_REVISION: &str = "UPDATE sessions_revision SET n = n + 1";
+/// The revision of `sessions` as one opaque token.
+pub const READ_REVISION: &str = "SELECT epoch || '.' || n FROM sessions_revision";
+
 /// The [`SESSION_COLUMNS`] of one row, in that order, read by position.
 /// [`SessionColumns::into_session`] is the one mapping to a `Session`.
 struct SessionColumns {

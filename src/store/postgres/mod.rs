@@ -102,6 +102,10 @@ impl Database for PgDatabase {
     async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         Self::get_session(self, id).await
     }
+    #[tracing::instrument(level = "debug", name = "store.sessions_revision", skip_all, fields(db.system = "postgresql"))]
+    async fn sessions_revision(&self) -> Result<String, StoreError> {
+        Self::sessions_revision(self).await
+    }
 
     async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         Self::insert_api_key(self, key).await

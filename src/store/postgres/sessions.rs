@@ -5,7 +5,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row, Transaction};
 
 use crate::paging::PageRequest;
 use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionWrite, StoredVersion};
-use crate::store::rows::{self, SESSION_COLUMNS};
+use crate::store::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
 use crate::store::{SessionImport, StoreError};
 
 /// Columns updated by an upsert; `created_at` only when the line gave one.
@@ -46,6 +46,10 @@ async fn write(conn: &mut PgConnection, sessions: &[&Session], keep_created_at: 
             q.push(", created_at = excluded.created_at");
         }
         q.build().execute(&mut *conn).await?;
+    }
+    if !sessions.is_empty() {
+        // In the writing transaction: see `sessions_revision` (migrations).
+        sqlx::query(BUMP_REVISION).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -149,5 +153,9 @@ impl super::PgDatabase {
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref().map(rows::session).transpose()
+    }
+
+    pub(super) async fn sessions_revision(&self) -> Result<String, StoreError> {
+        Ok(sqlx::query_scalar(READ_REVISION).fetch_one(&self.pool).await?)
     }
 }

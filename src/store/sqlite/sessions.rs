@@ -6,7 +6,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use super::readers::Value;
 use crate::paging::PageRequest;
 use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionWrite, StoredVersion};
-use crate::store::rows::{self, SESSION_COLUMNS};
+use crate::store::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
 use crate::store::{SessionImport, StoreError};
 
 /// Columns updated by an upsert; `created_at` only when the line gave one.
@@ -46,6 +46,10 @@ async fn write(conn: &mut SqliteConnection, sessions: &[&Session], keep_created_
             q.push(", created_at = excluded.created_at");
         }
         q.build().execute(&mut *conn).await?;
+    }
+    if !sessions.is_empty() {
+        // In the writing transaction: see `sessions_revision` (migrations).
+        sqlx::query(BUMP_REVISION).execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -172,5 +176,9 @@ impl super::SqliteDatabase {
                 rows.next()?.map(rows::session).transpose()
             })
             .await
+    }
+
+    pub(super) async fn sessions_revision(&self) -> Result<String, StoreError> {
+        self.readers.read(|conn| Ok(conn.prepare_cached(READ_REVISION)?.query_row([], |row| row.get(0))?)).await
     }
 }

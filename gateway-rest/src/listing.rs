@@ -1,0 +1,238 @@
+//! `GET /api/v1/admin/sessions`, with conditional requests.
+//!
+//! Every answer carries the listing's etag (the revision of the sessions it
+//! was read at). A client that sends it back in `If-None-Match` gets `304`
+//! while nothing changed. This layer also keeps the pages it rendered
+//! recently, by query; with a kept page it asks the RPC `if_none_match`,
+//! and when the service answers not_modified it sends the kept bytes, the
+//! same bytes rendering the page again would give.
+//!
+//! The RPC is made for every request either way: the service checks the
+//! credential and decides the answer, so a kept page is never served to a
+//! caller the service did not accept, nor after any session changed.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, PoisonError};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+
+use crate::dto::{self, PageOf};
+use crate::error::ApiError;
+use crate::json_body::{json_response, written_bytes};
+use crate::proto as pb;
+use crate::routes::{Forwarded, RestState, cursor, limit, query_of, text};
+
+/// Pages kept; the dashboard and pollers ask for a handful of queries.
+const KEPT_PAGES: usize = 32;
+/// A page larger than this is not kept (a page of 500 sessions is ~220 KB),
+/// so the cache holds at most `KEPT_PAGES` × this.
+const MAX_KEPT_BYTES: usize = 256 * 1024;
+/// Responses name an authorized caller's view: no shared cache may keep
+/// them, and a browser revalidates (with `If-None-Match`) before reuse.
+const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
+
+struct Kept {
+    /// The request with `if_none_match` empty: the page's identity.
+    query: pb::ListSessionsRequest,
+    etag: String,
+    body: Bytes,
+}
+
+/// The recently rendered pages, most recently used first.
+#[derive(Default)]
+pub(crate) struct PageCache(Mutex<VecDeque<Kept>>);
+
+impl PageCache {
+    fn get(&self, query: &pb::ListSessionsRequest) -> Option<(String, Bytes)> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = kept.iter().position(|k| k.query == *query)?;
+        let page = kept.remove(at)?;
+        let found = (page.etag.clone(), page.body.clone());
+        kept.push_front(page);
+        Some(found)
+    }
+
+    fn keep(&self, query: pb::ListSessionsRequest, etag: String, body: Bytes) {
+        if body.len() > MAX_KEPT_BYTES || etag.is_empty() {
+            return;
+        }
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.retain(|k| k.query != query);
+        kept.push_front(Kept { query, etag, body });
+        kept.truncate(KEPT_PAGES);
+    }
+}
+
+/// `If-None-Match`, as sent (one hashed lookup instead of a copy of the
+/// whole header map).
+pub(crate) struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
+}
+
+impl IfNoneMatch {
+    /// The opaque etags listed (`W/"x", "y"` gives `x`, `y`). A value that
+    /// is not a list of etags matches nothing, as if it were absent.
+    fn etags(&self) -> impl Iterator<Item = &str> {
+        let listed = self.0.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default();
+        listed.split(',').filter_map(|tag| {
+            let tag = tag.trim();
+            let tag = tag.strip_prefix("W/").unwrap_or(tag);
+            tag.strip_prefix('"')?.strip_suffix('"')
+        })
+    }
+
+    fn is_any(&self) -> bool {
+        self.0.as_ref().is_some_and(|v| v.as_bytes().trim_ascii() == b"*")
+    }
+
+    /// Weak comparison (RFC 9110 §13.1.2): the client holds `etag`.
+    fn holds(&self, etag: &str) -> bool {
+        !etag.is_empty() && (self.is_any() || self.etags().any(|tag| tag == etag))
+    }
+}
+
+pub(crate) async fn list_sessions(
+    State(state): State<RestState>,
+    forwarded: Forwarded,
+    client: IfNoneMatch,
+    uri: http::Uri,
+) -> Result<Response, ApiError> {
+    let query = query_of(&uri)?;
+    let status = match query.get("status").map(String::as_str) {
+        None => pb::SessionStatus::Unspecified,
+        Some(raw) => dto::parse_session_status(raw).ok_or_else(|| {
+            ApiError::invalid_argument(
+                "status",
+                "status must be one of stopped, starting, scan_qr_code, working, failed",
+            )
+        })?,
+    };
+    let request = pb::ListSessionsRequest {
+        limit: limit(&query)?,
+        cursor: cursor(&query)?,
+        organization_id: text(&query, "organizationId"),
+        status: status.into(),
+        gateway_id: text(&query, "gatewayId"),
+        if_none_match: String::new(),
+    };
+    let kept = state.pages.get(&request);
+    let ask = match &kept {
+        Some((etag, _)) => etag.clone(),
+        None => client.etags().next().unwrap_or_default().to_owned(),
+    };
+    let mut answer = list(&state, &forwarded, &request, ask).await?;
+    if client.holds(&answer.etag) {
+        return Ok(not_modified(&answer.etag));
+    }
+    if answer.not_modified {
+        match kept.filter(|(etag, _)| *etag == answer.etag) {
+            Some((etag, body)) => return Ok(page(&etag, body)),
+            // A service answering not_modified for a page we did not ask
+            // about breaks the protocol; ask for the page itself.
+            None => answer = list(&state, &forwarded, &request, String::new()).await?,
+        }
+    }
+    let body = written_bytes(&PageOf {
+        data: answer.data.into_iter().map(dto::Session::from).collect(),
+        next_cursor: answer.next_cursor,
+    });
+    let response = page(&answer.etag, body.clone());
+    state.pages.keep(request, answer.etag, body);
+    Ok(response)
+}
+
+async fn list(
+    state: &RestState,
+    forwarded: &Forwarded,
+    request: &pb::ListSessionsRequest,
+    if_none_match: String,
+) -> Result<pb::ListSessionsResponse, ApiError> {
+    let message = pb::ListSessionsRequest { if_none_match, ..request.clone() };
+    state.call(state.backend.list_sessions(forwarded.request(message))).await
+}
+
+/// `W/"etag"`; `None` for an etag that cannot be a header (a remote server
+/// that sends none, or one this layer would not echo).
+fn etag_header(etag: &str) -> Option<HeaderValue> {
+    let printable = !etag.is_empty() && etag.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
+    printable.then(|| HeaderValue::try_from(format!("W/\"{etag}\"")).ok()).flatten()
+}
+
+fn page(etag: &str, body: Bytes) -> Response {
+    let mut response = json_response(body);
+    cache_headers(&mut response, etag);
+    response
+}
+
+fn not_modified(etag: &str) -> Response {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::NOT_MODIFIED;
+    cache_headers(&mut response, etag);
+    response
+}
+
+fn cache_headers(response: &mut Response, etag: &str) {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
+    if let Some(etag) = etag_header(etag) {
+        headers.insert(header::ETAG, etag);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(header: &str) -> IfNoneMatch {
+        IfNoneMatch(Some(HeaderValue::from_str(header).unwrap()))
+    }
+
+    #[test]
+    fn if_none_match_lists_weak_and_strong_etags_and_star() {
+        let listed = client(r#"W/"a1.2", "b3.4" ,W/"c""#);
+        assert_eq!(listed.etags().collect::<Vec<_>>(), ["a1.2", "b3.4", "c"]);
+        assert!(listed.holds("b3.4") && listed.holds("a1.2"));
+        assert!(!listed.holds("a1") && !listed.holds(""), "exact matches only; an empty etag never matches");
+        assert!(client(" * ").holds("anything"));
+        assert!(!client("*").holds(""), "no etag, nothing to match");
+        assert!(!IfNoneMatch(None).holds("a1.2"));
+        assert_eq!(client("a1.2, \"unterminated").etags().count(), 0, "unquoted tags are not etags");
+    }
+
+    #[test]
+    fn only_printable_etags_become_headers() {
+        assert_eq!(etag_header("3fa9.42").unwrap(), r#"W/"3fa9.42""#);
+        for bad in ["", "a\"b", "a b", "é"] {
+            assert!(etag_header(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    fn query(cursor: &str) -> pb::ListSessionsRequest {
+        pb::ListSessionsRequest { cursor: cursor.into(), ..Default::default() }
+    }
+
+    #[test]
+    fn the_cache_keeps_recent_small_pages_by_query() {
+        let pages = PageCache::default();
+        for i in 0..=KEPT_PAGES {
+            pages.keep(query(&i.to_string()), format!("e{i}"), Bytes::from(vec![b'x'; 10]));
+        }
+        assert!(pages.get(&query("0")).is_none(), "the least recently used page goes first");
+        assert_eq!(pages.get(&query("1")).unwrap().0, "e1");
+        pages.keep(query("1"), "e1b".into(), Bytes::from_static(b"new"));
+        assert_eq!(pages.get(&query("1")).unwrap(), ("e1b".to_owned(), Bytes::from_static(b"new")));
+        assert_eq!(pages.0.lock().unwrap().len(), KEPT_PAGES, "a query is kept once");
+        pages.keep(query("big"), "e".into(), Bytes::from(vec![b'x'; MAX_KEPT_BYTES + 1]));
+        pages.keep(query("untagged"), String::new(), Bytes::from_static(b"{}"));
+        assert!(pages.get(&query("big")).is_none() && pages.get(&query("untagged")).is_none());
+    }
+}
