@@ -17,7 +17,20 @@ h2load never HPACK-indexes `authorization`, so each gRPC call carries it as a
 Huffman-coded literal. The baselines are also run without the token, and the
 last column gives the ratio against that lighter load.
 
-    bench/hot_path.py [--duration 10] [--rounds 3]
+ListSessions is measured three ways: the same first page polled (the REST
+layer serves its kept page once the service answers not_modified), the same
+page polled with its etag in If-None-Match (304, no body), and a different
+page every call (wrk cycling through 40 pages, more than the REST layer
+keeps, so every call reads and renders its page).
+
+p99 under a closed loop at saturation is mostly queueing: 64 connections
+wait 64 / rate on average. So latency is also measured below saturation,
+each of the 64 connections pausing a few ms after every answer (wrk's
+`delay`), wa-gateway against bare axum under the same pauses. (h2load
+--rps was tried: its per-request times at 6,400 req/s were 2.7 ms at the
+median against bare axum, so they measure the tool.)
+
+    bench/hot_path.py [--duration 10] [--rounds 3] [--pauses 2,4]
 
 Needs wrk and h2load (Debian: wrk, nghttp2-client; installed when missing).
 """
@@ -33,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,10 +94,10 @@ def grpc_frame(message: bytes) -> bytes:
     return b"\x00" + struct.pack(">I", len(message)) + message
 
 
-def wrk(url, token, duration):
-    args = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", url]
-    if token:
-        args[1:1] = ["-H", f"Authorization: Bearer {token}"]
+def wrk(url, token, duration, extra=(), headers=()):
+    args = ["wrk", "-t1", "-c64", f"-d{duration}s", "--latency", *extra, url]
+    for header in ([f"Authorization: Bearer {token}"] if token else []) + list(headers):
+        args[1:1] = ["-H", header]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -93,6 +107,28 @@ def wrk(url, token, duration):
         sys.exit(f"wrk saw {non2xx.group(1)} failed responses from {url}")
     calls = int(re.search(r"(\d+) requests in", out).group(1))
     return rate, float(p99.group(1)) * scale, calls
+
+
+def wrk_cycling(url_base, paths, token, duration, work):
+    """wrk -t1 -c64 asking for `paths` in turn (one request string each, built once)."""
+    script = os.path.join(work, "cycle.lua")
+    with open(script, "w") as out:
+        out.write("local paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
+                  "local requests, i = {}, 0\n"
+                  "request = function()\n"
+                  "  i = i % #paths + 1\n"
+                  "  requests[i] = requests[i] or wrk.format(nil, paths[i])\n"
+                  "  return requests[i]\n"
+                  "end\n")
+    return wrk(url_base + paths[0], token, duration, ["-s", script])
+
+
+def paced(url, token, pause_ms, duration, work):
+    """wrk -t1 -c64, each connection pausing `pause_ms` after every answer."""
+    script = os.path.join(work, f"pause{pause_ms}.lua")
+    with open(script, "w") as out:
+        out.write(f"delay = function() return {pause_ms} end\n")
+    return wrk(url, token, duration, ["-s", script])
 
 
 def h2load(url, data_file, token, duration):
@@ -128,6 +164,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pauses", default="2,4",
+                        help="ms each connection pauses between calls, for the latency table")
     opts = parser.parse_args()
     ensure_tools()
     build()
@@ -150,11 +188,17 @@ def main():
             if json.loads(job)["status"] == "succeeded":
                 break
             time.sleep(0.1)
-        # The demo seeds 12 sessions; a page of 50 needs more.
-        import_sessions(database, work)
-        page = json.loads(http("GET", f"http://{rest}/api/v1/admin/sessions?limit=50", token))
-        if len(page["data"]) != 50:
-            sys.exit(f"a ListSessions page holds {len(page['data'])} sessions, not 50")
+        # The demo seeds 12 sessions; 40 distinct pages of 50 need more.
+        import_sessions(database, work, count=50 * 41)
+        first_page = "/api/v1/admin/sessions?limit=50"
+        pages, path = [], first_page
+        while len(pages) < 40:
+            pages.append(path)
+            page = json.loads(http("GET", f"http://{rest}{path}", token))
+            if len(page["data"]) != 50:
+                sys.exit(f"a ListSessions page holds {len(page['data'])} sessions, not 50")
+            path = f"{first_page}&cursor={urllib.parse.quote(page['nextCursor'])}"
+        etag = http_etag(f"http://{rest}{first_page}", token)
         body_file = os.path.join(work, "job.json")
         open(body_file, "wb").write(job)
         axum = spawn([os.path.join(RELEASE, "examples", "bare_axum"), body_file], log)
@@ -179,8 +223,17 @@ def main():
                                             opts.duration)),
             "tonic_bare": (tonic, lambda: h2load(f"http://{tonic_addr}/grpc.health.v1.Health/Check", health, None,
                                                  opts.duration)),
-            "list": (gw, lambda: wrk(f"http://{rest}/api/v1/admin/sessions?limit=50", token, opts.duration)),
+            "list": (gw, lambda: wrk(f"http://{rest}{first_page}", token, opts.duration)),
+            "list_304": (gw, lambda: wrk(f"http://{rest}{first_page}", token, opts.duration,
+                                         headers=[f"If-None-Match: {etag}"])),
+            "list_cold": (gw, lambda: wrk_cycling(f"http://{rest}", pages, token, opts.duration, work)),
         }
+        pauses = [int(p) for p in opts.pauses.split(",") if p]
+        for pause in pauses:
+            loads[f"rest@{pause}"] = (gw, lambda p=pause: paced(f"http://{rest}{backfill_path}", token, p,
+                                                                opts.duration, work))
+            loads[f"axum@{pause}"] = (axum, lambda p=pause: paced(f"http://{axum_addr}{backfill_path}", token, p,
+                                                                  opts.duration, work))
         runs = {name: [] for name in loads}
         for _ in range(opts.rounds):
             for name, (server, load) in loads.items():
@@ -205,6 +258,19 @@ def main():
         print(f"| REST ListSessions, page of 50 | wrk -t1 -c64 | {med['list'][0]:,.0f} req/s | "
               f"{med['list'][1]:.2f} ms | REST GET …/backfill: {med['rest'][0]:,.0f} req/s | "
               f"{med['list'][0] / med['rest'][0]:.2f} | | |")
+        print(f"| … the same page, If-None-Match (304) | wrk -t1 -c64 | {med['list_304'][0]:,.0f} req/s | "
+              f"{med['list_304'][1]:.2f} ms | REST GET …/backfill | {med['list_304'][0] / med['rest'][0]:.2f} | | |")
+        print(f"| … a different page each call (40 pages) | wrk -t1 -c64 -s cycle.lua | "
+              f"{med['list_cold'][0]:,.0f} req/s | {med['list_cold'][1]:.2f} ms | REST GET …/backfill | "
+              f"{med['list_cold'][0] / med['rest'][0]:.2f} | | |")
+        print()
+        print("REST GET …/backfill below saturation (wrk -t1 -c64, each connection pausing after every answer):")
+        print("| pause | wa-gateway | p99 | bare axum | p99 |")
+        print("|---|---|---|---|---|")
+        for pause in pauses:
+            ours, theirs = med[f"rest@{pause}"], med[f"axum@{pause}"]
+            print(f"| {pause} ms | {ours[0]:,.0f} req/s | {ours[1]:.2f} ms | {theirs[0]:,.0f} req/s | "
+                  f"{theirs[1]:.2f} ms |")
         print()
         print("Server CPU per call (user + system, from /proc; medians), the steadier comparison on a shared machine:")
         print("| call | wa-gateway | baseline | ratio (baseline / wa-gateway) |")
@@ -213,6 +279,8 @@ def main():
             ("REST GET …/backfill", "rest", "axum", "axum static JSON"),
             ("gRPC GetBackfill", "grpc", "tonic", "tonic empty unary"),
             ("REST ListSessions, page of 50", "list", "rest", "REST GET …/backfill"),
+            ("… If-None-Match (304)", "list_304", "rest", "REST GET …/backfill"),
+            ("… a different page each call", "list_cold", "rest", "REST GET …/backfill"),
         ):
             print(f"| {label} | {med[ours][2]:.1f} µs | {what}: {med[theirs][2]:.1f} µs | "
                   f"{med[theirs][2] / med[ours][2]:.2f} |")
@@ -239,6 +307,12 @@ def import_sessions(database, work, count=200):
             }) + "\n")
     subprocess.run([os.path.join(RELEASE, "wa-gateway"), "--database-url", database, "sessions", "import", lines],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def http_etag(url, token):
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.headers["ETag"]
 
 
 def rss_mib(pid):
