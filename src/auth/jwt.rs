@@ -50,7 +50,8 @@ impl Default for JwtConfig {
 pub struct JwtVerifier {
     config: JwtConfig,
     jwks: Arc<JwksCache>,
-    verified: TtlCache<UserPrincipal>,
+    /// Shared, so a cache hit copies no claim.
+    verified: TtlCache<Arc<UserPrincipal>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -145,14 +146,14 @@ impl JwtVerifier {
 
     /// The principal of `token` if it was verified recently (no signature
     /// check, no network).
-    pub fn cached(&self, token: &str) -> Option<UserPrincipal> {
+    pub fn cached(&self, token: &str) -> Option<Arc<UserPrincipal>> {
         if token.len() > MAX_TOKEN_BYTES {
             return None;
         }
         self.verified.get(&Sha256::digest(token.as_bytes()).into())
     }
 
-    pub async fn verify(&self, token: &str) -> Result<UserPrincipal, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<UserPrincipal>, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TokenTooLarge(MAX_TOKEN_BYTES));
         }
@@ -195,13 +196,13 @@ impl JwtVerifier {
         let subject = string_claim(&claims, "sub")
             .filter(|s| !s.is_empty())
             .ok_or_else(|| AuthError::MissingClaim("sub".into()))?;
-        let principal = UserPrincipal {
+        let principal = Arc::new(UserPrincipal {
             subject,
             organization_id: string_claim(&claims, &self.config.org_claim),
             role: string_claim(&claims, &self.config.role_claim),
             platform_roles: roles_claim(&claims, &self.config.platform_role_claim),
             valid_until: std::time::UNIX_EPOCH + Duration::from_secs(exp.saturating_add(self.config.leeway_secs)),
-        };
+        });
 
         let valid_for = Duration::from_secs((exp + self.config.leeway_secs).saturating_sub(now));
         self.verified.insert(digest, principal.clone(), Instant::now() + valid_for.min(MAX_CACHE_TTL));

@@ -28,8 +28,8 @@ use crate::error::ServiceError;
 /// Who is calling, once a credential has been verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Principal {
-    /// A person, from a login JWT.
-    User(UserPrincipal),
+    /// A person, from a login JWT (shared with the verified-token cache).
+    User(Arc<UserPrincipal>),
     /// A script or service, from an api-key.
     ApiKey(ApiKeyPrincipal),
 }
@@ -57,20 +57,19 @@ pub const SUPER_ADMIN_ROLE: &str = "super_admin";
 /// creates it; admin operations require it as an argument.
 #[derive(Debug, Clone)]
 pub struct SuperAdmin {
-    subject: String,
-    valid_until: SystemTime,
+    user: Arc<UserPrincipal>,
 }
 
 impl SuperAdmin {
     /// The `sub` of the super_admin's login JWT, for audit.
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.user.subject
     }
 
     /// When the credential stops being accepted; long-lived calls (watch
     /// streams) end then.
     pub fn valid_until(&self) -> SystemTime {
-        self.valid_until
+        self.user.valid_until
     }
 }
 
@@ -174,7 +173,7 @@ impl Authenticator {
     pub async fn admin_gate(&self, creds: Credentials<'_>, client: Option<IpAddr>) -> Result<SuperAdmin, AuthError> {
         match self.authenticate(creds, client).await? {
             Principal::User(user) if user.platform_roles.iter().any(|r| r == SUPER_ADMIN_ROLE) => {
-                Ok(SuperAdmin { subject: user.subject, valid_until: user.valid_until })
+                Ok(SuperAdmin { user })
             }
             Principal::User(_) => Err(AuthError::NotSuperAdmin),
             Principal::ApiKey(_) => Err(AuthError::ApiKeyNotAllowed),
