@@ -55,7 +55,8 @@ fn respond(write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>) ->
 }
 
 pub(crate) fn json_response(body: Bytes) -> Response {
-    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    const JSON: http::HeaderValue = http::HeaderValue::from_static("application/json");
+    ([(http::header::CONTENT_TYPE, JSON)], body).into_response()
 }
 
 /// Runs `write` on this thread's cleared buffer.

@@ -39,7 +39,8 @@ impl AdminApi {
 struct Call {
     admin: SuperAdmin,
     action: &'static str,
-    request_id: String,
+    /// Shared with the request's metadata, not copied.
+    request_id: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 impl Call {
@@ -49,24 +50,23 @@ impl Call {
             .get::<SuperAdmin>()
             .cloned()
             .ok_or_else(|| Status::permission_denied("admin API requires the platform super_admin role"))?;
-        let request_id =
-            request.metadata().get(&METADATA.request_id).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        let request_id = request.metadata().get(&METADATA.request_id).cloned();
         Ok(Self { admin, action, request_id })
     }
 
     /// Emits the call's audit event and passes the result through.
     fn finish<T>(&self, session: &str, result: Result<T, Status>) -> Result<T, Status> {
         let outcome = match &result {
-            Ok(_) => "OK".to_owned(),
-            Err(status) => format!("{:?}", status.code()),
+            Ok(_) => std::borrow::Cow::Borrowed("OK"),
+            Err(status) => std::borrow::Cow::Owned(format!("{:?}", status.code())),
         };
         tracing::info!(
             target: "audit",
             principal = self.admin.subject(),
             action = self.action,
             session,
-            outcome,
-            request_id = self.request_id.as_str(),
+            outcome = &*outcome,
+            request_id = self.request_id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or(""),
             "admin call"
         );
         result
