@@ -29,9 +29,9 @@ use std::time::Duration;
 pub use backend::{AdminBackend, WatchStream, remote};
 pub use client_addr::TrustedProxies;
 pub use request_context::acceptable_request_id;
-pub use routes::RouteTemplate;
 #[cfg(fuzzing)]
 pub use routes::fuzz_request;
+pub use routes::{RouteTemplate, unmatched_route};
 
 use tower_http::cors::{AllowOrigin, CorsLayer};
 

@@ -11,7 +11,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::get;
 use futures_util::StreamExt;
 use serde_json::Value;
 
@@ -48,13 +48,20 @@ pub(crate) fn routes(state: RestState) -> Router {
     Router::new()
         .route("/api/v1/admin/whoami", get(who_am_i).fallback(|| async { ApiError::method_not_allowed("GET") }))
         .route(SESSIONS, get(crate::listing::list_sessions).fallback(|| async { ApiError::method_not_allowed("GET") }))
-        .route(&format!("{SESSIONS}/{{*rest}}"), any(session_resource))
         .route(
             "/api/v1/openapi.json",
             get(|| async { JsonBody(crate::openapi::document()) })
                 .fallback(|| async { ApiError::method_not_allowed("GET") }),
         )
-        .fallback(|| async { ApiError::not_found("no such path") })
+        // Session resources are parsed by hand (`parse`), so they are routed
+        // from the fallback: a router wildcard would also decode and store
+        // the tail as a URL parameter on every call, for nobody.
+        .fallback(|state: State<RestState>, request: Request| async move {
+            match session_tail(request.uri().path()) {
+                Some(_) => session_resource(state, request).await,
+                None => ApiError::not_found("no such path").into_response(),
+            }
+        })
         .with_state(state)
 }
 
@@ -200,6 +207,24 @@ enum Resource<'a> {
     Participants { raw_group: &'a str },
 }
 
+/// The metric label of a path the router did not match: every session
+/// resource's until its handler names the documented route
+/// ([`RouteTemplate`]), `other` for anything else.
+pub fn unmatched_route(path: &str) -> &'static str {
+    match session_tail(path) {
+        Some(_) => SESSION_RESOURCES,
+        None => "other",
+    }
+}
+
+/// The label of session resource paths the handler did not resolve.
+const SESSION_RESOURCES: &str = "/api/v1/admin/sessions/{*rest}";
+
+/// What follows `/api/v1/admin/sessions/`, if anything does.
+fn session_tail(path: &str) -> Option<&str> {
+    path.strip_prefix(SESSIONS)?.strip_prefix('/').filter(|tail| !tail.is_empty())
+}
+
 /// The route a session resource answered, as documented (not the router's
 /// catch-all): a response extension, for metric labels and span names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,29 +254,35 @@ impl Resource<'_> {
 /// `{session}:verb` or `{session}/sub[/…]`, from the raw path after
 /// `/sessions/`. A literal `:` in the first segment is a custom method.
 fn parse(tail: &str) -> Result<(&str, Resource<'_>), ApiError> {
-    let segments: Vec<&str> = tail.split('/').collect();
     let unknown_verb = |verb: &str| ApiError::not_found(format!("unknown custom method :{verb}"));
     let no_path = || ApiError::not_found("no such path");
-    if let Some((id, verb)) = segments[0].split_once(':') {
-        return match (verb, segments.len()) {
-            ("backfill", 1) => Ok((id, Resource::StartBackfill)),
-            (verb, 1) => Err(unknown_verb(verb)),
+    let (id, sub) = match tail.split_once('/') {
+        Some((id, sub)) => (id, Some(sub)),
+        None => (tail, None),
+    };
+    if let Some((id, verb)) = id.split_once(':') {
+        return match (verb, sub) {
+            ("backfill", None) => Ok((id, Resource::StartBackfill)),
+            (verb, None) => Err(unknown_verb(verb)),
             _ => Err(no_path()),
         };
     }
-    let id = segments[0];
-    let resource = match segments[1..] {
-        ["backfill"] => Resource::GetBackfill,
-        ["backfill:watch"] => Resource::WatchBackfill,
-        ["backfill:cancel"] => Resource::CancelBackfill,
-        ["contacts"] => Resource::Contacts,
-        ["groups"] => Resource::Groups,
-        ["groups", group, "participants"] if !group.is_empty() => Resource::Participants { raw_group: group },
-        [sub] => match sub.split_once(':') {
-            Some((_, verb)) => return Err(unknown_verb(verb)),
-            None => return Err(no_path()),
+    let Some(sub) = sub else { return Err(no_path()) };
+    let group = sub.strip_prefix("groups/").and_then(|g| g.strip_suffix("/participants"));
+    let resource = match sub {
+        "backfill" => Resource::GetBackfill,
+        "backfill:watch" => Resource::WatchBackfill,
+        "backfill:cancel" => Resource::CancelBackfill,
+        "contacts" => Resource::Contacts,
+        "groups" => Resource::Groups,
+        _ => match group {
+            Some(group) if !group.is_empty() && !group.contains('/') => Resource::Participants { raw_group: group },
+            _ if sub.contains('/') => return Err(no_path()),
+            _ => match sub.split_once(':') {
+                Some((_, verb)) => return Err(unknown_verb(verb)),
+                None => return Err(no_path()),
+            },
         },
-        _ => return Err(no_path()),
     };
     Ok((id, resource))
 }
@@ -274,26 +305,25 @@ pub fn fuzz_request(tail: &str, query: &str) {
 }
 
 async fn session_resource(State(state): State<RestState>, request: Request) -> Response {
-    let path = request.uri().path().to_owned();
-    let tail = path.strip_prefix(SESSIONS).and_then(|t| t.strip_prefix('/')).unwrap_or("");
+    let (parts, body) = request.into_parts();
+    let tail = session_tail(parts.uri.path()).unwrap_or("");
     let (raw_id, resource) = match parse(tail) {
         Ok(parsed) => parsed,
         Err(e) => return e.into_response(),
     };
     let template = resource.template();
     let expected = resource.method();
-    if request.method().as_str() != expected && !(expected == "GET" && request.method() == Method::HEAD) {
+    if parts.method.as_str() != expected && !(expected == "GET" && parts.method == Method::HEAD) {
         return ApiError::method_not_allowed(expected).into_response();
     }
     let session_id = match percent_decode(raw_id, "session") {
         Ok(id) => id,
         Err(e) => return e.into_response(),
     };
-    let query = match query_of(request.uri()) {
+    let query = match query_of(&parts.uri) {
         Ok(query) => query,
         Err(e) => return e.into_response(),
     };
-    let (parts, body) = request.into_parts();
     let (state, headers) = (&state, &parts.headers);
     let result = match resource {
         Resource::StartBackfill => start_backfill(state, headers, body, raw_id, session_id).await,
@@ -450,4 +480,53 @@ async fn watch_backfill(
     let mut response = Body::from_stream(lines).into_response();
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(tail: &str) -> Result<(String, String), String> {
+        parse(tail).map(|(id, resource)| (id.to_owned(), resource.template().0.to_owned())).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn session_paths_parse_to_their_resource_or_a_precise_404() {
+        let template = |r: &str| format!("/api/v1/admin/sessions/{{session}}{r}");
+        for (tail, id, resource) in [
+            ("s1:backfill", "s1", ":backfill"),
+            ("s1/backfill", "s1", "/backfill"),
+            ("s1/backfill:watch", "s1", "/backfill:watch"),
+            ("s1/backfill:cancel", "s1", "/backfill:cancel"),
+            ("s1/contacts", "s1", "/contacts"),
+            ("s1/groups", "s1", "/groups"),
+            ("s%3A1/groups/g%40x/participants", "s%3A1", "/groups/{groupJid}/participants"),
+            ("s1/groups/participants/participants", "s1", "/groups/{groupJid}/participants"),
+        ] {
+            assert_eq!(parsed(tail), Ok((id.to_owned(), template(resource))), "{tail}");
+        }
+        for (tail, message) in [
+            ("s1:nope", "unknown custom method :nope"),
+            ("s1/backfill:nope", "unknown custom method :nope"),
+            ("s1", "no such path"),
+            ("s1/", "no such path"),
+            ("s1:backfill/x", "no such path"),
+            ("s1/backfill/x", "no such path"),
+            ("s1/groups//participants", "no such path"),
+            ("s1/groups/participants", "no such path"),
+            ("s1/groups/a/b/participants", "no such path"),
+            ("s1/groups/g/participants/x", "no such path"),
+            ("s1/nope", "no such path"),
+        ] {
+            assert_eq!(parsed(tail), Err(message.to_owned()), "{tail}");
+        }
+    }
+
+    #[test]
+    fn only_session_resources_share_the_session_label() {
+        assert_eq!(unmatched_route("/api/v1/admin/sessions/s1:nope"), SESSION_RESOURCES);
+        assert_eq!(unmatched_route("/api/v1/admin/sessions/"), "other");
+        assert_eq!(unmatched_route("/api/v1/admin/sessionsx/s1"), "other");
+        assert_eq!(unmatched_route("/nope"), "other");
+    }
 }

@@ -319,7 +319,8 @@ where
     fn call(&mut self, request: axum::extract::Request) -> Self::Future {
         use tracing::Instrument;
         let matched = request.extensions().get::<axum::extract::MatchedPath>().cloned();
-        let route = matched.as_ref().map_or("other", |p| p.as_str());
+        let unmatched = if matched.is_some() { "other" } else { gateway_rest::unmatched_route(request.uri().path()) };
+        let route = matched.as_ref().map_or(unmatched, |p| p.as_str());
         let method = http_method_label(request.method());
         let started = Instant::now();
         let span = tracing::debug_span!(
@@ -335,7 +336,7 @@ where
             traces::continue_from(&span, request.headers());
         }
         let future = self.inner.call(request).instrument(span.clone());
-        gateway_rest::finish::Finishing::new(future, RestObservation { method, matched, started, span })
+        gateway_rest::finish::Finishing::new(future, RestObservation { method, matched, unmatched, started, span })
     }
 }
 
@@ -343,16 +344,18 @@ where
 pub struct RestObservation {
     method: &'static str,
     matched: Option<axum::extract::MatchedPath>,
+    /// The label when the router matched no route.
+    unmatched: &'static str,
     started: Instant,
     span: tracing::Span,
 }
 
 impl gateway_rest::finish::Finish<RestResponse> for RestObservation {
     fn finish(self, response: RestResponse) -> RestResponse {
-        let Self { method, matched, started, span } = self;
+        let Self { method, matched, unmatched, started, span } = self;
         // A session resource names its documented route; others, the router's.
         let template = response.extensions().get::<gateway_rest::RouteTemplate>().map(|t| t.0);
-        let route = template.unwrap_or(matched.as_ref().map_or("other", |p| p.as_str()));
+        let route = template.unwrap_or(matched.as_ref().map_or(unmatched, |p| p.as_str()));
         if !span.is_disabled() {
             if let Some(route) = template {
                 traces::rename(&span, format!("{method} {route}"));
