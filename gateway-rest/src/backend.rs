@@ -64,6 +64,15 @@ impl tower::Service<http::Request<tonic::body::Body>> for Unreachable {
     }
 }
 
+/// The request as it goes over the network: the forwarded headers the
+/// REST layer attached become its metadata.
+fn as_sent<T>(mut request: Request<T>) -> Request<T> {
+    if let Some(forwarded) = request.extensions_mut().remove::<crate::Forwarded>() {
+        *request.metadata_mut() = forwarded.into_metadata();
+    }
+    request
+}
+
 /// Forwards every unary RPC as it is; `async_trait` must see the methods,
 /// so the macro writes the whole impl.
 macro_rules! forward {
@@ -72,7 +81,7 @@ macro_rules! forward {
         impl AdminService for Remote {
             $(
                 async fn $method(&self, request: Request<pb::$request>) -> Result<Response<pb::$response>, Status> {
-                    self.0.clone().$method(request).await
+                    self.0.clone().$method(as_sent(request)).await
                 }
             )*
 
@@ -82,7 +91,7 @@ macro_rules! forward {
                 &self,
                 request: Request<pb::WatchBackfillRequest>,
             ) -> Result<Response<WatchStream>, Status> {
-                let response = self.0.clone().watch_backfill(request).await?;
+                let response = self.0.clone().watch_backfill(as_sent(request)).await?;
                 Ok(response.map(|updates| Box::pin(updates) as WatchStream))
             }
         }

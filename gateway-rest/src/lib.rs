@@ -31,7 +31,7 @@ pub use client_addr::TrustedProxies;
 pub use request_context::acceptable_request_id;
 #[cfg(fuzzing)]
 pub use routes::fuzz_request;
-pub use routes::{RouteTemplate, unmatched_route};
+pub use routes::{Forwarded, RouteTemplate, unmatched_route};
 
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -125,7 +125,7 @@ impl<L: OuterLayer, S: RestService> tower::Layer<S> for Outer<L> {
 /// level below it on each request, so three `Router::layer` calls cost ten
 /// box clones a request, and one stack three.
 pub fn router(backend: AdminBackend, config: RestConfig, outer: impl OuterLayer) -> axum::Router {
-    let state = routes::RestState { backend, rpc_timeout: config.rpc_timeout, pages: Default::default() };
+    let state = routes::RestState::new(backend, config.rpc_timeout);
     let cors = (!config.cors_origins.is_empty()).then(|| {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(config.cors_origins))

@@ -160,7 +160,7 @@ async fn list(
     if_none_match: String,
 ) -> Result<pb::ListSessionsResponse, ApiError> {
     let message = pb::ListSessionsRequest { if_none_match, ..request.clone() };
-    state.call(state.backend.list_sessions(forwarded.request(message))).await
+    state.call(state.backend.list_sessions(forwarded.clone().request(message))).await
 }
 
 /// `W/"etag"`; `None` for an etag that cannot be a header (a remote server

@@ -37,11 +37,29 @@ const FORWARDED: [http::HeaderName; FORWARDED_COUNT] = [
     http::HeaderName::from_static("tracestate"),
 ];
 
+/// What every REST handler shares, behind one `Arc`: axum and the
+/// auth-first layer clone the state on every request, and each clone is a
+/// reference count both runtime threads write.
 #[derive(Clone)]
-pub(crate) struct RestState {
+pub(crate) struct RestState(std::sync::Arc<Shared>);
+
+pub(crate) struct Shared {
     pub backend: AdminBackend,
     pub rpc_timeout: Duration,
-    pub pages: std::sync::Arc<crate::listing::PageCache>,
+    pub pages: crate::listing::PageCache,
+}
+
+impl RestState {
+    pub(crate) fn new(backend: AdminBackend, rpc_timeout: Duration) -> Self {
+        Self(std::sync::Arc::new(Shared { backend, rpc_timeout, pages: Default::default() }))
+    }
+}
+
+impl std::ops::Deref for RestState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 pub(crate) fn routes(state: RestState) -> Router {
@@ -72,12 +90,17 @@ pub(crate) fn rpc_request<T>(headers: &HeaderMap, message: T) -> tonic::Request<
 
 /// The headers an RPC carries, kept (cheaply: header values share the
 /// request's buffer) for a call made after the request is gone.
-pub(crate) struct Forwarded([Option<http::HeaderValue>; FORWARDED_COUNT]);
+///
+/// A backend finds them as a typed extension of the `tonic::Request`, not
+/// as its metadata: the service in this process reads them there without a
+/// lookup per name, and [`crate::backend::remote`] sends them as metadata.
+#[derive(Clone)]
+pub struct Forwarded([Option<http::HeaderValue>; FORWARDED_COUNT]);
 
 impl Forwarded {
     /// The first value of each, found in one pass over the request's few
     /// headers (a hashed lookup per name costs more than the whole pass).
-    pub(crate) fn of(headers: &HeaderMap) -> Self {
+    pub fn of(headers: &HeaderMap) -> Self {
         let mut found: [Option<http::HeaderValue>; FORWARDED_COUNT] = Default::default();
         for (name, value) in headers {
             if let Some(slot) = FORWARDED.iter().position(|f| f == name).map(|i| &mut found[i]) {
@@ -87,21 +110,50 @@ impl Forwarded {
         Self(found)
     }
 
-    /// The values are shared, not copied. Each is already a valid gRPC
-    /// metadata value: a `HeaderValue` holds no control character but tab,
-    /// whichever parser (hyper's, h2's) or constructor made it.
-    pub(crate) fn request<T>(&self, message: T) -> tonic::Request<T> {
+    /// The RPC request carrying `message`, with these headers attached.
+    pub(crate) fn request<T>(self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.extensions_mut().insert(self);
+        request
+    }
+
+    /// The headers as gRPC metadata, for a backend across the network. The
+    /// values are shared, not copied. Each is already a valid metadata
+    /// value: a `HeaderValue` holds no control character but tab, whichever
+    /// parser (hyper's, h2's) or constructor made it.
+    pub(crate) fn into_metadata(self) -> tonic::metadata::MetadataMap {
         let mut metadata = HeaderMap::with_capacity(FORWARDED.len());
-        for (name, value) in FORWARDED.iter().zip(&self.0) {
+        for (name, value) in FORWARDED.iter().zip(self.0) {
             if let Some(value) = value {
-                metadata.insert(name.clone(), value.clone());
+                metadata.insert(name.clone(), value);
             }
         }
-        tonic::Request::from_parts(
-            tonic::metadata::MetadataMap::from_headers(metadata),
-            tonic::Extensions::default(),
-            message,
-        )
+        tonic::metadata::MetadataMap::from_headers(metadata)
+    }
+
+    fn text(&self, slot: usize) -> Option<&str> {
+        self.0[slot].as_ref().and_then(|v| v.to_str().ok())
+    }
+
+    /// `Authorization`, as sent.
+    pub fn authorization(&self) -> Option<&str> {
+        self.text(0)
+    }
+
+    /// `X-Api-Key`, as sent.
+    pub fn x_api_key(&self) -> Option<&str> {
+        self.text(1)
+    }
+
+    /// `X-Request-Id`: the caller's if acceptable, else the one the REST
+    /// layer generated.
+    pub fn request_id(&self) -> Option<&http::HeaderValue> {
+        self.0[2].as_ref()
+    }
+
+    /// `X-Forwarded-For`: the client address the REST layer resolved.
+    pub fn client(&self) -> Option<&str> {
+        self.text(3)
     }
 }
 

@@ -44,11 +44,11 @@ struct Call {
 }
 
 impl Call {
-    fn begin<T>(request: &Request<T>, action: &'static str) -> Result<Self, Status> {
+    /// Takes the capability out of the request (it is needed nowhere else).
+    fn begin<T>(request: &mut Request<T>, action: &'static str) -> Result<Self, Status> {
         let admin = request
-            .extensions()
-            .get::<SuperAdmin>()
-            .cloned()
+            .extensions_mut()
+            .remove::<SuperAdmin>()
             .ok_or_else(|| Status::permission_denied("admin API requires the platform super_admin role"))?;
         let request_id = request.metadata().get(&METADATA.request_id).cloned();
         Ok(Self { admin, action, request_id })
@@ -100,8 +100,8 @@ fn until_expiry(jobs: BoxStream<'static, Job>, valid_until: SystemTime) -> JobSt
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
-    async fn who_am_i(&self, request: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let call = Call::begin(&request, "WhoAmI")?;
+    async fn who_am_i(&self, mut request: Request<pb::WhoAmIRequest>) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let call = Call::begin(&mut request, "WhoAmI")?;
         let valid_until = call.admin.valid_until().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let answer = pb::WhoAmIResponse {
             subject: call.admin.subject().to_owned(),
@@ -112,9 +112,9 @@ impl AdminService for AdminApi {
 
     async fn list_sessions(
         &self,
-        request: Request<pb::ListSessionsRequest>,
+        mut request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let call = Call::begin(&request, "ListSessions")?;
+        let call = Call::begin(&mut request, "ListSessions")?;
         let result = async {
             let query = sessions::ListSessions::try_from(request.into_inner())?;
             let listing =
@@ -132,9 +132,9 @@ impl AdminService for AdminApi {
 
     async fn start_backfill(
         &self,
-        request: Request<pb::StartBackfillRequest>,
+        mut request: Request<pb::StartBackfillRequest>,
     ) -> Result<Response<pb::StartBackfillResponse>, Status> {
-        let call = Call::begin(&request, "StartBackfill")?;
+        let call = Call::begin(&mut request, "StartBackfill")?;
         let raw = request.into_inner().session_id;
         let result = async {
             let session = session_id(&raw)?;
@@ -147,9 +147,9 @@ impl AdminService for AdminApi {
 
     async fn get_backfill(
         &self,
-        request: Request<pb::GetBackfillRequest>,
+        mut request: Request<pb::GetBackfillRequest>,
     ) -> Result<Response<pb::GetBackfillResponse>, Status> {
-        let call = Call::begin(&request, "GetBackfill")?;
+        let call = Call::begin(&mut request, "GetBackfill")?;
         let raw = request.into_inner().session_id;
         let result = async {
             let session = session_id(&raw)?;
@@ -162,9 +162,9 @@ impl AdminService for AdminApi {
 
     async fn cancel_backfill(
         &self,
-        request: Request<pb::CancelBackfillRequest>,
+        mut request: Request<pb::CancelBackfillRequest>,
     ) -> Result<Response<pb::CancelBackfillResponse>, Status> {
-        let call = Call::begin(&request, "CancelBackfill")?;
+        let call = Call::begin(&mut request, "CancelBackfill")?;
         let raw = request.into_inner().session_id;
         let result = async {
             let session = session_id(&raw)?;
@@ -179,9 +179,9 @@ impl AdminService for AdminApi {
 
     async fn watch_backfill(
         &self,
-        request: Request<pb::WatchBackfillRequest>,
+        mut request: Request<pb::WatchBackfillRequest>,
     ) -> Result<Response<Self::WatchBackfillStream>, Status> {
-        let call = Call::begin(&request, "WatchBackfill")?;
+        let call = Call::begin(&mut request, "WatchBackfill")?;
         let pb::WatchBackfillRequest { session_id: raw, job_id } = request.into_inner();
         let job_id = Some(job_id).filter(|j| !j.is_empty());
         let jobs = call.finish(
@@ -201,9 +201,9 @@ impl AdminService for AdminApi {
 
     async fn list_session_contacts(
         &self,
-        request: Request<pb::ListSessionContactsRequest>,
+        mut request: Request<pb::ListSessionContactsRequest>,
     ) -> Result<Response<pb::ListSessionContactsResponse>, Status> {
-        let call = Call::begin(&request, "ListSessionContacts")?;
+        let call = Call::begin(&mut request, "ListSessionContacts")?;
         let req = request.into_inner();
         let result = async {
             let session = session_id(&req.session_id)?;
@@ -219,9 +219,9 @@ impl AdminService for AdminApi {
 
     async fn list_session_groups(
         &self,
-        request: Request<pb::ListSessionGroupsRequest>,
+        mut request: Request<pb::ListSessionGroupsRequest>,
     ) -> Result<Response<pb::ListSessionGroupsResponse>, Status> {
-        let call = Call::begin(&request, "ListSessionGroups")?;
+        let call = Call::begin(&mut request, "ListSessionGroups")?;
         let req = request.into_inner();
         let result = async {
             let session = session_id(&req.session_id)?;
@@ -237,9 +237,9 @@ impl AdminService for AdminApi {
 
     async fn list_session_group_participants(
         &self,
-        request: Request<pb::ListSessionGroupParticipantsRequest>,
+        mut request: Request<pb::ListSessionGroupParticipantsRequest>,
     ) -> Result<Response<pb::ListSessionGroupParticipantsResponse>, Status> {
-        let call = Call::begin(&request, "ListSessionGroupParticipants")?;
+        let call = Call::begin(&mut request, "ListSessionGroupParticipants")?;
         let req = request.into_inner();
         let result = async {
             let session = session_id(&req.session_id)?;

@@ -15,15 +15,8 @@ pub const GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 
 /// The same names as keys of a [`tonic::metadata::MetadataMap`].
 pub struct MetadataKeys {
-    pub authorization: MetadataKey<Ascii>,
-    pub x_api_key: MetadataKey<Ascii>,
-    pub x_forwarded_for: MetadataKey<Ascii>,
     pub request_id: MetadataKey<Ascii>,
 }
 
-pub static METADATA: LazyLock<MetadataKeys> = LazyLock::new(|| MetadataKeys {
-    authorization: MetadataKey::from_static("authorization"),
-    x_api_key: MetadataKey::from_static("x-api-key"),
-    x_forwarded_for: MetadataKey::from_static("x-forwarded-for"),
-    request_id: MetadataKey::from_static("x-request-id"),
-});
+pub static METADATA: LazyLock<MetadataKeys> =
+    LazyLock::new(|| MetadataKeys { request_id: MetadataKey::from_static("x-request-id") });

@@ -3,13 +3,13 @@
 //! straight to [`AdminApi`]. Nothing is encoded or framed on the way; the
 //! REST layer still only maps requests and statuses.
 
-use tonic::metadata::{Ascii, AsciiMetadataValue, MetadataKey, MetadataMap};
+use gateway_rest::Forwarded;
 use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use super::admin::AdminApi;
 use super::auth_layer::{Gate, Presented, request_id};
-use super::headers::METADATA;
+use super::headers::REQUEST_ID;
 use crate::auth::Credentials;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 use crate::telemetry::traces;
@@ -25,24 +25,30 @@ impl InProcessAdmin {
     }
 
     /// Admits the call (or refuses it) and hands it the caller's capability.
+    /// The REST layer attaches what it forwards as a typed extension; a
+    /// request without one is read from its metadata.
     async fn admit<T>(&self, mut request: Request<T>, action: &str) -> Result<Request<T>, Status> {
-        let fresh = request_id(text(request.metadata(), &METADATA.request_id));
-        if let Some(id) = fresh.and_then(|id| AsciiMetadataValue::try_from(id).ok()) {
-            request.metadata_mut().insert(METADATA.request_id.clone(), id);
-        }
-        let metadata = request.metadata();
+        let forwarded = match request.extensions_mut().remove::<Forwarded>() {
+            Some(forwarded) => forwarded,
+            None => Forwarded::of(request.metadata().as_ref()),
+        };
+        let given = forwarded.request_id().and_then(|id| id.to_str().ok());
+        let request_id = match request_id(given) {
+            Some(fresh) => http::HeaderValue::try_from(fresh).ok(),
+            None => forwarded.request_id().cloned(),
+        };
         let presented = Presented {
-            creds: Credentials {
-                authorization: text(metadata, &METADATA.authorization),
-                x_api_key: text(metadata, &METADATA.x_api_key),
-            },
+            creds: Credentials { authorization: forwarded.authorization(), x_api_key: forwarded.x_api_key() },
             // The REST layer names the client it resolved (peer, or trusted
             // proxy's forward) in `x-forwarded-for`.
-            client: text(metadata, &METADATA.x_forwarded_for).and_then(|f| f.trim().parse().ok()),
+            client: forwarded.client().and_then(|f| f.trim().parse().ok()),
             action,
-            request_id: text(metadata, &METADATA.request_id).unwrap_or(""),
+            request_id: request_id.as_ref().and_then(|id| id.to_str().ok()).unwrap_or(""),
         };
         let admin = self.gate.admit(presented).await?;
+        if let Some(id) = request_id {
+            request.metadata_mut().as_mut().insert(REQUEST_ID, id);
+        }
         request.extensions_mut().insert(admin);
         Ok(request)
     }
@@ -54,10 +60,6 @@ async fn traced<T>(action: &str, call: impl Future<Output = Result<T, Status>>) 
     let result = call.instrument(span.clone()).await;
     traces::record_grpc_status(&span, result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok));
     result
-}
-
-fn text<'a>(metadata: &'a MetadataMap, name: &MetadataKey<Ascii>) -> Option<&'a str> {
-    metadata.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Every RPC: admit, then call the API. `async_trait` must see the
