@@ -84,22 +84,26 @@ impl Gate {
     }
 }
 
-/// A sane caller-chosen request id (as REST checks it), or a new one.
-pub fn request_id(given: Option<&str>) -> Option<String> {
+/// A new request id (a ULID) when the caller's is missing or not sane (as
+/// REST checks it); `None` keeps the caller's.
+pub fn request_id(given: Option<&str>) -> Option<http::HeaderValue> {
     match given {
         Some(v) if gateway_rest::acceptable_request_id(v.as_bytes()) => None,
-        _ => Some(ulid::Ulid::new().to_string()),
+        _ => {
+            let mut text = [0; ulid::ULID_LEN];
+            http::HeaderValue::from_str(ulid::Ulid::new().array_to_str(&mut text)).ok()
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct AuthLayer {
-    gate: Gate,
+    gate: Arc<Gate>,
 }
 
 impl AuthLayer {
     pub fn new(gate: Gate) -> Self {
-        Self { gate }
+        Self { gate: Arc::new(gate) }
     }
 }
 
@@ -113,7 +117,8 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Clone)]
 pub struct AuthService<S> {
     inner: S,
-    gate: Gate,
+    /// One reference count per call, not one per part of the gate.
+    gate: Arc<Gate>,
 }
 
 fn header<'a, B>(req: &'a Request<B>, name: &HeaderName) -> Option<&'a str> {
@@ -164,8 +169,7 @@ where
         let call = async move {
             // Every admin call carries a sane request id, for logs and audit,
             // and answers with it.
-            if let Some(id) = request_id(header(&req, &REQUEST_ID)).and_then(|id| http::HeaderValue::from_str(&id).ok())
-            {
+            if let Some(id) = request_id(header(&req, &REQUEST_ID)) {
                 req.headers_mut().insert(REQUEST_ID, id);
             }
             // A value unique to each response: never worth HPACK's dynamic

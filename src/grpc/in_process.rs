@@ -33,10 +33,7 @@ impl InProcessAdmin {
             None => Forwarded::of(request.metadata().as_ref()),
         };
         let given = forwarded.request_id().and_then(|id| id.to_str().ok());
-        let request_id = match request_id(given) {
-            Some(fresh) => http::HeaderValue::try_from(fresh).ok(),
-            None => forwarded.request_id().cloned(),
-        };
+        let request_id = request_id(given).or_else(|| forwarded.request_id().cloned());
         let presented = Presented {
             creds: Credentials { authorization: forwarded.authorization(), x_api_key: forwarded.x_api_key() },
             // The REST layer names the client it resolved (peer, or trusted
