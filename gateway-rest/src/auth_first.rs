@@ -14,8 +14,9 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::{LocalRefusal, from_status};
+use crate::forwarded::Forwarded;
 use crate::proto as pb;
-use crate::routes::{Forwarded, RestState};
+use crate::routes::RestState;
 
 pub const ADMIN_PREFIX: &str = "/api/v1/admin";
 

@@ -17,21 +17,24 @@ mod client_addr;
 pub mod dto;
 pub mod error;
 pub mod finish;
+mod forwarded;
 mod json_body;
 mod json_write;
 mod listing;
 pub mod openapi;
 mod request_context;
 mod routes;
+mod session_path;
 
 use std::time::Duration;
 
 pub use backend::{AdminBackend, WatchStream, remote};
 pub use client_addr::TrustedProxies;
+pub use forwarded::Forwarded;
 pub use request_context::acceptable_request_id;
 #[cfg(fuzzing)]
-pub use routes::fuzz_request;
-pub use routes::{Forwarded, RouteTemplate, unmatched_route};
+pub use session_path::fuzz_request;
+pub use session_path::{RouteTemplate, unmatched_route};
 
 use tower_http::cors::{AllowOrigin, CorsLayer};
 

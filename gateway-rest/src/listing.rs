@@ -21,9 +21,10 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::dto::{self, PageOf};
 use crate::error::ApiError;
+use crate::forwarded::Forwarded;
 use crate::json_body::{json_response, written_bytes};
 use crate::proto as pb;
-use crate::routes::{Forwarded, RestState, cursor, limit, query_of, text};
+use crate::routes::{RestState, cursor, limit, query_of, text};
 
 /// Pages kept; the dashboard and pollers ask for a handful of queries.
 const KEPT_PAGES: usize = 32;
