@@ -6,6 +6,11 @@
 use axum::http::HeaderMap;
 
 const FORWARDED_COUNT: usize = 6;
+// Each name's slot in [`Forwarded`], as ordered in [`FORWARDED`].
+const AUTHORIZATION: usize = 0;
+const X_API_KEY: usize = 1;
+const REQUEST_ID: usize = 2;
+const X_FORWARDED_FOR: usize = 3;
 const FORWARDED: [http::HeaderName; FORWARDED_COUNT] = [
     http::header::AUTHORIZATION,
     http::HeaderName::from_static("x-api-key"),
@@ -69,23 +74,23 @@ impl Forwarded {
 
     /// `Authorization`, as sent.
     pub fn authorization(&self) -> Option<&str> {
-        self.text(0)
+        self.text(AUTHORIZATION)
     }
 
     /// `X-Api-Key`, as sent.
     pub fn x_api_key(&self) -> Option<&str> {
-        self.text(1)
+        self.text(X_API_KEY)
     }
 
     /// `X-Request-Id`: the caller's if acceptable, else the one the REST
     /// layer generated.
     pub fn request_id(&self) -> Option<&http::HeaderValue> {
-        self.0[2].as_ref()
+        self.0[REQUEST_ID].as_ref()
     }
 
     /// `X-Forwarded-For`: the client address the REST layer resolved.
     pub fn client(&self) -> Option<&str> {
-        self.text(3)
+        self.text(X_FORWARDED_FOR)
     }
 }
 
@@ -95,5 +100,32 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Forwarded {
 
     async fn from_request_parts(parts: &mut http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(Self::of(&parts.headers))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_accessor_reads_its_own_header() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Bearer t"),
+            ("x-api-key", "wa_k"),
+            ("x-request-id", "req-1"),
+            ("x-forwarded-for", "192.0.2.7"),
+            ("x-request-id", "second, ignored"),
+        ] {
+            headers.append(name, value.parse().unwrap());
+        }
+        let forwarded = Forwarded::of(&headers);
+        assert_eq!(forwarded.authorization(), Some("Bearer t"));
+        assert_eq!(forwarded.x_api_key(), Some("wa_k"));
+        assert_eq!(forwarded.request_id().map(|v| v.to_str().unwrap()), Some("req-1"));
+        assert_eq!(forwarded.client(), Some("192.0.2.7"));
+        let metadata = forwarded.into_metadata();
+        assert_eq!(metadata.len(), 4);
+        assert_eq!(metadata.get("x-request-id").unwrap(), "req-1");
     }
 }
