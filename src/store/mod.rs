@@ -6,9 +6,11 @@
 //! the embedded single-process default, and PostgreSQL, shared by replicas.
 //! Callers hold a [`Store`] and never learn which backend is behind it.
 
+mod migrations;
 mod postgres;
 mod rows;
 mod sqlite;
+mod sqlx_error;
 
 pub use postgres::PgDatabase;
 pub use sqlite::SqliteDatabase;
@@ -41,15 +43,23 @@ pub enum StoreError {
          or use PostgreSQL (--database-url postgres://…) for several replicas"
     )]
     InUse(String),
+    /// Locked by another writer, a serialization failure or deadlock, or no
+    /// pooled connection free in time: worth retrying soon.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    /// From the SQLite reader connections (`store/sqlite/readers.rs`).
+    Busy(String),
+    /// The database server cannot be reached, or is starting or stopping.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Unavailable(String),
+    /// The disk or the database is full.
+    #[error("database error: {0}")]
+    Full(String),
+    /// Any other failure of the database or of a statement.
+    #[error("database error: {0}")]
+    Other(String),
     #[error("the database is closed")]
     Closed,
     #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
 }
@@ -80,23 +90,7 @@ impl StoreError {
     /// The database is there but cannot serve now: locked by another writer,
     /// out of pooled connections, or briefly unreachable. Worth retrying.
     pub fn is_busy(&self) -> bool {
-        match self {
-            Self::Closed => true,
-            Self::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => true,
-            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
-                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            }
-            Self::Database(sqlx::Error::Database(e)) => {
-                // SQLite: BUSY (5) and LOCKED (6), with their extended codes.
-                // PostgreSQL: serialization failure, deadlock, lock timeout,
-                // too many connections, starting up or shutting down.
-                let code = e.code();
-                let code = code.as_deref().unwrap_or("");
-                let sqlite_busy = code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-                sqlite_busy || matches!(code, "40001" | "40P01" | "55P03" | "53300" | "57P01" | "57P03")
-            }
-            _ => false,
-        }
+        matches!(self, Self::Busy(_) | Self::Unavailable(_) | Self::Closed)
     }
 }
 

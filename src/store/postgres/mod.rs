@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod directory;
+pub(super) mod errors;
 pub mod jobs;
 mod sessions;
 mod upkeep;
@@ -24,7 +25,12 @@ use crate::paging::PageRequest;
 use crate::sessions::{Session, SessionFilter, SessionId};
 use crate::time::UnixMillis;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+pub(super) const MIGRATIONS: super::migrations::Embedded = super::migrations::embed!("postgres":
+    "0001_sessions.sql",
+    "0002_backfill_data.sql",
+    "0003_backfill_jobs.sql",
+    "0004_sessions_revision.sql",
+);
 
 pub struct PgDatabase {
     pool: PgPool,
@@ -59,7 +65,7 @@ impl PgDatabase {
 #[async_trait]
 impl Database for PgDatabase {
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATIONS.migrator().await?.run(&self.pool).await?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 mod api_keys;
 mod directory;
+pub(super) mod errors;
 mod readers;
 mod sessions;
 
@@ -20,7 +21,14 @@ use crate::paging::PageRequest;
 use crate::sessions::{Session, SessionFilter, SessionId};
 use crate::time::UnixMillis;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(super) const MIGRATIONS: super::migrations::Embedded = super::migrations::embed!("sqlite":
+    "0001_sessions.sql",
+    "0002_api_keys.sql",
+    "0003_backfill_data.sql",
+    "0004_group_participant_count.sql",
+    "0005_session_filter_indexes.sql",
+    "0006_sessions_revision.sql",
+);
 
 pub struct SqliteDatabase {
     pool: SqlitePool,
@@ -99,7 +107,7 @@ fn lock_for_serving(file: &Path) -> Result<std::fs::File, StoreError> {
 #[async_trait]
 impl Database for SqliteDatabase {
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await?;
+        MIGRATIONS.migrator().await?.run(&self.pool).await?;
         Ok(())
     }
 

@@ -1,0 +1,38 @@
+//! PostgreSQL's SQLSTATE codes, read as the store's errors.
+
+use crate::store::StoreError;
+
+/// The store's reading of a SQLSTATE.
+pub(in crate::store) fn from_sqlstate(code: &str, message: String) -> StoreError {
+    match code {
+        // serialization_failure, deadlock_detected, lock_not_available,
+        // too_many_connections
+        "40001" | "40P01" | "55P03" | "53300" => StoreError::Busy(message),
+        // admin_shutdown, cannot_connect_now (starting up or shutting down)
+        "57P01" | "57P03" => StoreError::Unavailable(message),
+        // disk_full
+        "53100" => StoreError::Full(message),
+        // data_corrupted, index_corrupted
+        "XX001" | "XX002" => StoreError::Corrupt(message),
+        _ => StoreError::Other(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_read_as_the_store_errors_they_are() {
+        let read = |code| from_sqlstate(code, String::new());
+        for code in ["40001", "40P01", "55P03", "53300"] {
+            assert!(matches!(read(code), StoreError::Busy(_)), "{code}");
+        }
+        for code in ["57P01", "57P03"] {
+            assert!(matches!(read(code), StoreError::Unavailable(_)) && read(code).is_busy(), "{code}");
+        }
+        assert!(matches!(read("53100"), StoreError::Full(_)) && !read("53100").is_busy());
+        assert!(matches!(read("XX001"), StoreError::Corrupt(_)));
+        assert!(matches!(read("23505"), StoreError::Other(_)) && !read("23505").is_busy(), "a unique violation");
+    }
+}

@@ -1,0 +1,45 @@
+//! SQLite's result codes, read as the store's errors.
+
+use crate::store::StoreError;
+
+/// The store's reading of a SQLite result code (extended or primary; the
+/// primary code is its low byte).
+pub(in crate::store) fn from_code(code: i32, message: String) -> StoreError {
+    match code & 0xff {
+        // SQLITE_BUSY, SQLITE_LOCKED
+        5 | 6 => StoreError::Busy(message),
+        // SQLITE_FULL
+        13 => StoreError::Full(message),
+        // SQLITE_CORRUPT, SQLITE_NOTADB
+        11 | 26 => StoreError::Corrupt(message),
+        _ => StoreError::Other(message),
+    }
+}
+
+/// From the reader connections (`readers.rs`).
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        let message = error.to_string();
+        match &error {
+            rusqlite::Error::SqliteFailure(failure, _) => from_code(failure.extended_code, message),
+            _ => Self::Other(message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_codes_read_as_the_store_errors_they_are() {
+        let read = |code| from_code(code, String::new());
+        // SQLITE_BUSY_SNAPSHOT (517) and SQLITE_LOCKED_SHAREDCACHE (262) are extended codes.
+        for code in [5, 6, 517, 262] {
+            assert!(matches!(read(code), StoreError::Busy(_)) && read(code).is_busy(), "{code}");
+        }
+        assert!(matches!(read(13), StoreError::Full(_)) && !read(13).is_busy());
+        assert!(matches!(read(11), StoreError::Corrupt(_)) && matches!(read(26), StoreError::Corrupt(_)));
+        assert!(matches!(read(19), StoreError::Other(_)) && !read(19).is_busy(), "a constraint is not busy");
+    }
+}
