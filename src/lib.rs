@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(fuzzing)]
 pub mod fuzzing;
 pub mod grpc;
+pub mod headers;
 pub mod hosts;
 pub mod paging;
 pub mod proto;

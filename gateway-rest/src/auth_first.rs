@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::{LocalRefusal, from_status};
 use crate::forwarded::Forwarded;
 use crate::proto as pb;
-use crate::routes::RestState;
+use crate::state::RestState;
 
 pub const ADMIN_PREFIX: &str = "/api/v1/admin";
 

@@ -1,6 +1,6 @@
 //! Middleware that acts on the response with what it kept from the request,
 //! as a plain tower future: no box, no cloned service per call (axum's
-//! `from_fn` costs both on every request, which the hot path measured).
+//! `from_fn` costs both on every request).
 
 use std::future::Future;
 use std::pin::Pin;

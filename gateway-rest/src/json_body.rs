@@ -1,7 +1,6 @@
 //! JSON response bodies, serialized into a per-thread buffer that keeps its
-//! capacity, then copied once into an exact-size body. axum's `Json` starts
-//! each body at 128 bytes and grows it by copying: eight reallocations for a
-//! page of 50 sessions, on every request.
+//! capacity, then copied once into an exact-size body, so a large page is
+//! not grown by reallocation on every request (as axum's `Json` does).
 
 use std::cell::RefCell;
 

@@ -22,9 +22,12 @@ mod json_body;
 mod json_write;
 mod listing;
 pub mod openapi;
+mod page_cache;
+mod query;
 mod request_context;
 mod routes;
 mod session_path;
+mod state;
 
 use std::time::Duration;
 
@@ -125,10 +128,10 @@ impl<L: OuterLayer, S: RestService> tower::Layer<S> for Outer<L> {
 ///
 /// The cross-cutting layers are stacked into one and applied once: axum
 /// keeps each layer level of a route as a boxed service and clones every
-/// level below it on each request, so three `Router::layer` calls cost ten
-/// box clones a request, and one stack three.
+/// level below it on each request, so each further `Router::layer` call
+/// would add box clones to every request.
 pub fn router(backend: AdminBackend, config: RestConfig, outer: impl OuterLayer) -> axum::Router {
-    let state = routes::RestState::new(backend, config.rpc_timeout);
+    let state = state::RestState::new(backend, config.rpc_timeout);
     let cors = (!config.cors_origins.is_empty()).then(|| {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(config.cors_origins))

@@ -11,9 +11,6 @@
 //! credential and decides the answer, so a kept page is never served to a
 //! caller the service did not accept, nor after any session changed.
 
-use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
-
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::response::Response;
@@ -24,50 +21,14 @@ use crate::error::ApiError;
 use crate::forwarded::Forwarded;
 use crate::json_body::{json_response, written_bytes};
 use crate::proto as pb;
-use crate::routes::{RestState, cursor, limit, query_of, text};
+use crate::query::{cursor, limit, query_of, text};
+use crate::state::RestState;
 
-/// Pages kept; the dashboard and pollers ask for a handful of queries.
-const KEPT_PAGES: usize = 32;
-/// A page larger than this is not kept (a page of 500 sessions is ~220 KB),
-/// so the cache holds at most `KEPT_PAGES` × this.
-const MAX_KEPT_BYTES: usize = 256 * 1024;
 /// The longest client etag passed on to the service.
 const MAX_ASKED_ETAG: usize = 64;
 /// Responses name an authorized caller's view: no shared cache may keep
 /// them, and a browser revalidates (with `If-None-Match`) before reuse.
 const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
-
-struct Kept {
-    /// The request with `if_none_match` empty: the page's identity.
-    query: pb::ListSessionsRequest,
-    etag: String,
-    body: Bytes,
-}
-
-/// The recently rendered pages, most recently used first.
-#[derive(Default)]
-pub(crate) struct PageCache(Mutex<VecDeque<Kept>>);
-
-impl PageCache {
-    fn get(&self, query: &pb::ListSessionsRequest) -> Option<(String, Bytes)> {
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let at = kept.iter().position(|k| k.query == *query)?;
-        let page = kept.remove(at)?;
-        let found = (page.etag.clone(), page.body.clone());
-        kept.push_front(page);
-        Some(found)
-    }
-
-    fn keep(&self, query: pb::ListSessionsRequest, etag: String, body: Bytes) {
-        if body.len() > MAX_KEPT_BYTES || etag.is_empty() {
-            return;
-        }
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.retain(|k| k.query != query);
-        kept.push_front(Kept { query, etag, body });
-        kept.truncate(KEPT_PAGES);
-    }
-}
 
 /// `If-None-Match`, as sent (one hashed lookup instead of a copy of the
 /// whole header map).
@@ -218,25 +179,5 @@ mod tests {
         for bad in ["", "a\"b", "a b", "é"] {
             assert!(etag_header(bad).is_none(), "{bad:?}");
         }
-    }
-
-    fn query(cursor: &str) -> pb::ListSessionsRequest {
-        pb::ListSessionsRequest { cursor: cursor.into(), ..Default::default() }
-    }
-
-    #[test]
-    fn the_cache_keeps_recent_small_pages_by_query() {
-        let pages = PageCache::default();
-        for i in 0..=KEPT_PAGES {
-            pages.keep(query(&i.to_string()), format!("e{i}"), Bytes::from(vec![b'x'; 10]));
-        }
-        assert!(pages.get(&query("0")).is_none(), "the least recently used page goes first");
-        assert_eq!(pages.get(&query("1")).unwrap().0, "e1");
-        pages.keep(query("1"), "e1b".into(), Bytes::from_static(b"new"));
-        assert_eq!(pages.get(&query("1")).unwrap(), ("e1b".to_owned(), Bytes::from_static(b"new")));
-        assert_eq!(pages.0.lock().unwrap().len(), KEPT_PAGES, "a query is kept once");
-        pages.keep(query("big"), "e".into(), Bytes::from(vec![b'x'; MAX_KEPT_BYTES + 1]));
-        pages.keep(query("untagged"), String::new(), Bytes::from_static(b"{}"));
-        assert!(pages.get(&query("big")).is_none() && pages.get(&query("untagged")).is_none());
     }
 }

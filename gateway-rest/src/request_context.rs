@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
 
-use crate::TrustedProxies;
+use crate::client_addr::TrustedProxies;
 use crate::finish::{Finish, Finishing};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -25,8 +25,8 @@ pub fn acceptable_request_id(value: &[u8]) -> bool {
     !value.is_empty() && value.len() <= 128 && value.iter().all(|b| b.is_ascii_graphic())
 }
 
-/// `req-{nanos:x}-{counter:x}`, written without `fmt` (which cost 1,600
-/// instructions of every request that brings no id).
+/// `req-{nanos:x}-{counter:x}`, written without `fmt`: every request that
+/// brings no id pays for this.
 fn generate() -> HeaderValue {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let counter = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

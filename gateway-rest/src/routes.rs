@@ -1,12 +1,10 @@
 //! Paths -> RPCs: the router, and the handlers that call the backend.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use crate::json_body::{JsonBody, WrittenJson};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,37 +14,16 @@ use serde_json::Value;
 use crate::dto::{self, PageOf};
 use crate::error::{ApiError, from_status};
 use crate::forwarded::{Forwarded, rpc_request};
+use crate::json_body::{JsonBody, WrittenJson};
+use crate::proto as pb;
+use crate::query::{cursor, limit, query_of, text};
 use crate::session_path::{Resource, SESSIONS, parse, percent_decode, session_tail};
-use crate::{AdminBackend, proto as pb};
+use crate::state::RestState;
 
 /// The StartBackfill body is empty or `{}`; anything near this size is a mistake.
 const MAX_BODY_BYTES: usize = 16 * 1024;
 /// How much of an oversized body is read and discarded before answering 413.
 const DRAIN_BYTES: usize = 1024 * 1024;
-/// What every REST handler shares, behind one `Arc`: axum and the
-/// auth-first layer clone the state on every request, and each clone is a
-/// reference count both runtime threads write.
-#[derive(Clone)]
-pub(crate) struct RestState(std::sync::Arc<Shared>);
-
-pub(crate) struct Shared {
-    pub backend: AdminBackend,
-    pub rpc_timeout: Duration,
-    pub pages: crate::listing::PageCache,
-}
-
-impl RestState {
-    pub(crate) fn new(backend: AdminBackend, rpc_timeout: Duration) -> Self {
-        Self(std::sync::Arc::new(Shared { backend, rpc_timeout, pages: Default::default() }))
-    }
-}
-
-impl std::ops::Deref for RestState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
 
 pub(crate) fn routes(state: RestState) -> Router {
     Router::new()
@@ -69,67 +46,9 @@ pub(crate) fn routes(state: RestState) -> Router {
         .with_state(state)
 }
 
-impl RestState {
-    pub(crate) async fn call<T>(
-        &self,
-        rpc: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
-    ) -> Result<T, ApiError> {
-        match tokio::time::timeout(self.rpc_timeout, rpc).await {
-            Err(_) => Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "deadline_exceeded",
-                "the admin service did not answer in time",
-            )),
-            Ok(Err(status)) => Err(from_status(&status)),
-            Ok(Ok(response)) => Ok(response.into_inner()),
-        }
-    }
-}
-
-pub(crate) fn limit(query: &HashMap<String, String>) -> Result<Option<i32>, ApiError> {
-    let Some(raw) = query.get("limit") else { return Ok(None) };
-    // Out-of-range integers saturate: the service clamps large limits and
-    // rejects negative ones, so the outcome stays the service's.
-    match raw.trim().parse::<i32>() {
-        Ok(n) => Ok(Some(n)),
-        Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => Ok(Some(i32::MAX)),
-        Err(e) if *e.kind() == std::num::IntErrorKind::NegOverflow => Ok(Some(i32::MIN)),
-        Err(_) => Err(ApiError::invalid_argument("limit", format!("limit must be an integer, got {raw:?}"))),
-    }
-}
-
-pub(crate) fn text(query: &HashMap<String, String>, name: &str) -> String {
-    query.get(name).cloned().unwrap_or_default()
-}
-
-/// `cursor` from the query: absent is the first page; present but empty is a
-/// mistake (a client that lost its cursor), not the first page.
-pub(crate) fn cursor(query: &HashMap<String, String>) -> Result<String, ApiError> {
-    match query.get("cursor") {
-        Some(c) if c.is_empty() => {
-            Err(ApiError::invalid_argument("cursor", "cursor must not be empty; omit it for the first page"))
-        }
-        other => Ok(other.cloned().unwrap_or_default()),
-    }
-}
-
 async fn who_am_i(State(state): State<RestState>, forwarded: Forwarded) -> Result<JsonBody<dto::Caller>, ApiError> {
     let who = state.call(state.backend.who_am_i(forwarded.request(pb::WhoAmIRequest {}))).await?;
     Ok(JsonBody(who.into()))
-}
-
-/// The query string as a map; a parameter given twice is ambiguous and refused.
-pub(crate) fn query_of(uri: &http::Uri) -> Result<HashMap<String, String>, ApiError> {
-    let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
-        .map_err(|e| ApiError::invalid_argument("query", e.body_text()))?;
-    let mut query = HashMap::with_capacity(pairs.len());
-    for (name, value) in pairs {
-        if query.contains_key(&name) {
-            return Err(ApiError::invalid_argument(&name, format!("{name} is given more than once")));
-        }
-        query.insert(name, value);
-    }
-    Ok(query)
 }
 
 async fn session_resource(State(state): State<RestState>, request: Request) -> Response {

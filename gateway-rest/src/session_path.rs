@@ -6,24 +6,21 @@ use crate::error::ApiError;
 
 pub(crate) const SESSIONS: &str = "/api/v1/admin/sessions";
 
-/// Decodes `%XX` escapes; anything else passes through.
+/// Decodes `%XX` escapes; anything else passes through. A `%` not followed
+/// by two hex digits, or bytes that are not UTF-8, are refused.
 pub(crate) fn percent_decode(raw: &str, field: &str) -> Result<String, ApiError> {
     let bad = || ApiError::invalid_argument(field, format!("{field} is not valid percent-encoded UTF-8"));
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = bytes
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'%')
+        .all(|(at, _)| bytes.get(at + 1..at + 3).is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)));
+    if !well_formed {
+        return Err(bad());
     }
-    String::from_utf8(out).map_err(|_| bad())
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8().map_err(|_| bad())?;
+    Ok(decoded.into_owned())
 }
 
 pub(crate) enum Resource<'a> {
@@ -120,7 +117,7 @@ pub(crate) fn parse(tail: &str) -> Result<(&str, Resource<'_>), ApiError> {
 /// raw path (everything after `/api/v1/admin/sessions/`) and query, for the fuzzer.
 #[cfg(fuzzing)]
 pub fn fuzz_request(tail: &str, query: &str) {
-    use crate::routes::{cursor, limit, query_of};
+    use crate::query::{cursor, limit, query_of};
     if let Ok((id, resource)) = parse(tail) {
         let _ = percent_decode(id, "session");
         if let Resource::Participants { raw_group } = resource {
@@ -137,6 +134,17 @@ pub fn fuzz_request(tail: &str, query: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_decode_and_malformed_ones_are_refused() {
+        let decoded = |raw| percent_decode(raw, "session").map_err(|e| e.message);
+        assert_eq!(decoded("s-1").unwrap(), "s-1");
+        assert_eq!(decoded("a%3Ab%2Fc%25").unwrap(), "a:b/c%");
+        assert_eq!(decoded("%F0%9F%A6%80").unwrap(), "🦀");
+        for raw in ["%ZZ", "a%4", "%", "a%+1", "%-1", "%FF", "%C3"] {
+            assert_eq!(decoded(raw).unwrap_err(), "session is not valid percent-encoded UTF-8", "{raw}");
+        }
+    }
 
     fn parsed(tail: &str) -> Result<(String, String), String> {
         parse(tail).map(|(id, resource)| (id.to_owned(), resource.template().0.to_owned())).map_err(|e| e.message)

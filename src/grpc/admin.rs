@@ -10,10 +10,10 @@ use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::convert::{group_jid, session_id, timestamp};
-use super::headers::METADATA;
 use super::status::to_status;
 use crate::auth::{AuthError, SuperAdmin};
 use crate::backfill::{Backfills, Job, PageArgs};
+use crate::headers::METADATA;
 use crate::paging::CursorCodec;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 use crate::sessions;

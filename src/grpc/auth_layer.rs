@@ -17,10 +17,10 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-use super::headers::{AUTHORIZATION, GRPC_STATUS, REQUEST_ID, X_API_KEY, X_FORWARDED_FOR};
 use super::status::to_status;
 use crate::auth::{Authenticator, Credentials, SuperAdmin};
 use crate::error::ServiceError;
+use crate::headers::{AUTHORIZATION, GRPC_STATUS, REQUEST_ID, X_API_KEY, X_FORWARDED_FOR};
 use crate::telemetry::traces;
 
 pub const ADMIN_SERVICE_PREFIX: &str = "/wa.gateway.admin.v1.AdminService/";

@@ -9,8 +9,8 @@ use tracing::Instrument;
 
 use super::admin::AdminApi;
 use super::auth_layer::{Gate, Presented, request_id};
-use super::headers::REQUEST_ID;
 use crate::auth::Credentials;
+use crate::headers::REQUEST_ID;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 use crate::telemetry::traces;
 

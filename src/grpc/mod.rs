@@ -6,7 +6,6 @@
 mod admin;
 mod auth_layer;
 mod convert;
-pub(crate) mod headers;
 mod in_process;
 pub mod status;
 

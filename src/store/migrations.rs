@@ -50,7 +50,8 @@ impl MigrationSource<'static> for Embedded {
 /// The migration sqlx makes of `file`: version before the first `_`, the
 /// rest without `.sql` and with `_` as spaces for its description.
 fn migration(file: &'static str, sql: &'static str) -> Result<Migration, String> {
-    let (version, rest) = file.split_once('_').ok_or_else(|| format!("migration {file:?}: no `_` after its version"))?;
+    let (version, rest) =
+        file.split_once('_').ok_or_else(|| format!("migration {file:?}: no `_` after its version"))?;
     let version: i64 = version.parse().map_err(|_| format!("migration {file:?}: its version is not a number"))?;
     let migration_type = MigrationType::from_filename(rest);
     if !rest.ends_with(".sql") {
@@ -71,7 +72,9 @@ mod tests {
     fn identity(migrator: &Migrator) -> Vec<(i64, String, Vec<u8>, bool, String)> {
         migrator
             .iter()
-            .map(|m| (m.version, m.description.to_string(), m.checksum.to_vec(), m.no_tx, format!("{:?}", m.migration_type)))
+            .map(|m| {
+                (m.version, m.description.to_string(), m.checksum.to_vec(), m.no_tx, format!("{:?}", m.migration_type))
+            })
             .collect()
     }
 

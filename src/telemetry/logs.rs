@@ -20,6 +20,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
+use wa_json::write_quoted;
 
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +153,7 @@ where
     out.write_str("\",\"level\":\"")?;
     out.write_str(meta.level().as_str())?;
     out.write_str("\",\"target\":")?;
-    write_json_str(out, meta.target())?;
+    write_quoted(out, meta.target())?;
     let mut fields = JsonVisitor { out: &mut *out, result: Ok(()), scratch };
     event.record(&mut fields);
     fields.result?;
@@ -199,7 +200,7 @@ impl<W: fmt::Write> JsonVisitor<'_, W> {
         if self.result.is_ok() {
             self.result = (|| {
                 self.out.write_char(',')?;
-                write_json_str(self.out, field.name())?;
+                write_quoted(self.out, field.name())?;
                 self.out.write_char(':')?;
                 value(self.out)
             })();
@@ -209,14 +210,14 @@ impl<W: fmt::Write> JsonVisitor<'_, W> {
 
 impl<W: fmt::Write> Visit for JsonVisitor<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.pair(field, |out| write_json_str(out, value));
+        self.pair(field, |out| write_quoted(out, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.scratch.clear();
         let _ = write!(self.scratch, "{value:?}");
         let scratch = std::mem::take(self.scratch);
-        self.pair(field, |out| write_json_str(out, &scratch));
+        self.pair(field, |out| write_quoted(out, &scratch));
         *self.scratch = scratch;
     }
 
@@ -239,56 +240,6 @@ impl<W: fmt::Write> Visit for JsonVisitor<'_, W> {
             self.pair(field, |out| write!(out, "\"{value}\""));
         }
     }
-}
-
-/// `value` as a JSON string: quotes, backslashes and control characters
-/// escaped, everything else as it is. (Every byte that needs escaping is
-/// ASCII, so slicing at it never splits a character.) Plain text is skipped
-/// eight bytes at a time: most of a line is keys and ids with nothing to
-/// escape.
-fn write_json_str(out: &mut impl fmt::Write, value: &str) -> fmt::Result {
-    out.write_char('"')?;
-    let bytes = value.as_bytes();
-    let (mut plain, mut i) = (0, 0);
-    while i < bytes.len() {
-        if let Some(word) = bytes[i..].first_chunk::<8>() {
-            if !any_byte_needs_escape(u64::from_le_bytes(*word)) {
-                i += 8;
-                continue;
-            }
-        }
-        let byte = bytes[i];
-        i += 1;
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            byte if byte < 0x20 => "",
-            _ => continue,
-        };
-        out.write_str(&value[plain..i - 1])?;
-        if escape.is_empty() {
-            write!(out, "\\u{byte:04x}")?;
-        } else {
-            out.write_str(escape)?;
-        }
-        plain = i;
-    }
-    out.write_str(&value[plain..])?;
-    out.write_char('"')
-}
-
-/// Whether any of the eight bytes of `word` is a control character, `"` or
-/// `\` (exact, with no false positives: the classic "has a byte below n" and
-/// "has a zero byte" word tricks).
-fn any_byte_needs_escape(word: u64) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS != 0;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-    below_space || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// `time` as RFC 3339 in UTC with microseconds (`2026-11-22T14:41:25.522328Z`),
@@ -333,55 +284,6 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strings_are_escaped_into_valid_json() {
-        let nasty = "quote \" backslash \\ newline \n tab \t bell \u{7} emoji 🦀 end";
-        let mut line = String::new();
-        write_json_str(&mut line, nasty).unwrap();
-        let parsed: String = serde_json::from_str(&line).unwrap();
-        assert_eq!(parsed, nasty);
-    }
-
-    /// The byte-at-a-time escaping the word-at-a-time one must equal.
-    fn escaped_bytewise(value: &str) -> String {
-        let mut out = String::from('"');
-        for c in value.chars() {
-            match c {
-                '"' => out.push_str("\\\""),
-                '\\' => out.push_str("\\\\"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-                c => out.push(c),
-            }
-        }
-        out.push('"');
-        out
-    }
-
-    /// Every ASCII byte at every offset of two words and a tail, and text
-    /// beyond ASCII: the same bytes as escaping one byte at a time, and
-    /// valid JSON of the same string.
-    #[test]
-    fn each_byte_is_escaped_wherever_it_falls() {
-        let mut cases: Vec<String> =
-            ["", "é", "日本語のテキストです", "🦀🦀🦀 \" \u{7f}\u{80}ÿ", "x\u{1f}\u{20}"].map(str::to_owned).into();
-        for byte in 0u8..=0x7f {
-            for at in 0..17 {
-                let mut text = "abcdefghijklmnopq".to_owned();
-                text.replace_range(at..at + 1, char::from(byte).encode_utf8(&mut [0; 4]));
-                cases.push(text);
-            }
-        }
-        for text in cases {
-            let mut line = String::new();
-            write_json_str(&mut line, &text).unwrap();
-            assert_eq!(line, escaped_bytewise(&text), "{text:?}");
-            assert_eq!(serde_json::from_str::<String>(&line).unwrap(), text);
-        }
-    }
 
     #[test]
     fn timestamps_are_rfc3339_in_utc_with_microseconds() {

@@ -267,7 +267,7 @@ impl<R> gateway_rest::finish::Finish<http::Response<R>> for GrpcObservation {
     fn finish(self, response: http::Response<R>) -> http::Response<R> {
         let code = response
             .headers()
-            .get(crate::grpc::headers::GRPC_STATUS)
+            .get(crate::headers::GRPC_STATUS)
             .and_then(|v| v.to_str().ok())
             .map(grpc_code_name)
             .unwrap_or("OK");

@@ -1,5 +1,5 @@
-//! The headers the gate and the metrics read, named once. Looking a header
-//! up by `&str` parses the name on every call; these are parsed at compile
+//! The headers the gate, the gRPC service and the metrics read, named once.
+//! Looking a header up by `&str` parses the name on every call; these are parsed at compile
 //! time (or once, for tonic's metadata keys).
 
 use std::sync::LazyLock;
