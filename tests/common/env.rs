@@ -23,14 +23,13 @@ pub struct Env {
 
 /// Starts a gateway with `--host GW=URL` for each of `hosts`, plus `extra` flags.
 pub async fn env(hosts: &[(&str, &str)], extra: &[&str]) -> Env {
-    let jwks = JwksServer::start().await;
     let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     for (gw, url) in hosts {
         args.push("--host".into());
         args.push(format!("{gw}={url}"));
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let gw = Gateway::start(&jwks.url(), &args).await;
+    let Platform { jwks, gw, admin: token } = Platform::start(&args).await;
     let sessions = [
         session_line("sess-1", "org_a", "working", "gw-1"),
         session_line("sess-2", "org_b", "working", "gw-1"),
@@ -40,7 +39,6 @@ pub async fn env(hosts: &[(&str, &str)], extra: &[&str]) -> Env {
     .join("\n");
     assert!(import(&gw.db, &sessions).status.success());
     let client = gw.client().await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
     Env { _jwks: jwks, gw, client, token }
 }
 

@@ -107,6 +107,25 @@ pub struct Gateway {
     pub logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
+/// The set-up most tests share: a JWKS server with real keys, a gateway on
+/// a fresh database of the test's backend that trusts it, and a super_admin
+/// token the gateway accepts. The JWKS server lives as long as this does.
+pub struct Platform {
+    pub jwks: JwksServer,
+    pub gw: Gateway,
+    /// A super_admin bearer token (RS256, kid `rsa-1`).
+    pub admin: String,
+}
+
+impl Platform {
+    /// Starts both, with `extra` flags for `serve`.
+    pub async fn start(extra: &[&str]) -> Self {
+        let jwks = JwksServer::start().await;
+        let gw = Gateway::start(&jwks.url(), extra).await;
+        Self { jwks, gw, admin: mint(KeyKind::Rsa, "rsa-1", &super_admin_claims()) }
+    }
+}
+
 impl Gateway {
     /// Starts with a fresh database of the test's backend.
     pub async fn start(jwks_url: &str, extra: &[&str]) -> Self {

@@ -1,11 +1,11 @@
 //! Credentials end to end: a real JWKS server with RSA, EC and Ed25519 keys,
 //! the real binary, and every accept/reject case of CONTRACT §2.
 
-mod common;
+use crate::common;
 
+use crate::common::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt;

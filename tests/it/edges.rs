@@ -5,12 +5,12 @@
 //! request ids, tokens that expire mid-stream, and streams held open across
 //! a stop. The real binary, real sockets.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::host::{Script, ScriptedHost, contact};
-use common::*;
+use crate::common::host::{Script, ScriptedHost, contact};
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,10 +21,9 @@ use tonic_types::StatusExt;
 use wa_gateway::proto::admin::*;
 
 async fn gateway(extra: &[&str]) -> (JwksServer, Gateway, String) {
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), extra).await;
+    let Platform { jwks, gw, admin } = Platform::start(extra).await;
     assert!(import(&gw.db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
-    (jwks, gw, mint(KeyKind::Rsa, "rsa-1", &super_admin_claims()))
+    (jwks, gw, admin)
 }
 
 fn forged() -> String {

@@ -3,13 +3,11 @@
 //! scripted session host over real gRPC. And the single-server rule of the
 //! SQLite default.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::host::{Script, ScriptedHost, contact, group};
-use common::*;
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::*;
 use serde_json::Value;
 use tokio_stream::StreamExt;
 use wa_gateway::proto::admin::*;

@@ -4,15 +4,13 @@
 //! `wa-gateway serve` has and serves. (`promtool check rules` and
 //! `promtool test rules` run in ./scripts/test.)
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::host::{Script, ScriptedHost, contact, group};
-use common::otlp::OtlpReceiver;
-use common::*;
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::otlp::OtlpReceiver;
+use crate::common::*;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 use wa_gateway::proto::admin::*;
@@ -46,11 +44,10 @@ async fn every_metric_the_alert_rules_and_the_dashboard_read_is_exported() {
     let script =
         Script { contacts: vec![contact(1, "m")], groups: vec![group(1, 2, "m")], batch: 10, ..Default::default() };
     let (_host, host_url) = ScriptedHost::start(script).await;
-    let jwks = JwksServer::start().await;
     let host = format!("gw-1={host_url}");
-    let gw = Gateway::start(&jwks.url(), &["--host", &host, "--otlp-endpoint", &receiver.url]).await;
+    let Platform { jwks: _jwks, gw, admin: token } =
+        Platform::start(&["--host", &host, "--otlp-endpoint", &receiver.url]).await;
     assert!(import(&gw.db, &session_line("sess-1", "org_a", "working", "gw-1")).status.success());
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
     let http = reqwest::Client::new();
 
     // One call of each kind: REST and gRPC, accepted and refused, and a backfill.
@@ -194,13 +191,12 @@ async fn the_kubernetes_manifests_and_the_systemd_unit_match_the_binary() {
     assert!(stop > shutdown, "TimeoutStopSec {stop} <= --shutdown-timeout-secs {shutdown}");
 
     // The server takes the manifest's flags and serves the probe paths.
-    let jwks = JwksServer::start().await;
     let keep: Vec<&str> = args[1..]
         .iter()
         .map(String::as_str)
         .filter(|a| !["--grpc-addr", "--http-addr", "--log-format"].contains(&flag_name(a)))
         .collect();
-    let gw = Gateway::start(&jwks.url(), &keep).await;
+    let Platform { jwks: _jwks, gw, .. } = Platform::start(&keep).await;
     let http = reqwest::Client::new();
     for path in probe_paths {
         let ready = eventually(path, Duration::from_secs(30), || async {

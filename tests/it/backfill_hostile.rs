@@ -3,15 +3,13 @@
 //! backfill, transient and permanent host failures, a busy store. The real
 //! binary, a scripted SessionHostService over real gRPC, a real SQLite file.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::env::env;
-use common::host::{Script, ScriptedHost, contact, group};
-use common::*;
+use crate::common::env::env;
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::*;
 use sqlx::Connection;
 use tonic::Code;
 use tonic_types::StatusExt;

@@ -2,13 +2,11 @@
 //! collector (the real TraceService protocol), a scripted session host over
 //! real gRPC, REST and gRPC calls carrying a W3C `traceparent`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::host::{Script, ScriptedHost, contact, group};
-use common::otlp::{OtlpReceiver, hex};
-use common::*;
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::otlp::{OtlpReceiver, hex};
+use crate::common::*;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value;
 use wa_gateway::proto::admin::*;

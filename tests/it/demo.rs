@@ -2,13 +2,13 @@
 //! the README quickstart lines run verbatim against it, metrics, the audit
 //! trail, and the operator CLI.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{BIN, eventually};
+use crate::common::{BIN, eventually};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};

@@ -4,13 +4,11 @@
 //! driven by that document, finds no server error and no response that
 //! violates it.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use common::host::{Script, ScriptedHost, contact, group};
-use common::*;
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::*;
 use prost::Message;
 use serde_json::Value;
 
@@ -95,11 +93,10 @@ async fn start() -> (JwksServer, ScriptedHost, Gateway, String) {
         ..Default::default()
     })
     .await;
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), &["--host", &format!("gw-1={url}")]).await;
+    let Platform { jwks, gw, admin } = Platform::start(&["--host", &format!("gw-1={url}")]).await;
     let lines: Vec<String> = (0..3).map(|i| session_line(&format!("s{i}"), "org_a", "working", "gw-1")).collect();
     assert!(import(&gw.db, &lines.join("\n")).status.success());
-    (jwks, host, gw, mint(KeyKind::Rsa, "rsa-1", &super_admin_claims()))
+    (jwks, host, gw, admin)
 }
 
 crate::both_backends!(every_annotation_has_a_route_and_every_route_an_annotation);

@@ -3,12 +3,10 @@
 //! client can provoke, the custom-verb parsing, CORS, and the standalone
 //! `rest --upstream` mode.
 
-mod common;
-
 use std::time::Duration;
 
-use common::host::{Script, ScriptedHost, contact, group};
-use common::*;
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -28,11 +26,10 @@ async fn rest(extra: &[&str]) -> Rest {
         ..Default::default()
     })
     .await;
-    let jwks = JwksServer::start().await;
     let mut args = vec!["--host".to_owned(), format!("gw-1={url}")];
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let gw = Gateway::start(&jwks.url(), &args).await;
+    let Platform { jwks, gw, admin } = Platform::start(&args).await;
     let mut lines = vec![
         session_line("s1", "org_a", "working", "gw-1"),
         session_line("sess:colon", "org_b", "stopped", "gw-1"),
@@ -40,7 +37,6 @@ async fn rest(extra: &[&str]) -> Rest {
     ];
     lines.extend((0..5).map(|i| session_line(&format!("t{i}"), "org_c", "working", "gw-1")));
     assert!(import(&gw.db, &lines.join("\n")).status.success());
-    let admin = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
     Rest { _jwks: jwks, gw, host, http: reqwest::Client::new(), admin }
 }
 

@@ -3,9 +3,7 @@
 //! session changed, and neither the client's etag nor the REST layer's kept
 //! pages ever hide a change, including one written by another process.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, ETAG, HeaderMap, IF_NONE_MATCH};
 use serde_json::Value;
@@ -19,11 +17,10 @@ struct Listing {
 }
 
 async fn listing() -> Listing {
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), &[]).await;
+    let Platform { jwks, gw, admin } = Platform::start(&[]).await;
     let lines: Vec<String> = (0..4).map(|i| session_line(&format!("s{i}"), "org_a", "working", "gw-1")).collect();
     assert!(import(&gw.db, &lines.join("\n")).status.success());
-    let admin = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let admin = admin;
     Listing { _jwks: jwks, gw, http: reqwest::Client::new(), admin }
 }
 

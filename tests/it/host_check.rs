@@ -2,10 +2,8 @@
 //! reference `host-sim` passes; scripted hosts that break the contract fail,
 //! and the report names what they broke.
 
-mod common;
-
-use common::host::{Script, ScriptedHost, contact, group};
-use common::*;
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::*;
 use wa_gateway::proto::host as pb;
 
 async fn host_check(url: &str, session: &str) -> (bool, String) {

@@ -1,11 +1,9 @@
 //! The real grpcurl binary against the real server, through reflection only
 //! (no proto files): list, describe, a health check, and an admin call.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn grpcurl() -> String {
     std::env::var("WA_GATEWAY_GRPCURL").unwrap_or_else(|_| {
@@ -25,8 +23,7 @@ fn run(args: &[&str]) -> String {
 
 crate::both_backends!(grpcurl_lists_describes_checks_health_and_calls);
 async fn grpcurl_lists_describes_checks_health_and_calls() {
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), &[]).await;
+    let Platform { jwks: _jwks, gw, .. } = Platform::start(&[]).await;
     let addr = gw.grpc_addr.as_str();
 
     let services = run(&["-plaintext", addr, "list"]);

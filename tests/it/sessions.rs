@@ -1,11 +1,11 @@
 //! ListSessions end to end: the real binary, a real SQLite file, sessions
 //! imported through the CLI, calls through the generated tonic client.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
-use common::*;
+use crate::common::*;
 use tonic::Code;
 use wa_gateway::proto::admin::{ListSessionsRequest, SessionStatus};
 
@@ -38,11 +38,10 @@ async fn all_pages(gw: &Gateway, token: &str, base: ListSessionsRequest) -> Vec<
 
 crate::both_backends!(pages_cover_every_session_exactly_once_even_while_importing);
 async fn pages_cover_every_session_exactly_once_even_while_importing() {
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), &[]).await;
+    let Platform { jwks: _jwks, gw, admin } = Platform::start(&[]).await;
     let out = import(&gw.db, &fleet("s", 1200));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let token = admin;
 
     // A concurrent importer adds 300 more sessions (interleaved ids) while we page.
     let db = gw.db.clone();
@@ -76,8 +75,7 @@ async fn pages_cover_every_session_exactly_once_even_while_importing() {
 
 crate::both_backends!(limits_filters_and_cursors);
 async fn limits_filters_and_cursors() {
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), &[]).await;
+    let Platform { jwks: _jwks, gw, .. } = Platform::start(&[]).await;
     assert!(import(&gw.db, &fleet("f", 700)).status.success());
     let token = mint(KeyKind::Ec, "ec-1", &super_admin_claims());
     let client = gw.client().await;
@@ -142,8 +140,7 @@ async fn limits_filters_and_cursors() {
 
 crate::both_backends!(an_import_with_a_bad_line_writes_nothing);
 async fn an_import_with_a_bad_line_writes_nothing() {
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), &[]).await;
+    let Platform { jwks: _jwks, gw, .. } = Platform::start(&[]).await;
     let good = fleet("g", 5);
     let bad = format!("{good}\n{}\n", r#"{"id":"g9","organizationId":"org_alpha","status":"dancing"}"#);
     let out = import(&gw.db, &bad);
@@ -163,8 +160,7 @@ async fn an_import_with_a_bad_line_writes_nothing() {
 
 crate::both_backends!(sigterm_stops_the_server_cleanly);
 async fn sigterm_stops_the_server_cleanly() {
-    let jwks = JwksServer::start().await;
-    let mut gw = Gateway::start(&jwks.url(), &[]).await;
+    let Platform { jwks: _jwks, mut gw, .. } = Platform::start(&[]).await;
     let health = reqwest::get(gw.http("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
     let ready = common::eventually("readiness", std::time::Duration::from_secs(10), || async {
@@ -231,9 +227,8 @@ async fn stored(gw: &Gateway, token: &str, id: &str) -> wa_gateway::proto::admin
 
 crate::both_backends!(import_keeps_created_at_refuses_org_moves_and_skips_older_lines);
 async fn import_keeps_created_at_refuses_org_moves_and_skips_older_lines() {
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), &[]).await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let Platform { jwks: _jwks, gw, admin } = Platform::start(&[]).await;
+    let token = admin;
     let first =
         [line("s1", "org_a", Some(1_000), Some(2_000), "one"), line("s2", "org_a", Some(1_000), Some(2_000), "two")];
     let out = import(&gw.db, &first.join("\n"));
@@ -271,8 +266,7 @@ async fn import_keeps_created_at_refuses_org_moves_and_skips_older_lines() {
 
 crate::both_backends!(import_names_bad_bytes_and_repeated_ids_by_line);
 async fn import_names_bad_bytes_and_repeated_ids_by_line() {
-    let jwks = JwksServer::start().await;
-    let gw = Gateway::start(&jwks.url(), &[]).await;
+    let Platform { jwks: _jwks, gw, admin } = Platform::start(&[]).await;
     let mut input = format!("{}\n\n", line("a1", "org_a", None, None, "ok")).into_bytes();
     input.extend_from_slice(b"{\"id\":\"a2\",\"label\":\"\xff\xfe\"}\n");
     let out = import_with(&gw.db, &input, &[]);
@@ -290,7 +284,7 @@ async fn import_names_bad_bytes_and_repeated_ids_by_line() {
     let long = format!("{{\"id\":\"x\",\"label\":\"{}\"}}", "y".repeat(70_000));
     let out = import(&gw.db, &long);
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: line is longer than 65536 bytes"));
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let token = admin;
     let page = gw.client().await.list_sessions(authed(ListSessionsRequest::default(), &token)).await.unwrap();
     assert!(page.into_inner().data.is_empty(), "nothing was written");
 }

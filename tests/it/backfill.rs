@@ -2,13 +2,11 @@
 //! real gRPC (host-sim processes and a scripted SessionHostService), a real
 //! SQLite file.
 
-mod common;
-
 use std::time::Duration;
 
-use common::env::{Env, env};
-use common::host::{Script, ScriptedHost, contact, group};
-use common::*;
+use crate::common::env::{Env, env};
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::*;
 use tonic::Code;
 use tonic_types::StatusExt;
 use wa_gateway::proto::admin::*;

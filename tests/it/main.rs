@@ -1,0 +1,26 @@
+//! The integration tests, as one test binary: the real `wa-gateway` binary on
+//! 127.0.0.1:0, a real JWKS server, session hosts speaking the real protocol,
+//! SQLite files and a throwaway PostgreSQL, grpcurl and schemathesis. One
+//! binary links the crate and its dependencies once, and the tests share
+//! one PostgreSQL server.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod auth;
+mod backfill;
+mod backfill_hostile;
+mod cluster;
+mod contract;
+mod crates;
+mod demo;
+mod deploy;
+mod edges;
+mod grpcurl;
+mod host_check;
+mod host_tls;
+mod listing_etag;
+mod observability;
+mod rest;
+mod sessions;
+mod tls;
