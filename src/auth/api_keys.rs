@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 
 use super::cache::TtlCache;
 use super::{ApiKeyPrincipal, AuthError};
-use crate::store::{ApiKeyRow, Store};
+use crate::store::port::{ApiKeyRow, Store};
 use crate::time::now_millis;
 
 pub const API_KEY_PREFIX: &str = "wa_";

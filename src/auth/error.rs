@@ -1,5 +1,5 @@
 use crate::error::{ErrorCode, ServiceError};
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// Why a credential was refused. Messages never contain the credential.
 #[derive(Debug, thiserror::Error)]

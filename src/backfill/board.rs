@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::job::Job;
-use crate::sessions::SessionId;
-use crate::store::StoreError;
+use crate::sessions::model::SessionId;
+use crate::store::error::StoreError;
 
 /// Rows stored so far by a running job.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

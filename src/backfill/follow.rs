@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::board::JobBoard;
 use super::job::Job;
-use crate::sessions::SessionId;
+use crate::sessions::model::SessionId;
 
 struct Follow {
     board: Arc<dyn JobBoard>,

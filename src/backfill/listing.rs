@@ -12,8 +12,9 @@ use super::{BackfillError, Backfills};
 use crate::auth::SuperAdmin;
 use crate::directory::{Contact, GroupSummary, Participant};
 use crate::paging::{CursorCodec, Page};
-use crate::sessions::SessionId;
-use crate::store::{Slice, StoreError};
+use crate::sessions::model::SessionId;
+use crate::store::error::StoreError;
+use crate::store::port::Slice;
 
 /// The raw paging fields of a listing request.
 pub struct PageArgs<'a> {

@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::board::{Admission, BoardError, Counters, JobBoard, RunningJob, StopCause};
 use super::job::{CANCELLED, INTERRUPTED, Job, JobStatus};
-use crate::sessions::SessionId;
-use crate::store::{Store, StoreError};
+use crate::sessions::model::SessionId;
+use crate::store::error::StoreError;
+use crate::store::port::Store;
 use crate::time::now_millis;
 
 #[derive(Clone)]

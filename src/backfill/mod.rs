@@ -8,10 +8,10 @@
 //! by itself, by its deadline, by an operator's cancel, or by shutdown; only
 //! success changes stored data.
 
-mod board;
+pub mod board;
 mod dedupe;
 mod follow;
-mod job;
+pub mod job;
 mod listing;
 mod memory;
 mod runner;
@@ -34,8 +34,9 @@ use crate::auth::SuperAdmin;
 use crate::error::{ErrorCode, ServiceError};
 use crate::hosts::HostRegistry;
 use crate::paging::PagingError;
-use crate::sessions::SessionId;
-use crate::store::{Store, StoreError};
+use crate::sessions::model::SessionId;
+use crate::store::error::StoreError;
+use crate::store::port::Store;
 use crate::telemetry::traces::{self, Handoffs};
 use tracing::Instrument;
 

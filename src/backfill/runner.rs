@@ -20,8 +20,9 @@ use super::dedupe::{self, MAX_CONTACTS_PER_JOB, MAX_GROUPS_PER_JOB, Seen};
 use super::job::{CANCELLED, INTERRUPTED, Job};
 use crate::directory::{Contact, Group};
 use crate::hosts::{HostClient, HostError, HostRegistry};
-use crate::sessions::SessionId;
-use crate::store::{Staging, Store, StoreError};
+use crate::sessions::model::SessionId;
+use crate::store::error::StoreError;
+use crate::store::port::{Staging, Store};
 use crate::telemetry::traces;
 use tracing::Instrument;
 

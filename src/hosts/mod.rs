@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 
 use crate::directory::Contact;
 use crate::proto::host::{self as pb, session_host_service_client::SessionHostServiceClient};
-use crate::sessions::SessionId;
+use crate::sessions::model::SessionId;
 use crate::tls::ClientTls;
 
 pub use convert::Invalid;

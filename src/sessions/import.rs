@@ -12,9 +12,11 @@ use std::collections::HashSet;
 
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use super::model::{Session, SessionId};
+use super::model::SessionId;
 use super::record::{ParsedLine, parse_line};
-use crate::store::{SessionImport, Store, StoreError};
+use super::writes::SessionWrite;
+use crate::store::error::StoreError;
+use crate::store::port::{SessionImport, Store};
 use crate::time::{UnixMillis, now_millis};
 
 /// Longest line accepted; a session record is well under 4 KiB.
@@ -44,28 +46,6 @@ pub enum ImportError {
     Read(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// What the store knows of one id when a line names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inspection {
-    /// An earlier line of this import named the same id.
-    pub repeated: bool,
-    pub stored: Option<StoredVersion>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredVersion {
-    pub organization_id: String,
-    pub updated_at: UnixMillis,
-}
-
-/// One row to insert or update.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionWrite {
-    pub session: Session,
-    /// On update, keep the stored `created_at` (the line did not give one).
-    pub keep_stored_created_at: bool,
 }
 
 /// Reads lines of at most [`MAX_LINE_BYTES`], counting them from 1.

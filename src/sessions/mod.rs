@@ -3,19 +3,20 @@
 //! and the cross-organization listing.
 
 mod import;
-mod model;
+pub mod model;
 mod record;
+pub mod writes;
 
-pub use import::{
-    ImportError, ImportOptions, ImportSummary, Inspection, MAX_LINE_BYTES, SessionWrite, StoredVersion, import,
-};
+pub use import::{ImportError, ImportOptions, ImportSummary, MAX_LINE_BYTES, import};
 pub use model::{IdError, Session, SessionFilter, SessionId, SessionStatus, check_id as check_id_field};
 pub use record::{ParsedLine, parse_line};
+pub use writes::{Inspection, SessionWrite, StoredVersion};
 
 use crate::auth::SuperAdmin;
 use crate::error::{ErrorCode, ServiceError};
 use crate::paging::{CursorCodec, Page, PagingError};
-use crate::store::{Store, StoreError};
+use crate::store::error::StoreError;
+use crate::store::port::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionsError {

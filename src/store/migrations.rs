@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
-use super::StoreError;
+use crate::store::error::StoreError;
 
 /// One backend's migration files, by file name, in version order.
 #[derive(Debug, Clone, Copy)]

@@ -6,9 +6,11 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use super::{ApiKeyRow, StoreError};
+use crate::store::port::ApiKeyRow;
+
 use crate::directory::{Contact, GroupInfo, GroupSummary, Participant};
-use crate::sessions::{Session, SessionId, SessionStatus};
+use crate::sessions::model::{Session, SessionId, SessionStatus};
+use crate::store::error::StoreError;
 
 /// Typed access to a row's columns, by name, or by position for the hot
 /// listings (a lookup by name hashes the column name, for every column of

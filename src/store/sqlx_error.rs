@@ -4,7 +4,7 @@
 
 use sqlx::migrate::MigrateError;
 
-use super::{StoreError, postgres, sqlite};
+use crate::store::error::StoreError;
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
@@ -16,9 +16,9 @@ impl From<sqlx::Error> for StoreError {
                 let code = answer.code();
                 let code = code.as_deref().unwrap_or("");
                 if answer.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                    sqlite::errors::from_code(code.parse().unwrap_or(0), message)
+                    crate::store::sqlite::errors::from_code(code.parse().unwrap_or(0), message)
                 } else {
-                    postgres::errors::from_sqlstate(code, message)
+                    crate::store::postgres::errors::from_sqlstate(code, message)
                 }
             }
             _ => Self::Other(message),

@@ -7,9 +7,10 @@ use sqlx::{PgConnection, Row};
 
 use super::PgDatabase;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
-use crate::sessions::SessionId;
+use crate::sessions::model::SessionId;
+use crate::store::error::StoreError;
+use crate::store::port::{Replaced, Slice, Staging};
 use crate::store::rows;
-use crate::store::{Replaced, Slice, Staging, StoreError};
 use crate::time::now_millis;
 
 const TABLES: [&str; 3] = ["wa_contacts", "wa_groups", "wa_group_participants"];

@@ -1,6 +1,6 @@
 //! PostgreSQL's SQLSTATE codes, read as the store's errors.
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// The store's reading of a SQLSTATE.
 pub(in crate::store) fn from_sqlstate(code: &str, message: String) -> StoreError {

@@ -5,6 +5,7 @@
 mod api_keys;
 mod directory;
 pub(super) mod errors;
+mod job_state;
 pub mod jobs;
 mod sessions;
 mod upkeep;
@@ -18,11 +19,13 @@ use rand::RngCore;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use super::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging, StoreError};
-use crate::backfill::JobBoard;
+use crate::store::port::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging};
+
+use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::paging::PageRequest;
-use crate::sessions::{Session, SessionFilter, SessionId};
+use crate::sessions::model::{Session, SessionFilter, SessionId};
+use crate::store::error::StoreError;
 use crate::time::UnixMillis;
 
 pub(super) const MIGRATIONS: super::migrations::Embedded = super::migrations::embed!("postgres":
@@ -160,7 +163,7 @@ impl Database for PgDatabase {
         Self::discard_generation(self, session, generation).await
     }
     async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
-        jobs::sweep_failed_jobs(&self.pool).await
+        upkeep::sweep_failed_jobs(&self.pool).await
     }
     #[tracing::instrument(level = "debug", name = "store.current_generation", skip_all, fields(db.system = "postgresql"))]
     async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {

@@ -4,9 +4,11 @@ use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row, Transaction};
 
 use crate::paging::PageRequest;
-use crate::sessions::{Inspection, Session, SessionFilter, SessionId, SessionWrite, StoredVersion};
+use crate::sessions::model::{Session, SessionFilter, SessionId};
+use crate::sessions::writes::{Inspection, SessionWrite, StoredVersion};
+use crate::store::error::StoreError;
+use crate::store::port::SessionImport;
 use crate::store::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
-use crate::store::{SessionImport, StoreError};
 
 /// Columns updated by an upsert; `created_at` only when the line gave one.
 const UPDATED: &str = "organization_id = excluded.organization_id, \

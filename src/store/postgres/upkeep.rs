@@ -19,9 +19,10 @@ use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::Notify;
 
 use super::directory;
-use super::jobs::{CURRENT, JOB_COLUMNS, Local, job};
-use crate::backfill::{INTERRUPTED, StopCause};
-use crate::store::StoreError;
+use super::job_state::{CURRENT, JOB_COLUMNS, Local, job};
+use crate::backfill::board::StopCause;
+use crate::backfill::job::INTERRUPTED;
+use crate::store::error::StoreError;
 use crate::time::now_millis;
 
 const CHANNEL: &str = "wa_gateway_jobs";

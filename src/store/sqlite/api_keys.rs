@@ -1,5 +1,6 @@
+use crate::store::error::StoreError;
+use crate::store::port::ApiKeyRow;
 use crate::store::rows;
-use crate::store::{ApiKeyRow, StoreError};
 use crate::time::UnixMillis;
 
 impl super::SqliteDatabase {

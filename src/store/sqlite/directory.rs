@@ -7,9 +7,10 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use super::SqliteDatabase;
 use super::readers::Value;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
-use crate::sessions::SessionId;
+use crate::sessions::model::SessionId;
+use crate::store::error::StoreError;
+use crate::store::port::{Replaced, Slice, Staging};
 use crate::store::rows;
-use crate::store::{Replaced, Slice, Staging, StoreError};
 use crate::time::now_millis;
 
 /// Rows per INSERT: SQLite allows 32,766 bound variables per statement, and

@@ -1,6 +1,6 @@
 //! SQLite's result codes, read as the store's errors.
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// The store's reading of a SQLite result code (extended or primary; the
 /// primary code is its low byte).

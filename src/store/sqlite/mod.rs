@@ -15,10 +15,12 @@ use async_trait::async_trait;
 use rand::RngCore;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use super::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging, StoreError};
+use crate::store::port::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging};
+
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::paging::PageRequest;
-use crate::sessions::{Session, SessionFilter, SessionId};
+use crate::sessions::model::{Session, SessionFilter, SessionId};
+use crate::store::error::StoreError;
 use crate::time::UnixMillis;
 
 pub(super) const MIGRATIONS: super::migrations::Embedded = super::migrations::embed!("sqlite":

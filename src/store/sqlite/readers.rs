@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::StoreError;
+use crate::store::error::StoreError;
 
 /// How long a read keeps retrying a busy database (the pool's busy timeout).
 const BUSY_PATIENCE: Duration = Duration::from_secs(5);

@@ -1,0 +1,187 @@
+//! The store as the domain sees it: the [`Database`] and [`SessionImport`]
+//! interfaces, the rows they trade in, and the [`Store`] handle. Nothing
+//! here knows a backend; the types it names come from the files that
+//! define them, so no domain file depends on this one through itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::error::StoreError;
+use crate::backfill::board::JobBoard;
+use crate::directory::{Contact, Group, GroupSummary, Participant};
+use crate::paging::PageRequest;
+use crate::sessions::model::{Session, SessionFilter, SessionId};
+use crate::sessions::writes::{Inspection, SessionWrite};
+use crate::time::UnixMillis;
+
+/// An api-key as stored: never the secret, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub organization_id: String,
+    pub name: Option<String>,
+    pub permissions: Vec<String>,
+    pub secret_hash: Vec<u8>,
+    pub created_at: UnixMillis,
+    pub last_used_at: Option<UnixMillis>,
+    pub revoked_at: Option<UnixMillis>,
+}
+
+/// Where a job's rows go before they are published: the session and the
+/// job's own generation, which readers do not see.
+#[derive(Debug, Clone, Copy)]
+pub struct Staging<'a> {
+    pub session: &'a SessionId,
+    pub generation: &'a str,
+}
+
+/// What staging a batch of groups replaced: groups the job had already
+/// staged, and their member rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replaced {
+    pub groups: u64,
+    pub members: u64,
+}
+
+/// Rows of one listing page and the generation they were read from (`None`
+/// when there were no rows). Rows and generation come from one statement, so
+/// a page never mixes two backfills.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slice<T> {
+    pub generation: Option<String>,
+    pub rows: Vec<T>,
+}
+
+/// Everything the service asks of a database.
+#[async_trait]
+pub trait Database: Send + Sync + 'static {
+    /// Applies every pending migration of this backend.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// The server's cursor-signing key, created on first use. It lives in the
+    /// database so cursors stay valid across restarts and replicas.
+    async fn cursor_key(&self) -> Result<[u8; 32], StoreError>;
+    /// Whether the database answers; for readiness probes.
+    async fn ping(&self) -> bool;
+    async fn close(&self);
+    /// Makes this process the database's only server, for backends that
+    /// allow just one (SQLite); fails when another server holds it.
+    fn hold_serving_lock(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The job board every replica shares, for backends that several
+    /// replicas share (PostgreSQL); `None` keeps jobs in memory.
+    fn shared_job_board(&self, _lease: Duration) -> Option<Arc<dyn JobBoard>> {
+        None
+    }
+
+    /// Inserts or replaces every session in one transaction: all or nothing.
+    async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError>;
+    /// Starts an import: one transaction that the caller commits or drops.
+    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError>;
+    /// Up to `limit + 1` sessions after the page's key, ordered by id, so the
+    /// caller can tell whether another page exists.
+    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError>;
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+    /// The revision of the sessions table: it changes with every committed
+    /// write to sessions and never repeats, so a listing read after the
+    /// revision was R is still current while it reads R.
+    async fn sessions_revision(&self) -> Result<String, StoreError>;
+
+    async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError>;
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;
+    async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError>;
+    /// Marks a key revoked. Returns false when no such key exists; revoking a
+    /// revoked key keeps its first revocation time.
+    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError>;
+    async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError>;
+
+    /// Stages contacts (distinct jids) in one transaction. Those of
+    /// `maybe_staged` that the generation already holds are replaced whole;
+    /// returns how many were.
+    async fn stage_contacts(
+        &self,
+        to: Staging<'_>,
+        contacts: &[Contact],
+        maybe_staged: &[&str],
+    ) -> Result<u64, StoreError>;
+    /// Stages groups (distinct jids) with their participants in one
+    /// transaction. A group of `maybe_staged` already staged is replaced with
+    /// its members: the new member set never merges with the old one.
+    async fn stage_groups(
+        &self,
+        to: Staging<'_>,
+        groups: &[Group],
+        maybe_staged: &[&str],
+    ) -> Result<Replaced, StoreError>;
+    /// Makes `generation` the session's visible data and drops the one it
+    /// replaces, atomically.
+    async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError>;
+    /// Drops the rows of a generation that will never be published.
+    async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError>;
+    /// Deletes rows of generations that are not current: leftovers of jobs
+    /// that a crash interrupted. Run before any job starts.
+    async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError>;
+    /// The session's visible generation, if a backfill ever succeeded.
+    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError>;
+    /// Up to `limit + 1` visible contacts after `after`, by jid.
+    async fn contacts_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Contact>, StoreError>;
+    /// Up to `limit + 1` visible groups after `after`, by jid, with member counts.
+    async fn groups_page(
+        &self,
+        session: &SessionId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<GroupSummary>, StoreError>;
+    /// Up to `limit + 1` members of one visible group after `after`, by jid.
+    async fn participants_page(
+        &self,
+        session: &SessionId,
+        group: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Participant>, StoreError>;
+    /// Whether `generation` of the session holds the group.
+    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError>;
+}
+
+/// One import transaction. Dropping it without [`SessionImport::commit`]
+/// writes nothing.
+#[async_trait]
+pub trait SessionImport: Send {
+    /// For each id (distinct within one call): whether this import saw it
+    /// before, and the stored row's owner and version if there is one.
+    async fn inspect(&mut self, ids: &[&SessionId]) -> Result<Vec<Inspection>, StoreError>;
+    /// Inserts or updates these sessions.
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError>;
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store(Arc<dyn Database>);
+
+impl Store {
+    pub fn new(database: Arc<dyn Database>) -> Self {
+        Self(database)
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(..)")
+    }
+}
+
+impl std::ops::Deref for Store {
+    type Target = dyn Database;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
