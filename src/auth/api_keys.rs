@@ -13,7 +13,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::cache::TtlCache;
-use super::{ApiKeyPrincipal, AuthError};
+use super::error::AuthError;
+use super::principal::ApiKeyPrincipal;
 use crate::store::port::{ApiKeyRow, Store};
 use crate::time::now_millis;
 

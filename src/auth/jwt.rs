@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::cache::TtlCache;
+use super::error::AuthError;
 use super::jwks::JwksCache;
-use super::{AuthError, UserPrincipal};
+use super::principal::UserPrincipal;
 use crate::time::now_secs;
 
 /// Larger tokens are refused before any parsing.

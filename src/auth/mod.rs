@@ -12,12 +12,14 @@ mod error;
 mod jwks;
 mod jwt;
 mod limiter;
+mod principal;
 
 pub use api_keys::{ApiKeyVerifier, NewApiKey, generate_api_key, hash_secret};
 pub use error::AuthError;
 pub use jwks::{JwksCache, JwksConfig};
 pub use jwt::{JwtConfig, JwtVerifier};
 pub use limiter::FailureLimiter;
+pub use principal::{ApiKeyPrincipal, Principal, UserPrincipal};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,31 +28,6 @@ use std::time::SystemTime;
 use crate::error::ServiceError;
 
 /// Who is calling, once a credential has been verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// A person, from a login JWT (shared with the verified-token cache).
-    User(Arc<UserPrincipal>),
-    /// A script or service, from an api-key.
-    ApiKey(ApiKeyPrincipal),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserPrincipal {
-    pub subject: String,
-    pub organization_id: Option<String>,
-    pub role: Option<String>,
-    pub platform_roles: Vec<String>,
-    /// When the token stops being accepted: its `exp` plus the leeway.
-    pub valid_until: SystemTime,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiKeyPrincipal {
-    pub key_id: String,
-    pub organization_id: String,
-    pub permissions: Vec<String>,
-}
-
 pub const SUPER_ADMIN_ROLE: &str = "super_admin";
 
 /// Proof that the caller is a platform super_admin. Only [`Authenticator`]

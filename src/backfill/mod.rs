@@ -12,13 +12,12 @@ pub mod board;
 mod dedupe;
 mod follow;
 pub mod job;
-mod listing;
+pub mod listing;
 mod memory;
 mod runner;
 
 pub use board::{Admission, BoardError, Counters, JobBoard, RunningJob, StopCause};
 pub use job::{CANCELLED, INTERRUPTED, Job, JobStatus};
-pub use listing::PageArgs;
 pub use memory::MemoryBoard;
 pub use runner::RetryPolicy;
 

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use tonic::transport::Channel;
 
-use super::{HostError, convert};
+use super::convert;
+use super::error::HostError;
 use crate::directory::{MAX_ITEMS_PER_MESSAGE, MAX_PARTICIPANTS};
 use crate::proto::host::{self as pb, session_host_service_client::SessionHostServiceClient};
 

@@ -15,7 +15,8 @@ use prost::bytes::Bytes;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
-use super::{HostError, Invalid, MAX_HOST_MESSAGE_BYTES, convert, invalid_data};
+use super::convert::{self, Invalid};
+use super::error::{HostError, MAX_HOST_MESSAGE_BYTES, invalid_data};
 use crate::directory::{Group, MAX_ITEMS_PER_MESSAGE};
 use crate::proto::host as pb;
 

@@ -12,6 +12,7 @@ pub(crate) mod error;
 mod migrations;
 pub(crate) mod port;
 mod postgres;
+mod redact;
 mod rows;
 mod sqlite;
 mod sqlx_error;
@@ -19,31 +20,10 @@ mod sqlx_error;
 pub use error::{STORE_BUSY, StoreError};
 pub use port::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging, Store};
 pub use postgres::PgDatabase;
+pub use redact::redact_url;
 pub use sqlite::SqliteDatabase;
 
 use std::sync::Arc;
-
-/// `url` with its password replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// `message` about `url`, naming the redacted URL and never its password.
-fn redact_password(url: &str, message: &str) -> String {
-    let mut message = message.to_owned();
-    if let Some(password) = reqwest::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {
-        if !password.is_empty() {
-            message = message.replace(&password, "***");
-        }
-    }
-    format!("{}: {message}", redact_url(url))
-}
 
 impl Store {
     /// Opens the database at `url`: `postgres://…` or `postgresql://…` for

@@ -16,6 +16,7 @@ mod crates;
 mod demo;
 mod deploy;
 mod edges;
+mod file_cycles;
 mod grpcurl;
 mod host_check;
 mod host_tls;

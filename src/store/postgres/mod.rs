@@ -42,7 +42,7 @@ pub struct PgDatabase {
 impl PgDatabase {
     /// Connects to `url` (`postgres://…` or `postgresql://…`). Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let failed = |e: sqlx::Error| StoreError::Connect(super::redact_password(url, &e.to_string()));
+        let failed = |e: sqlx::Error| StoreError::Connect(crate::store::redact::redact_password(url, &e.to_string()));
         // Every statement is planned with its own values and the tables' size
         // now: a generic plan cached while a table was small (a fresh import,
         // a first backfill) would scan it whole ever after, and one made
