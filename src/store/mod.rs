@@ -9,6 +9,7 @@
 //! the backend from the database URL.
 
 pub(crate) mod error;
+mod instrumented;
 mod migrations;
 pub(crate) mod port;
 mod postgres;
@@ -18,21 +19,25 @@ mod sqlite;
 mod sqlx_error;
 
 pub use error::{STORE_BUSY, StoreError};
-pub use port::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging, Store};
+pub use port::{
+    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, Replaced, SessionImport, SessionStore, Slice, Staging, Store,
+};
 pub use postgres::PgDatabase;
 pub use redact::redact_url;
 pub use sqlite::SqliteDatabase;
 
 use std::sync::Arc;
 
+use instrumented::Instrumented;
+
 impl Store {
     /// Opens the database at `url`: `postgres://…` or `postgresql://…` for
     /// PostgreSQL, otherwise a SQLite file (created if missing). Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Self::new(Arc::new(PgDatabase::connect(url).await?)));
+            return Ok(Self::new(Arc::new(Instrumented::new(PgDatabase::connect(url).await?, "postgresql"))));
         }
-        Ok(Self::new(Arc::new(SqliteDatabase::connect(url).await?)))
+        Ok(Self::new(Arc::new(Instrumented::new(SqliteDatabase::connect(url).await?, "sqlite"))))
     }
 
     /// Opens and applies every pending migration.

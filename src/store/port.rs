@@ -54,9 +54,10 @@ pub struct Slice<T> {
     pub rows: Vec<T>,
 }
 
-/// Everything the service asks of a database.
+/// Everything the service asks of a database: its three capabilities and
+/// the care of the database itself.
 #[async_trait]
-pub trait Database: Send + Sync + 'static {
+pub trait Database: SessionStore + ApiKeyStore + DirectoryStore + Send + Sync + 'static {
     /// Applies every pending migration of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// The server's cursor-signing key, created on first use. It lives in the
@@ -67,15 +68,15 @@ pub trait Database: Send + Sync + 'static {
     async fn close(&self);
     /// Makes this process the database's only server, for backends that
     /// allow just one (SQLite); fails when another server holds it.
-    fn hold_serving_lock(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
+    fn hold_serving_lock(&self) -> Result<(), StoreError>;
     /// The job board every replica shares, for backends that several
     /// replicas share (PostgreSQL); `None` keeps jobs in memory.
-    fn shared_job_board(&self, _lease: Duration) -> Option<Arc<dyn JobBoard>> {
-        None
-    }
+    fn shared_job_board(&self, lease: Duration) -> Option<Arc<dyn JobBoard>>;
+}
 
+/// The sessions table: the import's writes and the listing's reads.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
     /// Inserts or replaces every session in one transaction: all or nothing.
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError>;
     /// Starts an import: one transaction that the caller commits or drops.
@@ -88,7 +89,11 @@ pub trait Database: Send + Sync + 'static {
     /// write to sessions and never repeats, so a listing read after the
     /// revision was R is still current while it reads R.
     async fn sessions_revision(&self) -> Result<String, StoreError>;
+}
 
+/// Api-keys, stored by the hash of their secret.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
     async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError>;
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;
     async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError>;
@@ -96,7 +101,12 @@ pub trait Database: Send + Sync + 'static {
     /// revoked key keeps its first revocation time.
     async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError>;
     async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError>;
+}
 
+/// What backfills store: each job's rows under its own generation, the
+/// generation a session shows, and the pages read from it.
+#[async_trait]
+pub trait DirectoryStore: Send + Sync {
     /// Stages contacts (distinct jids) in one transaction. Those of
     /// `maybe_staged` that the generation already holds are replaced whole;
     /// returns how many were.

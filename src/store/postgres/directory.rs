@@ -3,13 +3,15 @@
 //! rows the generation already holds first deletes those rows, so the new
 //! version replaces the old one whole.
 
+use async_trait::async_trait;
+use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Row};
 
 use super::PgDatabase;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::sessions::model::SessionId;
 use crate::store::error::StoreError;
-use crate::store::port::{Replaced, Slice, Staging};
+use crate::store::port::{DirectoryStore, Replaced, Slice, Staging};
 use crate::store::rows;
 use crate::time::now_millis;
 
@@ -163,8 +165,45 @@ fn visible(table: &str) -> String {
     VISIBLE.replace("{table}", table)
 }
 
-impl PgDatabase {
-    pub(super) async fn stage_contacts(
+/// Deletes the staged rows of failed jobs (never a visible generation), and
+/// returns how many rows went.
+pub(super) async fn sweep_failed_jobs(pool: &PgPool) -> Result<u64, StoreError> {
+    let mut swept = 0;
+    let failed =
+        sqlx::query("SELECT id, session_id FROM backfill_jobs WHERE status = 'failed' AND NOT swept LIMIT 100")
+            .fetch_all(pool)
+            .await?;
+    for row in failed {
+        let (id, session): (String, String) = (row.try_get("id")?, row.try_get("session_id")?);
+        let mut tx = pool.begin().await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1 FOR UPDATE")
+                .bind(&session)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current.as_deref() != Some(id.as_str()) {
+            swept += delete_generation(&mut tx, &session, &id).await?;
+        }
+        sqlx::query("UPDATE backfill_jobs SET swept = true WHERE id = $1").bind(&id).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
+    Ok(swept)
+}
+
+#[async_trait]
+impl DirectoryStore for PgDatabase {
+    async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        publish(&mut tx, session, generation).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
+        sweep_failed_jobs(&self.pool).await
+    }
+
+    async fn stage_contacts(
         &self,
         to: Staging<'_>,
         contacts: &[Contact],
@@ -201,7 +240,7 @@ impl PgDatabase {
         Ok(staged.len() as u64)
     }
 
-    pub(super) async fn stage_groups(
+    async fn stage_groups(
         &self,
         to: Staging<'_>,
         groups: &[Group],
@@ -265,7 +304,7 @@ impl PgDatabase {
         Ok(replaced)
     }
 
-    pub(super) async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+    async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         // Never the visible generation, whatever the caller believes.
         let current: Option<String> =
@@ -280,14 +319,14 @@ impl PgDatabase {
         Ok(())
     }
 
-    pub(super) async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1")
             .bind(session.as_str())
             .fetch_optional(&self.pool)
             .await?)
     }
 
-    pub(super) async fn contacts_page(
+    async fn contacts_page(
         &self,
         session: &SessionId,
         after: Option<&str>,
@@ -306,7 +345,7 @@ impl PgDatabase {
         rows::slice(&rows, rows::contact)
     }
 
-    pub(super) async fn groups_page(
+    async fn groups_page(
         &self,
         session: &SessionId,
         after: Option<&str>,
@@ -325,7 +364,7 @@ impl PgDatabase {
         rows::slice(&rows, rows::group_summary)
     }
 
-    pub(super) async fn participants_page(
+    async fn participants_page(
         &self,
         session: &SessionId,
         group: &str,
@@ -346,12 +385,7 @@ impl PgDatabase {
         rows::slice(&rows, rows::participant)
     }
 
-    pub(super) async fn group_exists(
-        &self,
-        session: &SessionId,
-        generation: &str,
-        group: &str,
-    ) -> Result<bool, StoreError> {
+    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
         let found: Option<i32> =
             sqlx::query_scalar("SELECT 1 FROM wa_groups WHERE session_id = $1 AND generation = $2 AND jid = $3")
                 .bind(session.as_str())

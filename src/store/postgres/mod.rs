@@ -19,14 +19,10 @@ use rand::RngCore;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use crate::store::port::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging};
+use crate::store::port::Database;
 
 use crate::backfill::board::JobBoard;
-use crate::directory::{Contact, Group, GroupSummary, Participant};
-use crate::paging::PageRequest;
-use crate::sessions::model::{Session, SessionFilter, SessionId};
 use crate::store::error::StoreError;
-use crate::time::UnixMillis;
 
 pub(super) const MIGRATIONS: super::migrations::Embedded = super::migrations::embed!("postgres":
     "0001_sessions.sql",
@@ -97,108 +93,8 @@ impl Database for PgDatabase {
         Some(jobs::PgJobBoard::start(self.pool.clone(), lease))
     }
 
-    async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
-        Self::upsert_sessions(self, sessions).await
-    }
-    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
-        Self::begin_import(self).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.list_sessions", skip_all, fields(db.system = "postgresql"))]
-    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
-        Self::list_sessions(self, filter, page).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.get_session", skip_all, fields(db.system = "postgresql"))]
-    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        Self::get_session(self, id).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.sessions_revision", skip_all, fields(db.system = "postgresql"))]
-    async fn sessions_revision(&self) -> Result<String, StoreError> {
-        Self::sessions_revision(self).await
-    }
-
-    async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
-        Self::insert_api_key(self, key).await
-    }
-    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        Self::list_api_keys(self).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.find_api_key_by_hash", skip_all, fields(db.system = "postgresql"))]
-    async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
-        Self::find_api_key_by_hash(self, hash).await
-    }
-    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
-        Self::revoke_api_key(self, id, at).await
-    }
-    async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
-        Self::touch_api_key(self, id, at).await
-    }
-
-    #[tracing::instrument(level = "debug", name = "store.stage_contacts", skip_all, fields(db.system = "postgresql"))]
-    async fn stage_contacts(
-        &self,
-        to: Staging<'_>,
-        contacts: &[Contact],
-        maybe_staged: &[&str],
-    ) -> Result<u64, StoreError> {
-        Self::stage_contacts(self, to, contacts, maybe_staged).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.stage_groups", skip_all, fields(db.system = "postgresql"))]
-    async fn stage_groups(
-        &self,
-        to: Staging<'_>,
-        groups: &[Group],
-        maybe_staged: &[&str],
-    ) -> Result<Replaced, StoreError> {
-        Self::stage_groups(self, to, groups, maybe_staged).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.publish_generation", skip_all, fields(db.system = "postgresql"))]
-    async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        directory::publish(&mut tx, session, generation).await?;
-        tx.commit().await?;
+    fn hold_serving_lock(&self) -> Result<(), StoreError> {
+        // Replicas share a PostgreSQL database.
         Ok(())
-    }
-    #[tracing::instrument(level = "debug", name = "store.discard_generation", skip_all, fields(db.system = "postgresql"))]
-    async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        Self::discard_generation(self, session, generation).await
-    }
-    async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
-        upkeep::sweep_failed_jobs(&self.pool).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.current_generation", skip_all, fields(db.system = "postgresql"))]
-    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
-        Self::current_generation(self, session).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.contacts_page", skip_all, fields(db.system = "postgresql"))]
-    async fn contacts_page(
-        &self,
-        session: &SessionId,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Slice<Contact>, StoreError> {
-        Self::contacts_page(self, session, after, limit).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.groups_page", skip_all, fields(db.system = "postgresql"))]
-    async fn groups_page(
-        &self,
-        session: &SessionId,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Slice<GroupSummary>, StoreError> {
-        Self::groups_page(self, session, after, limit).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.participants_page", skip_all, fields(db.system = "postgresql"))]
-    async fn participants_page(
-        &self,
-        session: &SessionId,
-        group: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Slice<Participant>, StoreError> {
-        Self::participants_page(self, session, group, after, limit).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.group_exists", skip_all, fields(db.system = "postgresql"))]
-    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
-        Self::group_exists(self, session, generation, group).await
     }
 }

@@ -7,7 +7,7 @@ use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId};
 use crate::sessions::writes::{Inspection, SessionWrite, StoredVersion};
 use crate::store::error::StoreError;
-use crate::store::port::SessionImport;
+use crate::store::port::{SessionImport, SessionStore};
 use crate::store::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
 
 /// Columns updated by an upsert; `created_at` only when the line gave one.
@@ -109,15 +109,16 @@ impl SessionImport for PgImport {
     }
 }
 
-impl super::PgDatabase {
-    pub(super) async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
+#[async_trait]
+impl SessionStore for super::PgDatabase {
+    async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub(super) async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
+    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("CREATE TEMP TABLE import_seen (id TEXT COLLATE \"C\" NOT NULL PRIMARY KEY) ON COMMIT DROP")
             .execute(&mut *tx)
@@ -125,11 +126,7 @@ impl super::PgDatabase {
         Ok(Box::new(PgImport { tx }))
     }
 
-    pub(super) async fn list_sessions(
-        &self,
-        filter: &SessionFilter,
-        page: &PageRequest,
-    ) -> Result<Vec<Session>, StoreError> {
+    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
         let mut q: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE true"));
         if let Some(org) = &filter.organization_id {
@@ -149,7 +146,7 @@ impl super::PgDatabase {
         rows.iter().map(rows::session).collect()
     }
 
-    pub(super) async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
@@ -157,7 +154,7 @@ impl super::PgDatabase {
         row.as_ref().map(rows::session).transpose()
     }
 
-    pub(super) async fn sessions_revision(&self) -> Result<String, StoreError> {
+    async fn sessions_revision(&self) -> Result<String, StoreError> {
         Ok(sqlx::query_scalar(READ_REVISION).fetch_one(&self.pool).await?)
     }
 }

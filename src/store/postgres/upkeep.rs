@@ -150,31 +150,6 @@ async fn reap(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Deletes the staged rows of failed jobs (never a visible generation), and
-/// returns how many rows went.
-pub async fn sweep_failed_jobs(pool: &PgPool) -> Result<u64, StoreError> {
-    let mut swept = 0;
-    let failed =
-        sqlx::query("SELECT id, session_id FROM backfill_jobs WHERE status = 'failed' AND NOT swept LIMIT 100")
-            .fetch_all(pool)
-            .await?;
-    for row in failed {
-        let (id, session): (String, String) = (row.try_get("id")?, row.try_get("session_id")?);
-        let mut tx = pool.begin().await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1 FOR UPDATE")
-                .bind(&session)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if current.as_deref() != Some(id.as_str()) {
-            swept += directory::delete_generation(&mut tx, &session, &id).await?;
-        }
-        sqlx::query("UPDATE backfill_jobs SET swept = true WHERE id = $1").bind(&id).execute(&mut *tx).await?;
-        tx.commit().await?;
-    }
-    Ok(swept)
-}
-
 /// Deletes finished job records older than [`RETENTION`], keeping each
 /// session's latest so GetBackfill still answers.
 async fn prune(pool: &PgPool) -> Result<(), StoreError> {
@@ -205,7 +180,7 @@ pub(super) async fn keep(pool: PgPool, local: Arc<Local>, replica: String, lease
         if let Err(error) = reap(&pool).await {
             tracing::warn!(%error, "could not reap expired backfill leases");
         }
-        if let Err(error) = sweep_failed_jobs(&pool).await {
+        if let Err(error) = directory::sweep_failed_jobs(&pool).await {
             tracing::warn!(%error, "could not sweep the rows of failed backfills");
         }
         if round % prune_every == prune_every - 1 {

@@ -1,10 +1,12 @@
 use crate::store::error::StoreError;
-use crate::store::port::ApiKeyRow;
+use crate::store::port::{ApiKeyRow, ApiKeyStore};
 use crate::store::rows;
 use crate::time::UnixMillis;
+use async_trait::async_trait;
 
-impl super::SqliteDatabase {
-    pub(super) async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+#[async_trait]
+impl ApiKeyStore for super::SqliteDatabase {
+    async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         let permissions = serde_json::to_string(&key.permissions)
             .map_err(|e| StoreError::Corrupt(format!("api-key permissions: {e}")))?;
         sqlx::query(
@@ -22,12 +24,12 @@ impl super::SqliteDatabase {
         Ok(())
     }
 
-    pub(super) async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
         rows.iter().map(rows::api_key).collect()
     }
 
-    pub(super) async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+    async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
         let row =
             sqlx::query("SELECT * FROM api_keys WHERE secret_hash = ?").bind(hash).fetch_optional(&self.pool).await?;
         row.as_ref().map(rows::api_key).transpose()
@@ -35,7 +37,7 @@ impl super::SqliteDatabase {
 
     /// Marks a key revoked. Returns false when no such key exists; revoking a
     /// revoked key keeps its first revocation time.
-    pub(super) async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
+    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?")
             .bind(at)
             .bind(id)
@@ -44,7 +46,7 @@ impl super::SqliteDatabase {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
+    async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?").bind(at).bind(id).execute(&self.pool).await?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Generations of backfilled data (see migrations/sqlite/0003_backfill_data.sql).
 
+use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
@@ -9,7 +10,7 @@ use super::readers::Value;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::sessions::model::SessionId;
 use crate::store::error::StoreError;
-use crate::store::port::{Replaced, Slice, Staging};
+use crate::store::port::{DirectoryStore, Replaced, Slice, Staging};
 use crate::store::rows;
 use crate::time::now_millis;
 
@@ -69,8 +70,9 @@ fn visible(table: &str) -> String {
     VISIBLE.replace("{table}", table)
 }
 
-impl SqliteDatabase {
-    pub(super) async fn stage_contacts(
+#[async_trait]
+impl DirectoryStore for SqliteDatabase {
+    async fn stage_contacts(
         &self,
         to: Staging<'_>,
         contacts: &[Contact],
@@ -105,7 +107,7 @@ impl SqliteDatabase {
         Ok(staged.len() as u64)
     }
 
-    pub(super) async fn stage_groups(
+    async fn stage_groups(
         &self,
         to: Staging<'_>,
         groups: &[Group],
@@ -166,7 +168,7 @@ impl SqliteDatabase {
         Ok(replaced)
     }
 
-    pub(super) async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+    async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         let previous: Option<String> =
             sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = ?")
@@ -189,14 +191,14 @@ impl SqliteDatabase {
         Ok(())
     }
 
-    pub(super) async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+    async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         delete_generation(&mut tx, session, generation).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub(super) async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
+    async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
         let mut swept = 0;
         for table in TABLES {
             swept += sqlx::query(&format!(
@@ -210,7 +212,7 @@ impl SqliteDatabase {
         Ok(swept)
     }
 
-    pub(super) async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         self.readers
             .read(|conn| {
                 let mut statement =
@@ -220,7 +222,7 @@ impl SqliteDatabase {
             .await
     }
 
-    pub(super) async fn contacts_page(
+    async fn contacts_page(
         &self,
         session: &SessionId,
         after: Option<&str>,
@@ -235,7 +237,7 @@ impl SqliteDatabase {
         self.page(&sql, &[&session.as_str(), &after.unwrap_or(""), &limit], |row| rows::contact(row)).await
     }
 
-    pub(super) async fn groups_page(
+    async fn groups_page(
         &self,
         session: &SessionId,
         after: Option<&str>,
@@ -250,7 +252,7 @@ impl SqliteDatabase {
         self.page(&sql, &[&session.as_str(), &after.unwrap_or(""), &limit], |row| rows::group_summary(row)).await
     }
 
-    pub(super) async fn participants_page(
+    async fn participants_page(
         &self,
         session: &SessionId,
         group: &str,
@@ -266,6 +268,18 @@ impl SqliteDatabase {
         self.page(&sql, &[&session.as_str(), &group, &after.unwrap_or(""), &limit], |row| rows::participant(row)).await
     }
 
+    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
+        self.readers
+            .read(|conn| {
+                let mut statement =
+                    conn.prepare_cached("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")?;
+                Ok(statement.exists([session.as_str(), generation, group])?)
+            })
+            .await
+    }
+}
+
+impl SqliteDatabase {
     /// One page of stored data: its rows and the generation they belong to,
     /// read by one statement.
     async fn page<T>(
@@ -283,21 +297,6 @@ impl SqliteDatabase {
                     rows::push_row(&mut slice, row, &convert)?;
                 }
                 Ok(slice)
-            })
-            .await
-    }
-
-    pub(super) async fn group_exists(
-        &self,
-        session: &SessionId,
-        generation: &str,
-        group: &str,
-    ) -> Result<bool, StoreError> {
-        self.readers
-            .read(|conn| {
-                let mut statement =
-                    conn.prepare_cached("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")?;
-                Ok(statement.exists([session.as_str(), generation, group])?)
             })
             .await
     }

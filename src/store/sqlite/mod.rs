@@ -8,20 +8,17 @@ mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rand::RngCore;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::store::port::{ApiKeyRow, Database, Replaced, SessionImport, Slice, Staging};
+use crate::backfill::board::JobBoard;
+use crate::store::port::Database;
 
-use crate::directory::{Contact, Group, GroupSummary, Participant};
-use crate::paging::PageRequest;
-use crate::sessions::model::{Session, SessionFilter, SessionId};
 use crate::store::error::StoreError;
-use crate::time::UnixMillis;
 
 pub(super) const MIGRATIONS: super::migrations::Embedded = super::migrations::embed!("sqlite":
     "0001_sessions.sql",
@@ -144,105 +141,8 @@ impl Database for SqliteDatabase {
         Ok(())
     }
 
-    async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
-        Self::upsert_sessions(self, sessions).await
-    }
-    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
-        Self::begin_import(self).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.list_sessions", skip_all, fields(db.system = "sqlite"))]
-    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
-        Self::list_sessions(self, filter, page).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.get_session", skip_all, fields(db.system = "sqlite"))]
-    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        Self::get_session(self, id).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.sessions_revision", skip_all, fields(db.system = "sqlite"))]
-    async fn sessions_revision(&self) -> Result<String, StoreError> {
-        Self::sessions_revision(self).await
-    }
-
-    async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
-        Self::insert_api_key(self, key).await
-    }
-    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        Self::list_api_keys(self).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.find_api_key_by_hash", skip_all, fields(db.system = "sqlite"))]
-    async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
-        Self::find_api_key_by_hash(self, hash).await
-    }
-    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
-        Self::revoke_api_key(self, id, at).await
-    }
-    async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
-        Self::touch_api_key(self, id, at).await
-    }
-
-    #[tracing::instrument(level = "debug", name = "store.stage_contacts", skip_all, fields(db.system = "sqlite"))]
-    async fn stage_contacts(
-        &self,
-        to: Staging<'_>,
-        contacts: &[Contact],
-        maybe_staged: &[&str],
-    ) -> Result<u64, StoreError> {
-        Self::stage_contacts(self, to, contacts, maybe_staged).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.stage_groups", skip_all, fields(db.system = "sqlite"))]
-    async fn stage_groups(
-        &self,
-        to: Staging<'_>,
-        groups: &[Group],
-        maybe_staged: &[&str],
-    ) -> Result<Replaced, StoreError> {
-        Self::stage_groups(self, to, groups, maybe_staged).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.publish_generation", skip_all, fields(db.system = "sqlite"))]
-    async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        Self::publish_generation(self, session, generation).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.discard_generation", skip_all, fields(db.system = "sqlite"))]
-    async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        Self::discard_generation(self, session, generation).await
-    }
-    async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
-        Self::sweep_unpublished_generations(self).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.current_generation", skip_all, fields(db.system = "sqlite"))]
-    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
-        Self::current_generation(self, session).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.contacts_page", skip_all, fields(db.system = "sqlite"))]
-    async fn contacts_page(
-        &self,
-        session: &SessionId,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Slice<Contact>, StoreError> {
-        Self::contacts_page(self, session, after, limit).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.groups_page", skip_all, fields(db.system = "sqlite"))]
-    async fn groups_page(
-        &self,
-        session: &SessionId,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Slice<GroupSummary>, StoreError> {
-        Self::groups_page(self, session, after, limit).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.participants_page", skip_all, fields(db.system = "sqlite"))]
-    async fn participants_page(
-        &self,
-        session: &SessionId,
-        group: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Slice<Participant>, StoreError> {
-        Self::participants_page(self, session, group, after, limit).await
-    }
-    #[tracing::instrument(level = "debug", name = "store.group_exists", skip_all, fields(db.system = "sqlite"))]
-    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
-        Self::group_exists(self, session, generation, group).await
+    fn shared_job_board(&self, _lease: Duration) -> Option<Arc<dyn JobBoard>> {
+        // One serve owns the file: jobs are kept in memory.
+        None
     }
 }

@@ -8,7 +8,7 @@ use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId};
 use crate::sessions::writes::{Inspection, SessionWrite, StoredVersion};
 use crate::store::error::StoreError;
-use crate::store::port::SessionImport;
+use crate::store::port::{SessionImport, SessionStore};
 use crate::store::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
 
 /// Columns updated by an upsert; `created_at` only when the line gave one.
@@ -114,16 +114,17 @@ impl SessionImport for SqliteImport {
     }
 }
 
-impl super::SqliteDatabase {
+#[async_trait]
+impl SessionStore for super::SqliteDatabase {
     /// Inserts or replaces every session in one transaction: all or nothing.
-    pub(super) async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
+    async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub(super) async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
+    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("CREATE TEMP TABLE IF NOT EXISTS import_seen (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID")
             .execute(&mut *tx)
@@ -134,11 +135,7 @@ impl super::SqliteDatabase {
 
     /// Up to `limit + 1` sessions after the page's key, ordered by id, so the
     /// caller can tell whether another page exists.
-    pub(super) async fn list_sessions(
-        &self,
-        filter: &SessionFilter,
-        page: &PageRequest,
-    ) -> Result<Vec<Session>, StoreError> {
+    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
         let status = filter.status.map(|s| s.as_str());
         let limit = i64::from(page.limit.get()) + 1;
         let conditions: [(&str, Option<Value<'_>>); 5] = [
@@ -169,7 +166,7 @@ impl super::SqliteDatabase {
             .await
     }
 
-    pub(super) async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
         self.readers
             .read(|conn| {
@@ -180,7 +177,7 @@ impl super::SqliteDatabase {
             .await
     }
 
-    pub(super) async fn sessions_revision(&self) -> Result<String, StoreError> {
+    async fn sessions_revision(&self) -> Result<String, StoreError> {
         self.readers.read(|conn| Ok(conn.prepare_cached(READ_REVISION)?.query_row([], |row| row.get(0))?)).await
     }
 }
