@@ -5,6 +5,9 @@
 //! `gateway-rest` crate, `cli`). See ARCHITECTURE.md for the codemap and the
 //! invariants.
 
+#[cfg(not(feature = "sqlite"))]
+compile_error!("wa-gateway needs the `sqlite` feature: the demo and the default database are SQLite files");
+
 pub mod auth;
 pub mod backfill;
 pub mod cli;

@@ -13,6 +13,11 @@ pub enum StoreError {
          commands; give a SQLite file path"
     )]
     InMemory(String),
+    #[error(
+        "this wa-gateway was built without {backend} support: build it with `--features {feature}` \
+         (a default build has it)"
+    )]
+    NotBuiltIn { backend: &'static str, feature: &'static str },
     #[error("cannot connect to {0}")]
     Connect(String),
     #[error(

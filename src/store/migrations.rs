@@ -90,6 +90,7 @@ mod tests {
     #[tokio::test]
     async fn embedded_migrations_are_the_directories_as_sqlx_reads_them() {
         assert_same_as_sqlx_reads(crate::store::sqlite::MIGRATIONS, "sqlite").await;
+        #[cfg(feature = "postgres")]
         assert_same_as_sqlx_reads(crate::store::postgres::MIGRATIONS, "postgres").await;
     }
 

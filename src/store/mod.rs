@@ -12,6 +12,7 @@ pub(crate) mod error;
 mod instrumented;
 mod migrations;
 pub(crate) mod port;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod redact;
 mod rows;
@@ -22,6 +23,7 @@ pub use error::{STORE_BUSY, StoreError};
 pub use port::{
     ApiKeyRow, ApiKeyStore, Database, DirectoryStore, Replaced, SessionImport, SessionStore, Slice, Staging, Store,
 };
+#[cfg(feature = "postgres")]
 pub use postgres::PgDatabase;
 pub use redact::redact_url;
 pub use sqlite::SqliteDatabase;
@@ -35,7 +37,10 @@ impl Store {
     /// PostgreSQL, otherwise a SQLite file (created if missing). Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
             return Ok(Self::new(Arc::new(Instrumented::new(PgDatabase::connect(url).await?, "postgresql"))));
+            #[cfg(not(feature = "postgres"))]
+            return Err(StoreError::NotBuiltIn { backend: "PostgreSQL", feature: "postgres" });
         }
         Ok(Self::new(Arc::new(Instrumented::new(SqliteDatabase::connect(url).await?, "sqlite"))))
     }

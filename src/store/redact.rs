@@ -12,6 +12,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `message` about `url`, naming the redacted URL and never its password.
+#[cfg(feature = "postgres")]
 pub(super) fn redact_password(url: &str, message: &str) -> String {
     let mut message = message.to_owned();
     if let Some(password) = reqwest::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {

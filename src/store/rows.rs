@@ -3,6 +3,7 @@
 //! added to one table is decoded the same way everywhere.
 
 use sqlx::Row;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
@@ -74,6 +75,7 @@ macro_rules! columns_for {
 }
 
 columns_for!(SqliteRow, try_get, try_get);
+#[cfg(feature = "postgres")]
 columns_for!(PgRow, try_get, try_get);
 // The SQLite reader connections (`store/sqlite/readers.rs`).
 columns_for!(rusqlite::Row<'_>, get, value_ref);
@@ -225,11 +227,12 @@ pub fn participant(row: &impl Columns) -> Result<Participant, StoreError> {
 }
 
 /// Rows of one listing page with the generation they were read from.
+#[cfg(feature = "postgres")]
 pub fn slice<R: Columns, T>(
     rows: &[R],
     convert: fn(&R) -> Result<T, StoreError>,
-) -> Result<super::Slice<T>, StoreError> {
-    let mut slice = super::Slice { generation: None, rows: Vec::with_capacity(rows.len()) };
+) -> Result<crate::store::port::Slice<T>, StoreError> {
+    let mut slice = crate::store::port::Slice { generation: None, rows: Vec::with_capacity(rows.len()) };
     for row in rows {
         push_row(&mut slice, row, convert)?;
     }
@@ -238,7 +241,7 @@ pub fn slice<R: Columns, T>(
 
 /// Adds one row to a listing page; the first row names its generation.
 pub fn push_row<R: Columns, T>(
-    slice: &mut super::Slice<T>,
+    slice: &mut crate::store::port::Slice<T>,
     row: &R,
     convert: impl Fn(&R) -> Result<T, StoreError>,
 ) -> Result<(), StoreError> {

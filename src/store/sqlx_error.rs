@@ -16,10 +16,12 @@ impl From<sqlx::Error> for StoreError {
                 let code = answer.code();
                 let code = code.as_deref().unwrap_or("");
                 if answer.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-                    crate::store::sqlite::errors::from_code(code.parse().unwrap_or(0), message)
-                } else {
-                    crate::store::postgres::errors::from_sqlstate(code, message)
+                    return crate::store::sqlite::errors::from_code(code.parse().unwrap_or(0), message);
                 }
+                #[cfg(feature = "postgres")]
+                return crate::store::postgres::errors::from_sqlstate(code, message);
+                #[cfg(not(feature = "postgres"))]
+                Self::Other(message)
             }
             _ => Self::Other(message),
         }
