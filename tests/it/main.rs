@@ -25,3 +25,4 @@ mod observability;
 mod rest;
 mod sessions;
 mod tls;
+mod upgrade;
