@@ -38,6 +38,20 @@ pub struct SuperAdmin {
 }
 
 impl SuperAdmin {
+    /// A super_admin for the domain's unit tests; unit tests only.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> Self {
+        let valid_until = SystemTime::now() + std::time::Duration::from_secs(3600);
+        let user = UserPrincipal {
+            subject: "test-admin".into(),
+            organization_id: None,
+            role: None,
+            platform_roles: vec![SUPER_ADMIN_ROLE.into()],
+            valid_until,
+        };
+        Self { user: Arc::new(user) }
+    }
+
     /// The `sub` of the super_admin's login JWT, for audit.
     pub fn subject(&self) -> &str {
         &self.user.subject

@@ -182,10 +182,8 @@ impl RunningJob for MemoryJob {
 mod tests {
     use super::*;
 
-    async fn board() -> (MemoryBoard, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("db").to_str().unwrap()).await.unwrap();
-        (MemoryBoard::new(store), dir)
+    fn board() -> MemoryBoard {
+        MemoryBoard::new(crate::store::fake::FakeDatabase::store())
     }
 
     fn job(id: &str, session: &str) -> Job {
@@ -194,7 +192,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_active_job_per_session_fifo_claims_and_none_after_close() {
-        let (board, _dir) = board().await;
+        let board = board();
         let s = SessionId::parse("s").unwrap();
         assert!(matches!(board.submit(job("a", "s")).await.unwrap(), Admission::Queued(_)));
         assert!(matches!(board.submit(job("b", "s")).await.unwrap(), Admission::Active(j) if j.id == "a"));

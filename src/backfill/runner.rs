@@ -334,8 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_ends_failed_and_frees_its_session() {
-        let dir = tempfile::tempdir().unwrap();
-        let board = MemoryBoard::new(Store::open(dir.path().join("db").to_str().unwrap()).await.unwrap());
+        let board = MemoryBoard::new(crate::store::fake::FakeDatabase::store());
         let session = SessionId::parse("s").unwrap();
         let queued = |id: &str| Job::queued(id.into(), "o".into(), "s".into());
         assert!(matches!(board.submit(queued("j1")).await.unwrap(), Admission::Queued(_)));

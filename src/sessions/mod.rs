@@ -93,3 +93,81 @@ pub async fn list(
     let page = codec.page(&scope, page.limit, rows, |s: &Session| s.id.as_str().to_owned());
     Ok(Listing { revision, page: Some(page) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::fake::FakeDatabase;
+
+    fn session(id: &str, organization: &str) -> Session {
+        Session {
+            id: SessionId::parse(id).unwrap(),
+            organization_id: organization.into(),
+            created_by_user_id: None,
+            gateway_id: Some("gw-1".into()),
+            label: None,
+            phone_number: None,
+            wa_jid: None,
+            wa_lid: None,
+            status: SessionStatus::Working,
+            auto_read: false,
+            presence_typing: false,
+            is_admin_session: false,
+            rate_per_min: None,
+            rate_per_hour: None,
+            created_at: 1,
+            updated_at: 1,
+            last_connected_at: None,
+        }
+    }
+
+    fn request(limit: i64, cursor: Option<String>, organization: Option<&str>) -> ListSessions {
+        let filter = SessionFilter { organization_id: organization.map(str::to_owned), ..Default::default() };
+        ListSessions { limit: Some(limit), cursor, filter, unless_revision: None }
+    }
+
+    /// Every page of a filter, followed to the end: the ids in order.
+    async fn walk(store: &Store, codec: &CursorCodec, organization: Option<&str>) -> Vec<String> {
+        let (admin, mut cursor, mut ids) = (SuperAdmin::for_tests(), None, Vec::new());
+        for _ in 0..10 {
+            let listing = list(&admin, store, codec, request(3, cursor, organization)).await.unwrap();
+            let page = listing.page.expect("a page when no revision is given");
+            ids.extend(page.items.iter().map(|s| s.id.as_str().to_owned()));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return ids,
+            }
+        }
+        panic!("no last page within 10 pages: {ids:?}");
+    }
+
+    #[tokio::test]
+    async fn pages_cover_each_session_once_and_an_unchanged_revision_answers_without_a_page() {
+        let store = FakeDatabase::store();
+        let organization = |i: usize| if i % 3 == 0 { "org_a" } else { "org_b" };
+        let sessions: Vec<Session> = (0..8).map(|i| session(&format!("s{i}"), organization(i))).collect();
+        store.upsert_sessions(&sessions).await.unwrap();
+        let codec = CursorCodec::new([1; 32]);
+
+        let all: Vec<String> = (0..8).map(|i| format!("s{i}")).collect();
+        assert_eq!(walk(&store, &codec, None).await, all, "pages of 3 cover all 8, in id order, once");
+        assert_eq!(walk(&store, &codec, Some("org_a")).await, ["s0", "s3", "s6"]);
+
+        // A cursor belongs to its filter: another filter's is refused.
+        let admin = SuperAdmin::for_tests();
+        let first = list(&admin, &store, &codec, request(3, None, None)).await.unwrap();
+        let cursor = first.page.unwrap().next_cursor;
+        let refused = list(&admin, &store, &codec, request(3, cursor, Some("org_a"))).await.unwrap_err();
+        assert!(matches!(refused, SessionsError::Paging(_)), "{refused:?}");
+
+        // While nothing changed, the revision answers without reading a page;
+        // after a write it does not.
+        let unless =
+            |revision: &str| ListSessions { unless_revision: Some(revision.to_owned()), ..request(3, None, None) };
+        let unchanged = list(&admin, &store, &codec, unless(&first.revision)).await.unwrap();
+        assert!(unchanged.page.is_none() && unchanged.revision == first.revision);
+        store.upsert_sessions(&[session("s9", "org_c")]).await.unwrap();
+        let changed = list(&admin, &store, &codec, unless(&first.revision)).await.unwrap();
+        assert!(changed.revision != first.revision && changed.page.is_some());
+    }
+}

@@ -9,6 +9,8 @@
 //! the backend from the database URL.
 
 pub(crate) mod error;
+#[cfg(test)]
+pub(crate) mod fake;
 mod instrumented;
 mod migrations;
 pub(crate) mod port;

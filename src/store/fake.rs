@@ -1,0 +1,333 @@
+//! An in-memory [`Database`] for tests about the domain (the job board, the
+//! runner, the listings): the port's documented behaviour over maps, nothing
+//! of SQL. Tests about the store itself run against both real backends.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::error::StoreError;
+use super::port::{
+    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, Replaced, SessionImport, SessionStore, Slice, Staging, Store,
+};
+use crate::backfill::board::JobBoard;
+use crate::directory::{Contact, Group, GroupSummary, Participant};
+use crate::paging::PageRequest;
+use crate::sessions::model::{Session, SessionFilter, SessionId};
+use crate::sessions::writes::{Inspection, SessionWrite, StoredVersion};
+use crate::time::UnixMillis;
+
+#[derive(Default)]
+pub struct FakeDatabase {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: BTreeMap<String, Session>,
+    revision: u64,
+    api_keys: Vec<ApiKeyRow>,
+    /// Rows by (session, generation).
+    generations: HashMap<(String, String), Rows>,
+    /// The visible generation of each session.
+    current: HashMap<String, String>,
+}
+
+#[derive(Default)]
+struct Rows {
+    contacts: BTreeMap<String, Contact>,
+    groups: BTreeMap<String, Group>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl FakeDatabase {
+    /// A store over a new, empty fake.
+    pub fn store() -> Store {
+        Store::new(Arc::new(Self::default()))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        lock(&self.state)
+    }
+}
+
+/// Up to `limit + 1` values after `after`, in key order.
+fn after<'a, T: 'a>(
+    rows: impl Iterator<Item = (&'a String, &'a T)>,
+    after: Option<&str>,
+    limit: u32,
+) -> impl Iterator<Item = &'a T> {
+    rows.filter(move |(key, _)| after.is_none_or(|a| key.as_str() > a)).take(limit as usize + 1).map(|(_, v)| v)
+}
+
+#[async_trait]
+impl Database for FakeDatabase {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn cursor_key(&self) -> Result<[u8; 32], StoreError> {
+        Ok([7; 32])
+    }
+
+    async fn ping(&self) -> bool {
+        true
+    }
+
+    async fn close(&self) {}
+
+    fn hold_serving_lock(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn shared_job_board(&self, _lease: Duration) -> Option<Arc<dyn JobBoard>> {
+        None
+    }
+}
+
+#[async_trait]
+impl SessionStore for FakeDatabase {
+    async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for session in sessions {
+            state.sessions.insert(session.id.as_str().to_owned(), session.clone());
+        }
+        state.revision += 1;
+        Ok(())
+    }
+
+    async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
+        Ok(Box::new(FakeImport { state: self.state.clone(), seen: HashSet::new(), pending: Vec::new() }))
+    }
+
+    async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
+        let state = self.state();
+        let matches = |s: &&Session| {
+            filter.organization_id.as_ref().is_none_or(|o| *o == s.organization_id)
+                && filter.status.is_none_or(|status| status == s.status)
+                && filter.gateway_id.as_ref().is_none_or(|g| Some(g) == s.gateway_id.as_ref())
+        };
+        let listed = state.sessions.iter().filter(|(_, s)| matches(s));
+        Ok(after(listed, page.after.as_deref(), page.limit.get()).cloned().collect())
+    }
+
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.state().sessions.get(id.as_str()).cloned())
+    }
+
+    async fn sessions_revision(&self) -> Result<String, StoreError> {
+        Ok(self.state().revision.to_string())
+    }
+}
+
+/// Writes buffered until commit; dropped, it writes nothing.
+struct FakeImport {
+    state: Arc<Mutex<State>>,
+    seen: HashSet<String>,
+    pending: Vec<SessionWrite>,
+}
+
+#[async_trait]
+impl SessionImport for FakeImport {
+    async fn inspect(&mut self, ids: &[&SessionId]) -> Result<Vec<Inspection>, StoreError> {
+        let state = lock(&self.state);
+        Ok(ids
+            .iter()
+            .map(|id| Inspection {
+                repeated: !self.seen.insert(id.as_str().to_owned()),
+                stored: state
+                    .sessions
+                    .get(id.as_str())
+                    .map(|s| StoredVersion { organization_id: s.organization_id.clone(), updated_at: s.updated_at }),
+            })
+            .collect())
+    }
+
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError> {
+        self.pending.extend_from_slice(sessions);
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        for write in self.pending {
+            let mut session = write.session;
+            if let Some(stored) = state.sessions.get(session.id.as_str()) {
+                if write.keep_stored_created_at {
+                    session.created_at = stored.created_at;
+                }
+            }
+            state.sessions.insert(session.id.as_str().to_owned(), session);
+        }
+        state.revision += 1;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for FakeDatabase {
+    async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+        self.state().api_keys.push(key.clone());
+        Ok(())
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        Ok(self.state().api_keys.clone())
+    }
+
+    async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
+        Ok(self.state().api_keys.iter().find(|k| k.secret_hash == hash).cloned())
+    }
+
+    async fn revoke_api_key(&self, id: &str, at: UnixMillis) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        let Some(key) = state.api_keys.iter_mut().find(|k| k.id == id) else { return Ok(false) };
+        key.revoked_at.get_or_insert(at);
+        Ok(true)
+    }
+
+    async fn touch_api_key(&self, id: &str, at: UnixMillis) -> Result<(), StoreError> {
+        if let Some(key) = self.state().api_keys.iter_mut().find(|k| k.id == id) {
+            key.last_used_at = Some(at);
+        }
+        Ok(())
+    }
+}
+
+impl State {
+    fn staged(&mut self, to: Staging<'_>) -> &mut Rows {
+        self.generations.entry((to.session.as_str().to_owned(), to.generation.to_owned())).or_default()
+    }
+
+    /// The visible rows of a session and their generation.
+    fn visible(&self, session: &SessionId) -> Option<(&String, &Rows)> {
+        let generation = self.current.get(session.as_str())?;
+        Some((generation, self.generations.get(&(session.as_str().to_owned(), generation.clone()))?))
+    }
+}
+
+/// A page's slice: the generation is named only when rows were read.
+fn slice<T>(generation: Option<&String>, rows: Vec<T>) -> Slice<T> {
+    Slice { generation: generation.filter(|_| !rows.is_empty()).cloned(), rows }
+}
+
+#[async_trait]
+impl DirectoryStore for FakeDatabase {
+    async fn stage_contacts(
+        &self,
+        to: Staging<'_>,
+        contacts: &[Contact],
+        maybe_staged: &[&str],
+    ) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let rows = state.staged(to);
+        let replaced = maybe_staged.iter().filter(|jid| rows.contacts.contains_key(**jid)).count() as u64;
+        for contact in contacts {
+            rows.contacts.insert(contact.jid.clone(), contact.clone());
+        }
+        Ok(replaced)
+    }
+
+    async fn stage_groups(
+        &self,
+        to: Staging<'_>,
+        groups: &[Group],
+        maybe_staged: &[&str],
+    ) -> Result<Replaced, StoreError> {
+        let mut state = self.state();
+        let rows = state.staged(to);
+        let mut replaced = Replaced::default();
+        for jid in maybe_staged {
+            if let Some(old) = rows.groups.get(*jid) {
+                replaced.groups += 1;
+                replaced.members += old.participants.len() as u64;
+            }
+        }
+        for group in groups {
+            rows.groups.insert(group.info.jid.clone(), group.clone());
+        }
+        Ok(replaced)
+    }
+
+    async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        let mut state = self.state();
+        if let Some(old) = state.current.insert(session.as_str().to_owned(), generation.to_owned()) {
+            if old != generation {
+                state.generations.remove(&(session.as_str().to_owned(), old));
+            }
+        }
+        Ok(())
+    }
+
+    async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+        self.state().generations.remove(&(session.as_str().to_owned(), generation.to_owned()));
+        Ok(())
+    }
+
+    async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
+        let mut state = self.state();
+        let State { generations, current, .. } = &mut *state;
+        let mut swept = 0;
+        generations.retain(|(session, generation), rows| {
+            let keep = current.get(session) == Some(generation);
+            if !keep {
+                swept += (rows.contacts.len() + rows.groups.len()) as u64;
+            }
+            keep
+        });
+        Ok(swept)
+    }
+
+    async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
+        Ok(self.state().current.get(session.as_str()).cloned())
+    }
+
+    async fn contacts_page(
+        &self,
+        session: &SessionId,
+        after_jid: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Contact>, StoreError> {
+        let state = self.state();
+        let Some((generation, rows)) = state.visible(session) else { return Ok(slice(None, Vec::new())) };
+        Ok(slice(Some(generation), after(rows.contacts.iter(), after_jid, limit).cloned().collect()))
+    }
+
+    async fn groups_page(
+        &self,
+        session: &SessionId,
+        after_jid: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<GroupSummary>, StoreError> {
+        let state = self.state();
+        let Some((generation, rows)) = state.visible(session) else { return Ok(slice(None, Vec::new())) };
+        let page = after(rows.groups.iter(), after_jid, limit)
+            .map(|g| GroupSummary { info: g.info.clone(), participant_count: g.participants.len() as u64 })
+            .collect();
+        Ok(slice(Some(generation), page))
+    }
+
+    async fn participants_page(
+        &self,
+        session: &SessionId,
+        group: &str,
+        after_jid: Option<&str>,
+        limit: u32,
+    ) -> Result<Slice<Participant>, StoreError> {
+        let state = self.state();
+        let Some((generation, rows)) = state.visible(session) else { return Ok(slice(None, Vec::new())) };
+        let Some(group) = rows.groups.get(group) else { return Ok(slice(None, Vec::new())) };
+        let members: BTreeMap<String, &Participant> = group.participants.iter().map(|p| (p.jid.clone(), p)).collect();
+        Ok(slice(Some(generation), after(members.iter(), after_jid, limit).map(|p| (*p).clone()).collect()))
+    }
+
+    async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
+        let key = (session.as_str().to_owned(), generation.to_owned());
+        Ok(self.state().generations.get(&key).is_some_and(|rows| rows.groups.contains_key(group)))
+    }
+}
