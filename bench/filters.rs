@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use wa_gateway::paging::{PageLimit, PageRequest};
 use wa_gateway::sessions::{SessionFilter, SessionStatus};
-use wa_gateway::store::Store;
 
 const STATUSES: [&str; 4] = ["stopped", "starting", "scan_qr_code", "failed"];
 
@@ -57,7 +56,7 @@ fn combinations() -> Vec<(&'static str, SessionFilter)> {
 }
 
 async fn first_pages(db: &str) -> Vec<Duration> {
-    let store = Store::open(db).await.unwrap();
+    let store = wa_gateway::store::open(db).await.unwrap();
     let page = PageRequest { limit: PageLimit::new(Some(50)).unwrap(), after: None };
     let mut medians = Vec::new();
     for (name, filter) in combinations() {

@@ -8,21 +8,17 @@
 #[cfg(not(feature = "sqlite"))]
 compile_error!("wa-gateway needs the `sqlite` feature: the demo and the default database are SQLite files");
 
-pub mod auth;
-pub mod backfill;
 pub mod cli;
-pub mod directory;
-pub mod error;
+
+pub use wa_gateway_core::{auth, backfill, directory, error, paging, sessions, time};
+
 #[cfg(fuzzing)]
 pub mod fuzzing;
 pub mod grpc;
 pub mod headers;
 pub mod hosts;
-pub mod paging;
 pub mod proto;
 pub mod server;
-pub mod sessions;
 pub mod store;
 pub mod telemetry;
-pub mod time;
 pub mod tls;

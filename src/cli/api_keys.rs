@@ -3,7 +3,6 @@ use clap::Subcommand;
 
 use crate::auth::generate_api_key;
 use crate::sessions::check_id_field;
-use crate::store::Store;
 use crate::time::now_millis;
 
 #[derive(Subcommand, Debug)]
@@ -31,7 +30,7 @@ pub enum ApiKeysCommand {
 }
 
 pub async fn run(database_url: &str, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let store = Store::open(database_url).await?;
+    let store = crate::store::open(database_url).await?;
     let result = match command {
         ApiKeysCommand::Create { org, name, permissions } => {
             check_id_field("--org", &org)?;

@@ -20,7 +20,6 @@ use crate::hosts::HostRegistry;
 use crate::hosts::sim::{SimConfig, SimHost};
 use crate::proto::host::session_host_service_server::SessionHostServiceServer;
 use crate::sessions::{Session, SessionId, SessionStatus};
-use crate::store::Store;
 use crate::time::{now_millis, now_secs};
 
 const ORGS: [&str; 3] = ["org_acme", "org_globex", "org_initech"];
@@ -111,7 +110,7 @@ impl Demo {
         let dir = std::env::temp_dir().join(format!("wa-gateway-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let database_url = dir.join("demo.db").display().to_string();
-        let store = Store::open(&database_url).await?;
+        let store = crate::store::open(&database_url).await?;
         store.upsert_sessions(&seeded_sessions()?).await?;
         let key = generate_api_key(ORGS[0], Some("demo".into()), vec!["sessions.read".into()]);
         store.insert_api_key(&key.row).await?;

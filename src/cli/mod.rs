@@ -111,7 +111,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(&cli.database_url, args).await,
             Command::Migrate => {
-                crate::store::Store::open(&cli.database_url).await?.close().await;
+                crate::store::open(&cli.database_url).await?.close().await;
                 eprintln!("migrations applied to {}", crate::store::redact_url(&cli.database_url));
                 Ok(())
             }

@@ -3,7 +3,6 @@ use clap::Subcommand;
 use tokio::io::{AsyncBufRead, BufReader};
 
 use crate::sessions::{ImportError, ImportOptions, import};
-use crate::store::Store;
 
 #[derive(Subcommand, Debug)]
 pub enum SessionsCommand {
@@ -36,7 +35,7 @@ pub async fn run(database_url: &str, command: SessionsCommand) -> anyhow::Result
     match command {
         SessionsCommand::Import { file, allow_org_change } => {
             let input = open(&file).await?;
-            let store = Store::open(database_url).await?;
+            let store = crate::store::open(database_url).await?;
             let result = import(&store, input, ImportOptions { allow_org_change }).await;
             store.close().await;
             let summary = match result {

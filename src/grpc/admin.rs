@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use futures_util::stream::{self, BoxStream, Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::convert::{group_jid, session_id, timestamp};
+use super::convert::{self, ToProto, group_jid, session_id, timestamp};
 use super::status::to_status;
 use crate::auth::{AuthError, SuperAdmin};
 use crate::backfill::listing::PageArgs;
@@ -92,7 +92,7 @@ fn until_expiry(jobs: BoxStream<'static, Job>, valid_until: SystemTime) -> JobSt
         tokio::select! {
             job = jobs.next() => {
                 let job = job?;
-                Some((Ok(pb::WatchBackfillResponse { job: Some(job.into()) }), (jobs, expiry, false)))
+                Some((Ok(pb::WatchBackfillResponse { job: Some(job.to_proto()) }), (jobs, expiry, false)))
             }
             () = &mut expiry => Some((Err(to_status(&AuthError::Expired)), (jobs, expiry, true))),
         }
@@ -117,12 +117,12 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let call = Call::begin(&mut request, "ListSessions")?;
         let result = async {
-            let query = sessions::ListSessions::try_from(request.into_inner())?;
+            let query = convert::list_sessions_query(request.into_inner())?;
             let listing =
                 sessions::list(&call.admin, &self.store, &self.codec, query).await.map_err(|e| to_status(&e))?;
             let not_modified = listing.page.is_none();
             let (data, next_cursor) = match listing.page {
-                Some(page) => (page.items.into_iter().map(Into::into).collect(), page.next_cursor),
+                Some(page) => (page.items.into_iter().map(ToProto::to_proto).collect(), page.next_cursor),
                 None => (Vec::new(), None),
             };
             Ok(Response::new(pb::ListSessionsResponse { data, next_cursor, etag: listing.revision, not_modified }))
@@ -140,7 +140,7 @@ impl AdminService for AdminApi {
         let result = async {
             let session = session_id(&raw)?;
             let job = self.backfills.start(&call.admin, &session).await.map_err(|e| to_status(&e))?;
-            Ok(Response::new(pb::StartBackfillResponse { job: Some(job.into()) }))
+            Ok(Response::new(pb::StartBackfillResponse { job: Some(job.to_proto()) }))
         }
         .await;
         call.finish(&raw, result)
@@ -155,7 +155,7 @@ impl AdminService for AdminApi {
         let result = async {
             let session = session_id(&raw)?;
             let job = self.backfills.get(&call.admin, &session).await.map_err(|e| to_status(&e))?;
-            Ok(Response::new(pb::GetBackfillResponse { job: Some(job.into()) }))
+            Ok(Response::new(pb::GetBackfillResponse { job: Some(job.to_proto()) }))
         }
         .await;
         call.finish(&raw, result)
@@ -170,7 +170,7 @@ impl AdminService for AdminApi {
         let result = async {
             let session = session_id(&raw)?;
             let job = self.backfills.cancel(&call.admin, &session).await.map_err(|e| to_status(&e))?;
-            Ok(Response::new(pb::CancelBackfillResponse { job: Some(job.into()) }))
+            Ok(Response::new(pb::CancelBackfillResponse { job: Some(job.to_proto()) }))
         }
         .await;
         call.finish(&raw, result)
@@ -211,7 +211,7 @@ impl AdminService for AdminApi {
             let args = page_args(req.limit, &req.cursor);
             let page = self.backfills.contacts(&call.admin, &self.codec, &session, args).await;
             let page = page.map_err(|e| to_status(&e))?;
-            let data = page.items.into_iter().map(Into::into).collect();
+            let data = page.items.into_iter().map(ToProto::to_proto).collect();
             Ok(Response::new(pb::ListSessionContactsResponse { data, next_cursor: page.next_cursor }))
         }
         .await;
@@ -229,7 +229,7 @@ impl AdminService for AdminApi {
             let args = page_args(req.limit, &req.cursor);
             let page = self.backfills.groups(&call.admin, &self.codec, &session, args).await;
             let page = page.map_err(|e| to_status(&e))?;
-            let data = page.items.into_iter().map(Into::into).collect();
+            let data = page.items.into_iter().map(ToProto::to_proto).collect();
             Ok(Response::new(pb::ListSessionGroupsResponse { data, next_cursor: page.next_cursor }))
         }
         .await;
@@ -248,7 +248,7 @@ impl AdminService for AdminApi {
             let args = page_args(req.limit, &req.cursor);
             let page = self.backfills.participants(&call.admin, &self.codec, &session, group, args).await;
             let page = page.map_err(|e| to_status(&e))?;
-            let data = page.items.into_iter().map(Into::into).collect();
+            let data = page.items.into_iter().map(ToProto::to_proto).collect();
             Ok(Response::new(pb::ListSessionGroupParticipantsResponse { data, next_cursor: page.next_cursor }))
         }
         .await;

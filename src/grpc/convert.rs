@@ -58,25 +58,33 @@ fn session_status_to_pb(status: SessionStatus) -> pb::SessionStatus {
     }
 }
 
-impl TryFrom<pb::ListSessionsRequest> for sessions::ListSessions {
-    type Error = InvalidField;
-    fn try_from(req: pb::ListSessionsRequest) -> Result<Self, Self::Error> {
-        Ok(Self {
-            limit: req.limit.map(i64::from),
-            cursor: Some(req.cursor).filter(|c| !c.is_empty()),
-            filter: SessionFilter {
-                organization_id: optional_id("organization_id", req.organization_id)?,
-                status: session_status_from_pb(req.status)?,
-                gateway_id: optional_id("gateway_id", req.gateway_id)?,
-            },
-            unless_revision: Some(req.if_none_match).filter(|etag| !etag.is_empty()),
-        })
-    }
+/// A domain value as the admin protocol carries it. The generated types
+/// (gateway-rest's) and the domain's (wa-gateway-core's) both belong to other
+/// crates, so this is the binary's own trait rather than `From`.
+pub trait ToProto {
+    type Proto;
+    fn to_proto(self) -> Self::Proto;
 }
 
-impl From<Session> for pb::Session {
-    fn from(s: Session) -> Self {
-        Self {
+/// A `ListSessions` request as the domain's query, its fields checked.
+pub fn list_sessions_query(req: pb::ListSessionsRequest) -> Result<sessions::ListSessions, InvalidField> {
+    Ok(sessions::ListSessions {
+        limit: req.limit.map(i64::from),
+        cursor: Some(req.cursor).filter(|c| !c.is_empty()),
+        filter: SessionFilter {
+            organization_id: optional_id("organization_id", req.organization_id)?,
+            status: session_status_from_pb(req.status)?,
+            gateway_id: optional_id("gateway_id", req.gateway_id)?,
+        },
+        unless_revision: Some(req.if_none_match).filter(|etag| !etag.is_empty()),
+    })
+}
+
+impl ToProto for Session {
+    type Proto = pb::Session;
+    fn to_proto(self) -> pb::Session {
+        let s = self;
+        pb::Session {
             id: s.id.as_str().to_owned(),
             organization_id: s.organization_id,
             created_by_user_id: s.created_by_user_id,
@@ -111,9 +119,11 @@ fn count(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-impl From<Job> for pb::BackfillJob {
-    fn from(job: Job) -> Self {
-        Self {
+impl ToProto for Job {
+    type Proto = pb::BackfillJob;
+    fn to_proto(self) -> pb::BackfillJob {
+        let job = self;
+        pb::BackfillJob {
             id: job.id,
             organization_id: job.organization_id,
             session_id: job.session_id,
@@ -128,9 +138,11 @@ impl From<Job> for pb::BackfillJob {
     }
 }
 
-impl From<Contact> for pb::Contact {
-    fn from(c: Contact) -> Self {
-        Self {
+impl ToProto for Contact {
+    type Proto = pb::Contact;
+    fn to_proto(self) -> pb::Contact {
+        let c = self;
+        pb::Contact {
             jid: c.jid,
             lid: c.lid,
             phone_number: c.phone_number,
@@ -142,9 +154,11 @@ impl From<Contact> for pb::Contact {
     }
 }
 
-impl From<Participant> for pb::Participant {
-    fn from(p: Participant) -> Self {
-        Self {
+impl ToProto for Participant {
+    type Proto = pb::Participant;
+    fn to_proto(self) -> pb::Participant {
+        let p = self;
+        pb::Participant {
             jid: p.jid,
             lid: p.lid,
             phone_number: p.phone_number,
@@ -155,10 +169,12 @@ impl From<Participant> for pb::Participant {
     }
 }
 
-impl From<GroupSummary> for pb::Group {
-    fn from(g: GroupSummary) -> Self {
+impl ToProto for GroupSummary {
+    type Proto = pb::Group;
+    fn to_proto(self) -> pb::Group {
+        let g = self;
         let info = g.info;
-        Self {
+        pb::Group {
             jid: info.jid,
             name: info.name,
             topic: info.topic,

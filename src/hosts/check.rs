@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
 use super::convert;
-use super::error::HostError;
+use super::error::{HostError, from_status};
 use crate::directory::{MAX_ITEMS_PER_MESSAGE, MAX_PARTICIPANTS};
 use crate::proto::host::{self as pb, session_host_service_client::SessionHostServiceClient};
 
@@ -119,7 +119,7 @@ fn items_problem(count: usize) -> Option<String> {
 async fn next<M>(stream: &mut tonic::Streaming<M>, stall: Duration) -> Result<Option<M>, HostError> {
     match tokio::time::timeout(stall, stream.message()).await {
         Err(_) => Err(HostError::Stalled(stall)),
-        Ok(result) => result.map_err(HostError::from),
+        Ok(result) => result.map_err(from_status),
     }
 }
 
@@ -131,7 +131,7 @@ async fn check_contacts(client: &mut SessionHostServiceClient<Channel>, options:
     let opened = tokio::time::timeout(options.stall, client.stream_contacts(request)).await;
     let mut stream = match opened {
         Err(_) => return failed(finding, HostError::Stalled(options.stall)),
-        Ok(Err(status)) => return failed(finding, status.into()),
+        Ok(Err(status)) => return failed(finding, from_status(status)),
         Ok(Ok(response)) => response.into_inner(),
     };
     loop {
@@ -171,7 +171,7 @@ async fn check_groups(client: &mut SessionHostServiceClient<Channel>, options: &
     let opened = tokio::time::timeout(options.stall, client.stream_joined_groups(request)).await;
     let mut stream = match opened {
         Err(_) => return failed(finding, HostError::Stalled(options.stall)),
-        Ok(Err(status)) => return failed(finding, status.into()),
+        Ok(Err(status)) => return failed(finding, from_status(status)),
         Ok(Ok(response)) => response.into_inner(),
     };
     loop {

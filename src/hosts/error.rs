@@ -1,67 +1,30 @@
-//! What can go wrong with a session host, and the size a host message may
-//! reach.
+//! A host's gRPC answer read as a [`HostError`], and the size a host message
+//! may reach.
 
-use std::time::Duration;
+pub use wa_gateway_core::hosts::HostError;
 
 use super::convert::Invalid;
 
 /// Largest message accepted from a host (one batch).
 pub const MAX_HOST_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum HostError {
-    #[error("session not connected")]
-    NotConnected,
-    #[error("session host does not hold this session")]
-    NotHeld,
-    #[error("session host cannot backfill this session")]
-    Unsupported,
-    #[error("session host unavailable: {0}")]
-    Unavailable(String),
-    #[error("session host connection broken: {0}")]
-    Broken(String),
-    #[error("session host deadline exceeded: {0}")]
-    DeadlineExceeded(String),
-    #[error("session host internal error: {0}")]
-    Internal(String),
-    #[error("session host stalled: nothing received for {0:?}")]
-    Stalled(Duration),
-    #[error("session host sent invalid data: {0}")]
-    InvalidData(String),
-    #[error("session host refused the call: {0}")]
-    Refused(String),
-}
-
-impl HostError {
-    /// Whether trying the stream again may help: the host was unreachable,
-    /// or the connection broke before anything arrived.
-    pub fn is_transient(&self, received_anything: bool) -> bool {
-        match self {
-            Self::Unavailable(_) => true,
-            Self::Broken(_) => !received_anything,
-            _ => false,
+/// The domain's reading of a host's status.
+pub fn from_status(status: tonic::Status) -> HostError {
+    use tonic::Code;
+    let message: String = status.message().chars().filter(|c| !c.is_control()).take(200).collect();
+    let said = |fallback: &str| if message.is_empty() { fallback.to_owned() } else { message.clone() };
+    match status.code() {
+        Code::FailedPrecondition => HostError::NotConnected,
+        Code::NotFound => HostError::NotHeld,
+        Code::Unimplemented => HostError::Unsupported,
+        Code::Unavailable => HostError::Unavailable(said("UNAVAILABLE")),
+        Code::Cancelled | Code::Unknown => HostError::Broken(said("the stream was reset")),
+        Code::DeadlineExceeded => HostError::DeadlineExceeded(said("DEADLINE_EXCEEDED")),
+        Code::Internal | Code::DataLoss => HostError::Internal(said("INTERNAL")),
+        Code::ResourceExhausted | Code::OutOfRange => {
+            HostError::InvalidData(format!("a message exceeds {MAX_HOST_MESSAGE_BYTES} bytes ({message})"))
         }
-    }
-}
-
-impl From<tonic::Status> for HostError {
-    fn from(status: tonic::Status) -> Self {
-        use tonic::Code;
-        let message: String = status.message().chars().filter(|c| !c.is_control()).take(200).collect();
-        let said = |fallback: &str| if message.is_empty() { fallback.to_owned() } else { message.clone() };
-        match status.code() {
-            Code::FailedPrecondition => Self::NotConnected,
-            Code::NotFound => Self::NotHeld,
-            Code::Unimplemented => Self::Unsupported,
-            Code::Unavailable => Self::Unavailable(said("UNAVAILABLE")),
-            Code::Cancelled | Code::Unknown => Self::Broken(said("the stream was reset")),
-            Code::DeadlineExceeded => Self::DeadlineExceeded(said("DEADLINE_EXCEEDED")),
-            Code::Internal | Code::DataLoss => Self::Internal(said("INTERNAL")),
-            Code::ResourceExhausted | Code::OutOfRange => {
-                Self::InvalidData(format!("a message exceeds {MAX_HOST_MESSAGE_BYTES} bytes ({message})"))
-            }
-            other => Self::Refused(format!("{other:?}: {message}")),
-        }
+        other => HostError::Refused(format!("{other:?}: {message}")),
     }
 }
 

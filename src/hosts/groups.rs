@@ -16,7 +16,7 @@ use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
 use super::convert::{self, Invalid};
-use super::error::{HostError, MAX_HOST_MESSAGE_BYTES, invalid_data};
+use super::error::{HostError, MAX_HOST_MESSAGE_BYTES, from_status, invalid_data};
 use crate::directory::{Group, MAX_ITEMS_PER_MESSAGE};
 use crate::proto::host as pb;
 
@@ -72,7 +72,7 @@ impl GroupBatches {
         if self.pending.is_empty() {
             let message = match tokio::time::timeout(self.stall, self.stream.message()).await {
                 Err(_) => return Err(HostError::Stalled(self.stall)),
-                Ok(Err(status)) => return Err(status.into()),
+                Ok(Err(status)) => return Err(from_status(status)),
                 Ok(Ok(None)) => return Ok(None),
                 Ok(Ok(Some(message))) => message,
             };
@@ -144,5 +144,12 @@ mod tests {
         let split = EncodedGroups::decode(bytes.as_slice()).unwrap();
         let decoded: Vec<pb::Group> = split.groups.into_iter().map(|g| pb::Group::decode(g).unwrap()).collect();
         assert_eq!(decoded, real.groups);
+    }
+}
+
+#[async_trait::async_trait]
+impl wa_gateway_core::hosts::HostBatches<Group> for GroupBatches {
+    async fn next(&mut self) -> Result<Option<Vec<Group>>, HostError> {
+        GroupBatches::next(self).await
     }
 }

@@ -13,15 +13,18 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
-use crate::directory::Contact;
+use async_trait::async_trait;
+
+use crate::directory::{Contact, Group};
 use crate::proto::host::{self as pb, session_host_service_client::SessionHostServiceClient};
 use crate::sessions::model::SessionId;
 use crate::tls::ClientTls;
 
 pub use convert::Invalid;
-use error::invalid_data;
 pub use error::{HostError, MAX_HOST_MESSAGE_BYTES};
+use error::{from_status, invalid_data};
 pub use groups::{GroupBatches, MEMBERS_PER_CHUNK};
+pub use wa_gateway_core::hosts::{HostBatches, SessionHost, SessionHosts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostConfigError {
@@ -100,6 +103,12 @@ impl HostRegistry {
     }
 }
 
+impl SessionHosts for HostRegistry {
+    fn host(&self, gateway: &str) -> Option<Box<dyn SessionHost>> {
+        self.client(gateway).map(|client| Box::new(client) as Box<dyn SessionHost>)
+    }
+}
+
 /// A client of one session host.
 #[derive(Clone)]
 pub struct HostClient {
@@ -124,7 +133,7 @@ impl<M, T> Batches<M, T> {
     pub async fn next(&mut self) -> Result<Option<Vec<T>>, HostError> {
         let message = match tokio::time::timeout(self.stall, self.stream.message()).await {
             Err(_) => return Err(HostError::Stalled(self.stall)),
-            Ok(Err(status)) => return Err(status.into()),
+            Ok(Err(status)) => return Err(from_status(status)),
             Ok(Ok(None)) => return Ok(None),
             Ok(Ok(Some(message))) => message,
         };
@@ -140,7 +149,7 @@ async fn open<M>(
 ) -> Result<tonic::Streaming<M>, HostError> {
     match tokio::time::timeout(stall + Duration::from_secs(5), call).await {
         Err(_) => Err(HostError::Stalled(stall)),
-        Ok(result) => Ok(result?.into_inner()),
+        Ok(result) => Ok(result.map_err(from_status)?.into_inner()),
     }
 }
 
@@ -174,5 +183,27 @@ impl HostClient {
         let request = traced(pb::StreamJoinedGroupsRequest { session_id: session.to_string() });
         let stream = open(stall, groups::open(self.channel.clone(), request)).await?;
         Ok(GroupBatches::new(stream, stall))
+    }
+}
+
+#[async_trait]
+impl SessionHost for HostClient {
+    fn gateway(&self) -> &str {
+        HostClient::gateway(self)
+    }
+
+    async fn contacts(&self, session: &SessionId, stall: Duration) -> Result<Box<dyn HostBatches<Contact>>, HostError> {
+        Ok(Box::new(HostClient::contacts(self, session, stall).await?))
+    }
+
+    async fn groups(&self, session: &SessionId, stall: Duration) -> Result<Box<dyn HostBatches<Group>>, HostError> {
+        Ok(Box::new(HostClient::groups(self, session, stall).await?))
+    }
+}
+
+#[async_trait]
+impl<M: Send + 'static, T: Send> HostBatches<T> for Batches<M, T> {
+    async fn next(&mut self) -> Result<Option<Vec<T>>, HostError> {
+        Batches::next(self).await
     }
 }

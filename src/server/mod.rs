@@ -116,7 +116,8 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     let metrics = crate::telemetry::install();
     crate::telemetry::register_series();
     let shown_url = redact_url(&config.database_url);
-    let store = Store::open(&config.database_url).await.with_context(|| format!("opening database {shown_url}"))?;
+    let store =
+        crate::store::open(&config.database_url).await.with_context(|| format!("opening database {shown_url}"))?;
     // Before anything is swept: a second server on one SQLite file would
     // delete the staged rows of the first one's running jobs.
     store.hold_serving_lock()?;
@@ -129,7 +130,9 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
         Some(shared) => shared,
         None => Arc::new(MemoryBoard::new(store.clone())) as Arc<dyn JobBoard>,
     };
-    let backfills = Backfills::new(store.clone(), config.hosts.clone(), board, config.backfill.clone());
+    let hosts = Arc::new(config.hosts.clone());
+    let traces = Arc::new(crate::telemetry::traces::Handoffs::default());
+    let backfills = Backfills::new(store.clone(), hosts, board, traces, config.backfill.clone());
 
     if config.demo_jwks.is_some() {
         config.jwks.url = format!("http://{http_addr}/demo/jwks.json");
@@ -244,7 +247,7 @@ mod tests {
     #[tokio::test]
     async fn a_listener_that_dies_marks_the_server_not_ready_and_fails_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("db").to_str().unwrap()).await.unwrap();
+        let store = crate::store::open(dir.path().join("db").to_str().unwrap()).await.unwrap();
         let config = JwksConfig {
             url: "http://127.0.0.1:1/jwks".into(),
             default_refresh: Duration::from_secs(60),

@@ -283,30 +283,6 @@ pub fn record_grpc_status(span: &tracing::Span, code: tonic::Code) {
     }
 }
 
-/// The span of one stream from a session host (`method` as in the proto).
-pub fn host_stream_span(method: &'static str, gateway: &str, attempt: u32) -> tracing::Span {
-    tracing::debug_span!(
-        "host.stream",
-        otel.name = %format_args!("wa.gateway.host.v1.SessionHostService/{method}"),
-        otel.kind = "client",
-        otel.status_code = tracing::field::Empty,
-        rpc.system = "grpc",
-        rpc.service = "wa.gateway.host.v1.SessionHostService",
-        rpc.method = method,
-        gateway,
-        attempt,
-        error.message = tracing::field::Empty,
-    )
-}
-
-/// Marks `span` failed with `error` (which must hold no secret).
-pub fn record_error(span: &tracing::Span, error: &dyn std::fmt::Display) {
-    if !span.is_disabled() {
-        span.record("otel.status_code", "error");
-        span.record("error.message", tracing::field::display(error));
-    }
-}
-
 /// Trace contexts left by the call that queued some work, for whoever runs
 /// it later on this replica (work claimed by another replica starts a trace
 /// of its own). Bounded: at [`Handoffs::CAPACITY`] unclaimed entries, it
@@ -333,5 +309,17 @@ impl Handoffs {
             return None;
         }
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key)
+    }
+}
+
+impl wa_gateway_core::backfill::TraceHandoff for Handoffs {
+    fn leave(&self, job: &str) {
+        Handoffs::leave(self, job);
+    }
+
+    fn resume(&self, job: &str, run: &tracing::Span) {
+        if let Some(queued_by) = self.take(job) {
+            set_parent(run, queued_by);
+        }
     }
 }

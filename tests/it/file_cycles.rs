@@ -10,7 +10,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The source roots of the workspace's crates.
-const ROOTS: &[&str] = &["src", "gateway-rest/src", "crates/wa-json/src"];
+const ROOTS: &[&str] = &[
+    "src",
+    "gateway-rest/src",
+    "crates/wa-gateway-core/src",
+    "crates/wa-gateway-sql/src",
+    "crates/wa-gateway-sqlite/src",
+    "crates/wa-gateway-postgres/src",
+    "crates/wa-json/src",
+];
 
 /// A crate's files by module path (`["store", "port"]`), and their text.
 struct Tree {

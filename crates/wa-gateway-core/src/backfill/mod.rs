@@ -15,11 +15,13 @@ pub mod job;
 pub mod listing;
 mod memory;
 mod runner;
+mod spans;
 
 pub use board::{Admission, BoardError, Counters, JobBoard, RunningJob, StopCause};
 pub use job::{CANCELLED, INTERRUPTED, Job, JobStatus};
 pub use memory::MemoryBoard;
 pub use runner::RetryPolicy;
+pub use spans::{NoHandoff, TraceHandoff};
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -31,12 +33,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::SuperAdmin;
 use crate::error::{ErrorCode, ServiceError};
-use crate::hosts::HostRegistry;
+use crate::hosts::SessionHosts;
 use crate::paging::PagingError;
 use crate::sessions::model::SessionId;
 use crate::store::error::StoreError;
 use crate::store::port::Store;
-use crate::telemetry::traces::{self, Handoffs};
 use tracing::Instrument;
 
 /// How long a cancel waits for its job to stop before answering.
@@ -157,13 +158,13 @@ pub struct Backfills {
 
 struct Inner {
     store: Store,
-    hosts: HostRegistry,
+    hosts: Arc<dyn SessionHosts>,
     board: Arc<dyn JobBoard>,
     config: BackfillConfig,
     shutdown: tokio_util::sync::CancellationToken,
     tasks: TaskTracker,
     /// The trace of the call that queued each job, for the job's own span.
-    traces: Handoffs,
+    traces: Arc<dyn TraceHandoff>,
     running: Running,
 }
 
@@ -198,7 +199,15 @@ impl Running {
 
 impl Backfills {
     /// Starts `config.concurrency` workers that run the jobs `board` hands out.
-    pub fn new(store: Store, hosts: HostRegistry, board: Arc<dyn JobBoard>, config: BackfillConfig) -> Self {
+    /// `traces` carries each job's trace from the call that queued it to
+    /// its run.
+    pub fn new(
+        store: Store,
+        hosts: Arc<dyn SessionHosts>,
+        board: Arc<dyn JobBoard>,
+        traces: Arc<dyn TraceHandoff>,
+        config: BackfillConfig,
+    ) -> Self {
         let inner = Arc::new(Inner {
             store,
             hosts,
@@ -206,7 +215,7 @@ impl Backfills {
             config,
             shutdown: tokio_util::sync::CancellationToken::new(),
             tasks: TaskTracker::new(),
-            traces: Handoffs::default(),
+            traces,
             running: Running::default(),
         });
         inner.running.change(|_| {});
@@ -231,7 +240,7 @@ impl Backfills {
             .ok_or_else(|| BackfillError::SessionNotFound { session: session_id.to_string() })?;
         let gateway =
             session.gateway_id.clone().ok_or_else(|| BackfillError::NoGateway { session: session_id.to_string() })?;
-        if inner.hosts.client(&gateway).is_none() {
+        if inner.hosts.host(&gateway).is_none() {
             return Err(BackfillError::NoHost { session: session_id.to_string(), gateway });
         }
         let job = Job::queued(ulid::Ulid::new().to_string(), session.organization_id, session_id.to_string());
@@ -352,9 +361,7 @@ async fn worker(inner: Arc<Inner>) {
                 let job = run.handle.job().id.clone();
                 let span =
                     tracing::debug_span!("backfill.run", otel.name = "backfill.run", job, session = %run.session);
-                if let Some(queued_by) = inner.traces.take(&job) {
-                    traces::set_parent(&span, queued_by);
-                }
+                inner.traces.resume(&job, &span);
                 inner.running.begin(&job);
                 if AssertUnwindSafe(run.execute()).catch_unwind().instrument(span).await.is_err() {
                     tracing::error!("a backfill panicked while recording its end");

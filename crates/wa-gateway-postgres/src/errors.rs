@@ -1,9 +1,14 @@
 //! PostgreSQL's SQLSTATE codes, read as the store's errors.
 
-use crate::store::error::StoreError;
+use wa_gateway_core::store::error::StoreError;
+
+/// An sqlx error of this backend's pools and connections.
+pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
+    wa_gateway_sql::from_sqlx(error, from_sqlstate)
+}
 
 /// The store's reading of a SQLSTATE.
-pub(in crate::store) fn from_sqlstate(code: &str, message: String) -> StoreError {
+pub(crate) fn from_sqlstate(code: &str, message: String) -> StoreError {
     match code {
         // serialization_failure, deadlock_detected, lock_not_available,
         // too_many_connections

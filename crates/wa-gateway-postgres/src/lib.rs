@@ -4,27 +4,30 @@
 
 mod api_keys;
 mod directory;
-pub(super) mod errors;
+mod errors;
 mod job_state;
 pub mod jobs;
 mod sessions;
 mod upkeep;
 
+use crate::errors::from_sqlx;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
+use wa_gateway_sql::from_migrate;
 
 use async_trait::async_trait;
 use rand::RngCore;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 
-use crate::store::port::Database;
+use wa_gateway_core::store::port::Database;
 
-use crate::backfill::board::JobBoard;
-use crate::store::error::StoreError;
+use wa_gateway_core::backfill::board::JobBoard;
+use wa_gateway_core::store::error::StoreError;
 
-pub(super) const MIGRATIONS: super::migrations::Embedded = super::migrations::embed!("postgres":
+/// This backend's migrations, in version order.
+pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0001_sessions.sql",
     "0002_backfill_data.sql",
     "0003_backfill_jobs.sql",
@@ -38,7 +41,7 @@ pub struct PgDatabase {
 impl PgDatabase {
     /// Connects to `url` (`postgres://…` or `postgresql://…`). Does not migrate.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let failed = |e: sqlx::Error| StoreError::Connect(crate::store::redact::redact_password(url, &e.to_string()));
+        let failed = |e: sqlx::Error| StoreError::Connect(wa_gateway_sql::redact_password(url, &e.to_string()));
         // Every statement is planned with its own values and the tables' size
         // now: a generic plan cached while a table was small (a fresh import,
         // a first backfill) would scan it whole ever after, and one made
@@ -64,7 +67,7 @@ impl PgDatabase {
 #[async_trait]
 impl Database for PgDatabase {
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATIONS.migrator().await?.run(&self.pool).await?;
+        MIGRATIONS.migrator().await?.run(&self.pool).await.map_err(from_migrate)?;
         Ok(())
     }
 
@@ -74,10 +77,12 @@ impl Database for PgDatabase {
         sqlx::query("INSERT INTO server_secrets (name, value) VALUES ('cursor_key', $1) ON CONFLICT DO NOTHING")
             .bind(fresh.as_slice())
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'cursor_key'")
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         stored.try_into().map_err(|_| StoreError::Corrupt("cursor_key is not 32 bytes".into()))
     }
 
@@ -96,5 +101,17 @@ impl Database for PgDatabase {
     fn hold_serving_lock(&self) -> Result<(), StoreError> {
         // Replicas share a PostgreSQL database.
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The embedded list is the folder as sqlx reads it: a file added there
+    /// and not embedded (or the reverse) fails here.
+    #[tokio::test]
+    async fn embedded_migrations_are_the_folder_as_sqlx_reads_it() {
+        let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let count = super::MIGRATIONS.check_against(&folder).await.unwrap();
+        assert!(count >= 4, "{count} migrations");
     }
 }

@@ -1,44 +1,71 @@
-//! Each backend's migrations, embedded in the binary without sqlx's macros.
+//! A backend's migrations, embedded in the binary without sqlx's macros.
 //!
 //! A migration is named and checksummed exactly as `sqlx::migrate!` and
 //! sqlx's directory resolver do (`<VERSION>_<DESCRIPTION>.sql`, SHA-384 of
 //! the text), so databases migrated by earlier builds match version for
-//! version and checksum for checksum. The tests hold the embedded lists
-//! against sqlx's own reading of `migrations/<backend>/`, so a file added
-//! there and not here (or the reverse) fails them.
+//! version and checksum for checksum. Each backend's tests hold its
+//! embedded list against sqlx's own reading of its `migrations/` folder
+//! ([`Embedded::check_against`]), so a file added there and not embedded
+//! (or the reverse) fails them.
 
 use std::borrow::Cow;
+use std::path::Path;
 
 use futures_util::future::BoxFuture;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 
-use crate::store::error::StoreError;
+use wa_gateway_core::store::error::StoreError;
+
+use crate::errors::from_migrate;
 
 /// One backend's migration files, by file name, in version order.
 #[derive(Debug, Clone, Copy)]
 pub struct Embedded(pub &'static [(&'static str, &'static str)]);
 
-/// Embeds `migrations/<backend>/<file>` for each file named.
+/// Embeds `migrations/<file>` of the calling crate for each file named.
+#[macro_export]
 macro_rules! embed {
-    ($backend:literal: $($file:literal),+ $(,)?) => {
-        $crate::store::migrations::Embedded(&[$((
+    ($($file:literal),+ $(,)?) => {
+        $crate::Embedded(&[$((
             $file,
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $backend, "/", $file)),
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/", $file)),
         )),+])
     };
 }
-pub(crate) use embed;
 
 impl Embedded {
     /// The migrations as sqlx runs them.
     pub async fn migrator(self) -> Result<Migrator, StoreError> {
-        Ok(Migrator::new(self).await?)
+        Migrator::new(self).await.map_err(from_migrate)
     }
 
     fn migrations(self) -> Result<Vec<Migration>, String> {
         self.0.iter().map(|&(file, sql)| migration(file, sql)).collect()
     }
+
+    /// Whether these are the migrations sqlx reads from `dir`, version,
+    /// description, checksum and transaction mode alike; how many if so.
+    pub async fn check_against(self, dir: &Path) -> Result<usize, String> {
+        let from_dir = Migrator::new(dir).await.map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut from_dir = identity(&from_dir);
+        from_dir.sort();
+        let embedded = identity(&self.migrator().await.map_err(|e| e.to_string())?);
+        if embedded != from_dir {
+            return Err(format!("embedded migrations {embedded:?} differ from {}: {from_dir:?}", dir.display()));
+        }
+        Ok(embedded.len())
+    }
+}
+
+/// What identifies an applied migration in `_sqlx_migrations`.
+fn identity(migrator: &Migrator) -> Vec<(i64, String, Vec<u8>, bool, String)> {
+    migrator
+        .iter()
+        .map(|m| {
+            (m.version, m.description.to_string(), m.checksum.to_vec(), m.no_tx, format!("{:?}", m.migration_type))
+        })
+        .collect()
 }
 
 impl MigrationSource<'static> for Embedded {
@@ -64,35 +91,7 @@ fn migration(file: &'static str, sql: &'static str) -> Result<Migration, String>
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-
-    /// What identifies an applied migration in `_sqlx_migrations`.
-    fn identity(migrator: &Migrator) -> Vec<(i64, String, Vec<u8>, bool, String)> {
-        migrator
-            .iter()
-            .map(|m| {
-                (m.version, m.description.to_string(), m.checksum.to_vec(), m.no_tx, format!("{:?}", m.migration_type))
-            })
-            .collect()
-    }
-
-    async fn assert_same_as_sqlx_reads(embedded: Embedded, backend: &str) {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend);
-        let mut from_dir = identity(&Migrator::new(dir.as_path()).await.unwrap());
-        from_dir.sort();
-        let embedded = identity(&embedded.migrator().await.unwrap());
-        assert!(embedded.len() >= 4, "{backend}: {} migrations", embedded.len());
-        assert_eq!(embedded, from_dir, "{backend}: embedded migrations differ from {}", dir.display());
-    }
-
-    #[tokio::test]
-    async fn embedded_migrations_are_the_directories_as_sqlx_reads_them() {
-        assert_same_as_sqlx_reads(crate::store::sqlite::MIGRATIONS, "sqlite").await;
-        #[cfg(feature = "postgres")]
-        assert_same_as_sqlx_reads(crate::store::postgres::MIGRATIONS, "postgres").await;
-    }
 
     #[test]
     fn a_misnamed_file_is_refused_with_its_name() {

@@ -10,10 +10,10 @@ use sqlx::postgres::PgRow;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::backfill::board::StopCause;
-use crate::backfill::job::{Job, JobStatus};
-use crate::store::error::StoreError;
-use crate::store::rows::Columns;
+use wa_gateway_core::backfill::board::StopCause;
+use wa_gateway_core::backfill::job::{Job, JobStatus};
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_sql::rows::Columns;
 
 pub(super) const JOB_COLUMNS: &str =
     "id, session_id, organization_id, status, started_at, finished_at, contacts, groups, group_members, error";

@@ -11,6 +11,7 @@
 //!   anywhere (`interrupted`: their replica died), deletes the staged rows of
 //!   failed jobs, and prunes old job records.
 
+use crate::errors::from_sqlx;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,12 +19,12 @@ use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::Notify;
 
-use super::directory;
-use super::job_state::{CURRENT, JOB_COLUMNS, Local, job};
-use crate::backfill::board::StopCause;
-use crate::backfill::job::INTERRUPTED;
-use crate::store::error::StoreError;
-use crate::time::now_millis;
+use crate::directory;
+use crate::job_state::{CURRENT, JOB_COLUMNS, Local, job};
+use wa_gateway_core::backfill::board::StopCause;
+use wa_gateway_core::backfill::job::INTERRUPTED;
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::time::now_millis;
 
 const CHANNEL: &str = "wa_gateway_jobs";
 /// Finished job records older than this are deleted, except each session's latest.
@@ -34,11 +35,12 @@ async fn refresh(pool: &PgPool, local: &Local, session: &str) -> Result<(), Stor
     let row = sqlx::query(&format!("SELECT {JOB_COLUMNS}, stop_requested, runner FROM backfill_jobs {CURRENT}"))
         .bind(session)
         .fetch_optional(pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
     let Some(row) = row else { return Ok(()) };
     let current = job(&row)?;
     if let Some(holding) = local.holding(&current.id) {
-        if row.try_get::<bool, _>("stop_requested")? {
+        if row.try_get::<bool, _>("stop_requested").map_err(from_sqlx)? {
             holding.stop(StopCause::Cancelled);
         }
     }
@@ -115,12 +117,15 @@ async fn renew(pool: &PgPool, local: &Local, replica: &str, lease: Duration) -> 
     .bind(replica)
     .bind(lease.as_secs_f64())
     .fetch_all(pool)
-    .await?;
+    .await
+    .map_err(from_sqlx)?;
     for id in &held {
         let Some(holding) = local.holding(id) else { continue };
         match renewed.iter().find(|r| r.try_get::<String, _>("id").ok().as_deref() == Some(id)) {
             None => holding.stop(StopCause::LeaseLost),
-            Some(row) if row.try_get::<bool, _>("stop_requested")? => holding.stop(StopCause::Cancelled),
+            Some(row) if row.try_get::<bool, _>("stop_requested").map_err(from_sqlx)? => {
+                holding.stop(StopCause::Cancelled)
+            }
             Some(_) => {}
         }
     }
@@ -136,10 +141,14 @@ async fn reap(pool: &PgPool) -> Result<(), StoreError> {
     .bind(INTERRUPTED)
     .bind(now_millis())
     .fetch_all(pool)
-    .await?;
+    .await
+    .map_err(from_sqlx)?;
     for row in reaped {
-        let (id, session, runner): (String, String, Option<String>) =
-            (row.try_get("id")?, row.try_get("session_id")?, row.try_get("runner")?);
+        let (id, session, runner): (String, String, Option<String>) = (
+            row.try_get("id").map_err(from_sqlx)?,
+            row.try_get("session_id").map_err(from_sqlx)?,
+            row.try_get("runner").map_err(from_sqlx)?,
+        );
         tracing::warn!(
             job = id,
             session,
@@ -160,7 +169,8 @@ async fn prune(pool: &PgPool) -> Result<(), StoreError> {
     )
     .bind(cutoff)
     .execute(pool)
-    .await?;
+    .await
+    .map_err(from_sqlx)?;
     Ok(())
 }
 

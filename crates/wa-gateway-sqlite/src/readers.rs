@@ -13,6 +13,7 @@
 //! retried here with async sleeps, up to the patience of the writers' pool,
 //! and then answered as a busy store (503). Connections are `query_only`.
 
+use crate::errors::from_rusqlite;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::store::error::StoreError;
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_sql::rows::Columns;
 
 /// How long a read keeps retrying a busy database (the pool's busy timeout).
 const BUSY_PATIENCE: Duration = Duration::from_secs(5);
@@ -88,9 +90,9 @@ impl Readers {
     fn open(&self) -> Result<Connection, StoreError> {
         // Never creates the file: the writers' pool did, and migrated it.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.file, flags)?;
-        conn.busy_timeout(Duration::ZERO)?;
-        conn.pragma_update(None, "query_only", true)?;
+        let conn = Connection::open_with_flags(&self.file, flags).map_err(from_rusqlite)?;
+        conn.busy_timeout(Duration::ZERO).map_err(from_rusqlite)?;
+        conn.pragma_update(None, "query_only", true).map_err(from_rusqlite)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
@@ -103,6 +105,34 @@ impl Readers {
     pub(super) fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+}
+
+/// A reader's row, read by the decoders both backends share.
+pub(crate) struct ReaderRow<'a, 'r>(pub &'a rusqlite::Row<'r>);
+
+macro_rules! read_columns {
+    ($($method:ident: $index:ty => $value:ty),* $(,)?) => {$(
+        fn $method(&self, column: $index) -> Result<$value, StoreError> {
+            self.0.get(column).map_err(from_rusqlite)
+        }
+    )*};
+}
+
+impl Columns for ReaderRow<'_, '_> {
+    read_columns! {
+        text: &str => String, opt_text: &str => Option<String>, flag: &str => bool, int: &str => i64,
+        opt_int: &str => Option<i64>, bytes: &str => Vec<u8>, text_at: usize => String,
+        opt_text_at: usize => Option<String>, flag_at: usize => bool, int_at: usize => i64,
+        opt_int_at: usize => Option<i64>, opt_i32_at: usize => Option<i32>,
+    }
+
+    fn str_at<T>(&self, index: usize, read: impl FnOnce(&str) -> T) -> Result<T, StoreError> {
+        match self.0.get_ref(index).map_err(from_rusqlite)?.as_str() {
+            Ok(text) => Ok(read(text)),
+            // Not text: the owned read names the column and its type.
+            Err(_) => Ok(read(&self.0.get::<_, String>(index).map_err(from_rusqlite)?)),
+        }
     }
 }
 
@@ -124,7 +154,7 @@ mod tests {
     }
 
     fn seven(conn: &Connection) -> Result<i64, StoreError> {
-        Ok(conn.query_row("SELECT v FROM t", [], |row| row.get(0))?)
+        conn.query_row("SELECT v FROM t", [], |row| row.get(0)).map_err(from_rusqlite)
     }
 
     #[tokio::test]
@@ -135,7 +165,7 @@ mod tests {
             assert_eq!(readers.read(seven).await.unwrap(), 7);
         }
         assert_eq!(idle(&readers), 1, "sequential reads share one connection");
-        let failed = readers.read(|c| Ok(c.execute("SELECT * FROM no_such_table", [])?)).await;
+        let failed = readers.read(|c| c.execute("SELECT * FROM no_such_table", []).map_err(from_rusqlite)).await;
         assert!(matches!(failed, Err(StoreError::Other(_))), "{failed:?}");
         assert_eq!(idle(&readers), 0, "the failed read's connection is not kept");
         readers.close();
@@ -148,10 +178,13 @@ mod tests {
     async fn readers_cannot_write() {
         let dir = tempfile::tempdir().unwrap();
         let readers = Readers::new(database(&dir));
-        let write = readers.read(|c| Ok(c.execute("INSERT INTO t VALUES (8)", [])?)).await;
+        let write = readers.read(|c| c.execute("INSERT INTO t VALUES (8)", []).map_err(from_rusqlite)).await;
         assert!(matches!(write, Err(StoreError::Other(_))), "{write:?}");
         assert_eq!(
-            readers.read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))?)).await.unwrap(),
+            readers
+                .read(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).map_err(from_rusqlite))
+                .await
+                .unwrap(),
             1
         );
     }

@@ -1,14 +1,15 @@
+use crate::errors::from_sqlx;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row, Transaction};
 
-use crate::paging::PageRequest;
-use crate::sessions::model::{Session, SessionFilter, SessionId};
-use crate::sessions::writes::{Inspection, SessionWrite, StoredVersion};
-use crate::store::error::StoreError;
-use crate::store::port::{SessionImport, SessionStore};
-use crate::store::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
+use wa_gateway_core::paging::PageRequest;
+use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
+use wa_gateway_core::sessions::writes::{Inspection, SessionWrite, StoredVersion};
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::store::port::{SessionImport, SessionStore};
+use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
 
 /// Columns updated by an upsert; `created_at` only when the line gave one.
 const UPDATED: &str = "organization_id = excluded.organization_id, \
@@ -47,11 +48,11 @@ async fn write(conn: &mut PgConnection, sessions: &[&Session], keep_created_at: 
         if !keep_created_at {
             q.push(", created_at = excluded.created_at");
         }
-        q.build().execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await.map_err(from_sqlx)?;
     }
     if !sessions.is_empty() {
         // In the writing transaction: see `sessions_revision` (migrations).
-        sqlx::query(BUMP_REVISION).execute(&mut *conn).await?;
+        sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
     }
     Ok(())
 }
@@ -71,20 +72,22 @@ impl SessionImport for PgImport {
         )
         .bind(&raw)
         .fetch_all(&mut *self.tx)
-        .await?
+        .await
+        .map_err(from_sqlx)?
         .into_iter()
         .collect();
         let mut stored: HashMap<String, StoredVersion> = HashMap::new();
         for row in sqlx::query("SELECT id, organization_id, updated_at FROM sessions WHERE id = ANY($1)")
             .bind(&raw)
             .fetch_all(&mut *self.tx)
-            .await?
+            .await
+            .map_err(from_sqlx)?
         {
             let version = StoredVersion {
-                organization_id: row.try_get("organization_id")?,
-                updated_at: row.try_get("updated_at")?,
+                organization_id: row.try_get("organization_id").map_err(from_sqlx)?,
+                updated_at: row.try_get("updated_at").map_err(from_sqlx)?,
             };
-            stored.insert(row.try_get("id")?, version);
+            stored.insert(row.try_get("id").map_err(from_sqlx)?, version);
         }
         Ok(ids
             .iter()
@@ -103,26 +106,27 @@ impl SessionImport for PgImport {
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
         // Fresh statistics keep the planner choosing the filter indexes.
-        sqlx::query("ANALYZE sessions").execute(&mut *self.tx).await?;
-        self.tx.commit().await?;
+        sqlx::query("ANALYZE sessions").execute(&mut *self.tx).await.map_err(from_sqlx)?;
+        self.tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 }
 
 #[async_trait]
-impl SessionStore for super::PgDatabase {
+impl SessionStore for crate::PgDatabase {
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 
     async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         sqlx::query("CREATE TEMP TABLE import_seen (id TEXT COLLATE \"C\" NOT NULL PRIMARY KEY) ON COMMIT DROP")
             .execute(&mut *tx)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         Ok(Box::new(PgImport { tx }))
     }
 
@@ -142,7 +146,7 @@ impl SessionStore for super::PgDatabase {
             q.push(" AND id > ").push_bind(after);
         }
         q.push(" ORDER BY id LIMIT ").push_bind(i64::from(page.limit.get()) + 1);
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(&self.pool).await.map_err(from_sqlx)?;
         rows.iter().map(rows::session).collect()
     }
 
@@ -150,11 +154,12 @@ impl SessionStore for super::PgDatabase {
         let row = sqlx::query(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = $1"))
             .bind(id.as_str())
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         row.as_ref().map(rows::session).transpose()
     }
 
     async fn sessions_revision(&self) -> Result<String, StoreError> {
-        Ok(sqlx::query_scalar(READ_REVISION).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar(READ_REVISION).fetch_one(&self.pool).await.map_err(from_sqlx)?)
     }
 }

@@ -18,12 +18,12 @@ use tokio_util::sync::CancellationToken;
 use super::board::{BoardError, Counters, RunningJob, StopCause};
 use super::dedupe::{self, MAX_CONTACTS_PER_JOB, MAX_GROUPS_PER_JOB, Seen};
 use super::job::{CANCELLED, INTERRUPTED, Job};
+use super::spans;
 use crate::directory::{Contact, Group};
-use crate::hosts::{HostClient, HostError, HostRegistry};
+use crate::hosts::{HostError, SessionHost, SessionHosts};
 use crate::sessions::model::SessionId;
 use crate::store::error::StoreError;
 use crate::store::port::{Staging, Store};
-use crate::telemetry::traces;
 use tracing::Instrument;
 
 /// How a stream is retried after a transient host failure.
@@ -91,7 +91,7 @@ pub(super) struct RunConfig {
 
 pub(super) struct Run {
     pub store: Store,
-    pub hosts: HostRegistry,
+    pub hosts: std::sync::Arc<dyn SessionHosts>,
     pub handle: Box<dyn RunningJob>,
     pub session: SessionId,
     pub shutdown: CancellationToken,
@@ -159,11 +159,11 @@ impl Run {
         tracing::info!(session = %self.session, job = %self.generation(), "backfill running");
         let session = self.store.get_session(&self.session).await?.ok_or(RunError::SessionGone)?;
         let gateway = session.gateway_id.unwrap_or_default();
-        let host = self.hosts.client(&gateway).ok_or(RunError::NoHost(gateway))?;
+        let host = self.hosts.host(&gateway).ok_or(RunError::NoHost(gateway))?;
         let stop = self.handle.stop_token();
         let deadline = Instant::now() + self.config.deadline;
         tokio::select! {
-            pulled = self.pull(&host) => pulled?,
+            pulled = self.pull(host.as_ref()) => pulled?,
             () = stop.cancelled() => return Err(match self.handle.stop_cause() {
                 StopCause::Cancelled => RunError::Cancelled,
                 StopCause::LeaseLost => RunError::Interrupted,
@@ -200,12 +200,12 @@ impl Run {
         Staging { session: &self.session, generation: self.generation() }
     }
 
-    async fn pull(&self, host: &HostClient) -> Result<(), RunError> {
+    async fn pull(&self, host: &dyn SessionHost) -> Result<(), RunError> {
         let mut seen = Seen::new(MAX_CONTACTS_PER_JOB);
         let mut attempt = 1;
         loop {
             let mut received = false;
-            let span = traces::host_stream_span("StreamContacts", host.gateway(), attempt);
+            let span = spans::host_stream_span("StreamContacts", host.gateway(), attempt);
             match traced(span, self.pull_contacts(host, &mut seen, &mut received)).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
@@ -215,7 +215,7 @@ impl Run {
         let mut attempt = 1;
         loop {
             let mut received = false;
-            let span = traces::host_stream_span("StreamJoinedGroups", host.gateway(), attempt);
+            let span = spans::host_stream_span("StreamJoinedGroups", host.gateway(), attempt);
             match traced(span, self.pull_groups(host, &mut seen, &mut received)).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
@@ -238,7 +238,12 @@ impl Run {
         Ok(attempt + 1)
     }
 
-    async fn pull_contacts(&self, host: &HostClient, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
+    async fn pull_contacts(
+        &self,
+        host: &dyn SessionHost,
+        seen: &mut Seen,
+        received: &mut bool,
+    ) -> Result<(), RunError> {
         let mut batches = host.contacts(&self.session, self.config.stall_timeout).await?;
         while let Some(batch) = batches.next().await? {
             *received = true;
@@ -247,7 +252,7 @@ impl Run {
         Ok(())
     }
 
-    async fn pull_groups(&self, host: &HostClient, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
+    async fn pull_groups(&self, host: &dyn SessionHost, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
         let mut batches = host.groups(&self.session, self.config.stall_timeout).await?;
         while let Some(batch) = batches.next().await? {
             *received = true;
@@ -316,7 +321,7 @@ impl Run {
 async fn traced(span: tracing::Span, pulled: impl Future<Output = Result<(), RunError>>) -> Result<(), RunError> {
     let result = pulled.instrument(span.clone()).await;
     if let Err(error) = &result {
-        traces::record_error(&span, error);
+        spans::record_error(&span, error);
     }
     result
 }

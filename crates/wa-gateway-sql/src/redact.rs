@@ -2,7 +2,7 @@
 
 /// `url` with its password replaced by `***`, for logs and errors.
 pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
+    match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             let _ = parsed.set_password(Some("***"));
             parsed.to_string()
@@ -12,10 +12,9 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// `message` about `url`, naming the redacted URL and never its password.
-#[cfg(feature = "postgres")]
-pub(super) fn redact_password(url: &str, message: &str) -> String {
+pub fn redact_password(url: &str, message: &str) -> String {
     let mut message = message.to_owned();
-    if let Some(password) = reqwest::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {
+    if let Some(password) = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {
         if !password.is_empty() {
             message = message.replace(&password, "***");
         }

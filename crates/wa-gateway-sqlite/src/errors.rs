@@ -1,10 +1,10 @@
 //! SQLite's result codes, read as the store's errors.
 
-use crate::store::error::StoreError;
+use wa_gateway_core::store::error::StoreError;
 
 /// The store's reading of a SQLite result code (extended or primary; the
 /// primary code is its low byte).
-pub(in crate::store) fn from_code(code: i32, message: String) -> StoreError {
+pub(crate) fn from_code(code: i32, message: String) -> StoreError {
     match code & 0xff {
         // SQLITE_BUSY, SQLITE_LOCKED
         5 | 6 => StoreError::Busy(message),
@@ -16,14 +16,17 @@ pub(in crate::store) fn from_code(code: i32, message: String) -> StoreError {
     }
 }
 
-/// From the reader connections (`readers.rs`).
-impl From<rusqlite::Error> for StoreError {
-    fn from(error: rusqlite::Error) -> Self {
-        let message = error.to_string();
-        match &error {
-            rusqlite::Error::SqliteFailure(failure, _) => from_code(failure.extended_code, message),
-            _ => Self::Other(message),
-        }
+/// An sqlx error of this backend's pool.
+pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
+    wa_gateway_sql::from_sqlx(error, |code, message| from_code(code.parse().unwrap_or(0), message))
+}
+
+/// An error of the reader connections (`readers.rs`).
+pub(crate) fn from_rusqlite(error: rusqlite::Error) -> StoreError {
+    let message = error.to_string();
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _) => from_code(failure.extended_code, message),
+        _ => StoreError::Other(message),
     }
 }
 

@@ -1,11 +1,12 @@
-use crate::store::error::StoreError;
-use crate::store::port::{ApiKeyRow, ApiKeyStore};
-use crate::store::rows;
-use crate::time::UnixMillis;
+use crate::errors::from_sqlx;
 use async_trait::async_trait;
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::store::port::{ApiKeyRow, ApiKeyStore};
+use wa_gateway_core::time::UnixMillis;
+use wa_gateway_sql::rows;
 
 #[async_trait]
-impl ApiKeyStore for super::PgDatabase {
+impl ApiKeyStore for crate::PgDatabase {
     async fn insert_api_key(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         let permissions = serde_json::to_string(&key.permissions)
             .map_err(|e| StoreError::Corrupt(format!("api-key permissions: {e}")))?;
@@ -20,18 +21,25 @@ impl ApiKeyStore for super::PgDatabase {
         .bind(&key.secret_hash)
         .bind(key.created_at)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
         Ok(())
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM api_keys ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
         rows.iter().map(rows::api_key).collect()
     }
 
     async fn find_api_key_by_hash(&self, hash: &[u8]) -> Result<Option<ApiKeyRow>, StoreError> {
-        let row =
-            sqlx::query("SELECT * FROM api_keys WHERE secret_hash = $1").bind(hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM api_keys WHERE secret_hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
         row.as_ref().map(rows::api_key).transpose()
     }
 
@@ -42,7 +50,8 @@ impl ApiKeyStore for super::PgDatabase {
             .bind(at)
             .bind(id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -51,7 +60,8 @@ impl ApiKeyStore for super::PgDatabase {
             .bind(at)
             .bind(id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         Ok(())
     }
 }

@@ -3,17 +3,18 @@
 //! rows the generation already holds first deletes those rows, so the new
 //! version replaces the old one whole.
 
+use crate::errors::from_sqlx;
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{PgConnection, Row};
 
-use super::PgDatabase;
-use crate::directory::{Contact, Group, GroupSummary, Participant};
-use crate::sessions::model::SessionId;
-use crate::store::error::StoreError;
-use crate::store::port::{DirectoryStore, Replaced, Slice, Staging};
-use crate::store::rows;
-use crate::time::now_millis;
+use crate::PgDatabase;
+use wa_gateway_core::directory::{Contact, Group, GroupSummary, Participant};
+use wa_gateway_core::sessions::model::SessionId;
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::store::port::{DirectoryStore, Replaced, Slice, Staging};
+use wa_gateway_core::time::now_millis;
+use wa_gateway_sql::rows;
 
 const TABLES: [&str; 3] = ["wa_contacts", "wa_groups", "wa_group_participants"];
 
@@ -68,12 +69,12 @@ async fn copy(conn: &mut PgConnection, statement: &str, data: CopyRows) -> Resul
     if data.0.is_empty() {
         return Ok(());
     }
-    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut copy = conn.copy_in_raw(statement).await.map_err(from_sqlx)?;
     if let Err(error) = copy.send(data.0).await {
-        copy.abort("sending rows failed").await?;
-        return Err(error.into());
+        copy.abort("sending rows failed").await.map_err(from_sqlx)?;
+        return Err(from_sqlx(error));
     }
-    copy.finish().await?;
+    copy.finish().await.map_err(from_sqlx)?;
     Ok(())
 }
 
@@ -95,7 +96,8 @@ async fn staged_among(
     .bind(to.generation)
     .bind(jids)
     .fetch_all(&mut *conn)
-    .await?;
+    .await
+    .map_err(from_sqlx)?;
     Ok(rows)
 }
 
@@ -114,7 +116,8 @@ async fn delete_keys(
         .bind(to.generation)
         .bind(keys)
         .execute(&mut *conn)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
     Ok(())
 }
 
@@ -129,7 +132,8 @@ pub(super) async fn delete_generation(
             .bind(session)
             .bind(generation)
             .execute(&mut *conn)
-            .await?
+            .await
+            .map_err(from_sqlx)?
             .rows_affected();
     }
     Ok(deleted)
@@ -142,7 +146,8 @@ pub(super) async fn publish(conn: &mut PgConnection, session: &SessionId, genera
         sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1 FOR UPDATE")
             .bind(session.as_str())
             .fetch_optional(&mut *conn)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
     sqlx::query(
         "INSERT INTO session_data_generations (session_id, generation, completed_at) VALUES ($1, $2, $3) \
          ON CONFLICT (session_id) DO UPDATE SET generation = excluded.generation, completed_at = excluded.completed_at",
@@ -151,7 +156,8 @@ pub(super) async fn publish(conn: &mut PgConnection, session: &SessionId, genera
     .bind(generation)
     .bind(now_millis())
     .execute(&mut *conn)
-    .await?;
+    .await
+    .map_err(from_sqlx)?;
     if let Some(previous) = previous.filter(|p| p != generation) {
         delete_generation(conn, session.as_str(), &previous).await?;
     }
@@ -172,20 +178,27 @@ pub(super) async fn sweep_failed_jobs(pool: &PgPool) -> Result<u64, StoreError> 
     let failed =
         sqlx::query("SELECT id, session_id FROM backfill_jobs WHERE status = 'failed' AND NOT swept LIMIT 100")
             .fetch_all(pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
     for row in failed {
-        let (id, session): (String, String) = (row.try_get("id")?, row.try_get("session_id")?);
-        let mut tx = pool.begin().await?;
+        let (id, session): (String, String) =
+            (row.try_get("id").map_err(from_sqlx)?, row.try_get("session_id").map_err(from_sqlx)?);
+        let mut tx = pool.begin().await.map_err(from_sqlx)?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1 FOR UPDATE")
                 .bind(&session)
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .map_err(from_sqlx)?;
         if current.as_deref() != Some(id.as_str()) {
             swept += delete_generation(&mut tx, &session, &id).await?;
         }
-        sqlx::query("UPDATE backfill_jobs SET swept = true WHERE id = $1").bind(&id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        sqlx::query("UPDATE backfill_jobs SET swept = true WHERE id = $1")
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        tx.commit().await.map_err(from_sqlx)?;
     }
     Ok(swept)
 }
@@ -193,9 +206,9 @@ pub(super) async fn sweep_failed_jobs(pool: &PgPool) -> Result<u64, StoreError> 
 #[async_trait]
 impl DirectoryStore for PgDatabase {
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         publish(&mut tx, session, generation).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 
@@ -209,12 +222,13 @@ impl DirectoryStore for PgDatabase {
         contacts: &[Contact],
         maybe_staged: &[&str],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let staged: Vec<String> = staged_among(&mut tx, to, "wa_contacts", "", maybe_staged)
             .await?
             .iter()
             .map(|r| r.try_get("jid"))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(from_sqlx)?;
         delete_keys(&mut tx, to, "wa_contacts", "jid", &staged).await?;
         let mut data = CopyRows::default();
         for c in contacts {
@@ -236,7 +250,7 @@ impl DirectoryStore for PgDatabase {
             data,
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(staged.len() as u64)
     }
 
@@ -246,13 +260,14 @@ impl DirectoryStore for PgDatabase {
         groups: &[Group],
         maybe_staged: &[&str],
     ) -> Result<Replaced, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let mut replaced = Replaced::default();
         let mut staged = Vec::new();
         for row in staged_among(&mut tx, to, "wa_groups", ", participant_count", maybe_staged).await? {
-            staged.push(row.try_get::<String, _>("jid")?);
+            staged.push(row.try_get::<String, _>("jid").map_err(from_sqlx)?);
             replaced.groups += 1;
-            replaced.members += u64::try_from(row.try_get::<i64, _>("participant_count")?).unwrap_or(0);
+            replaced.members +=
+                u64::try_from(row.try_get::<i64, _>("participant_count").map_err(from_sqlx)?).unwrap_or(0);
         }
         delete_keys(&mut tx, to, "wa_group_participants", "group_jid", &staged).await?;
         delete_keys(&mut tx, to, "wa_groups", "jid", &staged).await?;
@@ -300,22 +315,23 @@ impl DirectoryStore for PgDatabase {
             member_rows,
         )
         .await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(replaced)
     }
 
     async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         // Never the visible generation, whatever the caller believes.
         let current: Option<String> =
             sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1")
                 .bind(session.as_str())
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .map_err(from_sqlx)?;
         if current.as_deref() != Some(generation) {
             delete_generation(&mut tx, session.as_str(), generation).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 
@@ -323,7 +339,8 @@ impl DirectoryStore for PgDatabase {
         Ok(sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1")
             .bind(session.as_str())
             .fetch_optional(&self.pool)
-            .await?)
+            .await
+            .map_err(from_sqlx)?)
     }
 
     async fn contacts_page(
@@ -341,7 +358,8 @@ impl DirectoryStore for PgDatabase {
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
         rows::slice(&rows, rows::contact)
     }
 
@@ -360,7 +378,8 @@ impl DirectoryStore for PgDatabase {
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
         rows::slice(&rows, rows::group_summary)
     }
 
@@ -381,7 +400,8 @@ impl DirectoryStore for PgDatabase {
         .bind(after.unwrap_or(""))
         .bind(i64::from(limit) + 1)
         .fetch_all(&self.pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
         rows::slice(&rows, rows::participant)
     }
 
@@ -392,7 +412,8 @@ impl DirectoryStore for PgDatabase {
                 .bind(generation)
                 .bind(group)
                 .fetch_optional(&self.pool)
-                .await?;
+                .await
+                .map_err(from_sqlx)?;
         Ok(found.is_some())
     }
 }

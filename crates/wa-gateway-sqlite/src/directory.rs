@@ -1,18 +1,20 @@
 //! Generations of backfilled data (see migrations/sqlite/0003_backfill_data.sql).
 
+use crate::errors::from_rusqlite;
+use crate::errors::from_sqlx;
 use async_trait::async_trait;
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
-use super::SqliteDatabase;
-use super::readers::Value;
-use crate::directory::{Contact, Group, GroupSummary, Participant};
-use crate::sessions::model::SessionId;
-use crate::store::error::StoreError;
-use crate::store::port::{DirectoryStore, Replaced, Slice, Staging};
-use crate::store::rows;
-use crate::time::now_millis;
+use crate::SqliteDatabase;
+use crate::readers::{ReaderRow, Value};
+use wa_gateway_core::directory::{Contact, Group, GroupSummary, Participant};
+use wa_gateway_core::sessions::model::SessionId;
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::store::port::{DirectoryStore, Replaced, Slice, Staging};
+use wa_gateway_core::time::now_millis;
+use wa_gateway_sql::rows;
 
 /// Rows per INSERT: SQLite allows 32,766 bound variables per statement, and
 /// 11 columns x 500 rows stays far below it.
@@ -37,7 +39,7 @@ async fn staged_among(
             list.push_bind(*jid);
         }
         q.push(")");
-        found.extend(q.build().fetch_all(&mut *conn).await?);
+        found.extend(q.build().fetch_all(&mut *conn).await.map_err(from_sqlx)?);
     }
     Ok(found)
 }
@@ -58,7 +60,7 @@ async fn delete_keys(
             list.push_bind(key.as_str());
         }
         q.push(")");
-        q.build().execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await.map_err(from_sqlx)?;
     }
     Ok(())
 }
@@ -78,12 +80,13 @@ impl DirectoryStore for SqliteDatabase {
         contacts: &[Contact],
         maybe_staged: &[&str],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let staged: Vec<String> = staged_among(&mut tx, to, "wa_contacts", "", maybe_staged)
             .await?
             .iter()
             .map(|r| r.try_get("jid"))
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(from_sqlx)?;
         delete_keys(&mut tx, to, "wa_contacts", "jid", &staged).await?;
         for chunk in contacts.chunks(ROWS_PER_STATEMENT) {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -101,9 +104,9 @@ impl DirectoryStore for SqliteDatabase {
                     .push_bind(&c.first_name)
                     .push_bind(&c.business_name);
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await.map_err(from_sqlx)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(staged.len() as u64)
     }
 
@@ -113,13 +116,14 @@ impl DirectoryStore for SqliteDatabase {
         groups: &[Group],
         maybe_staged: &[&str],
     ) -> Result<Replaced, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let mut replaced = Replaced::default();
         let mut staged = Vec::new();
         for row in staged_among(&mut tx, to, "wa_groups", ", participant_count", maybe_staged).await? {
-            staged.push(row.try_get::<String, _>("jid")?);
+            staged.push(row.try_get::<String, _>("jid").map_err(from_sqlx)?);
             replaced.groups += 1;
-            replaced.members += u64::try_from(row.try_get::<i64, _>("participant_count")?).unwrap_or(0);
+            replaced.members +=
+                u64::try_from(row.try_get::<i64, _>("participant_count").map_err(from_sqlx)?).unwrap_or(0);
         }
         delete_keys(&mut tx, to, "wa_group_participants", "group_jid", &staged).await?;
         delete_keys(&mut tx, to, "wa_groups", "jid", &staged).await?;
@@ -142,7 +146,7 @@ impl DirectoryStore for SqliteDatabase {
                     .push_bind(&i.addressing_mode)
                     .push_bind(g.participants.len() as i64);
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await.map_err(from_sqlx)?;
         }
         let members: Vec<(&str, &Participant)> =
             groups.iter().flat_map(|g| g.participants.iter().map(move |p| (g.info.jid.as_str(), p))).collect();
@@ -162,19 +166,20 @@ impl DirectoryStore for SqliteDatabase {
                     .push_bind(p.is_super_admin)
                     .push_bind(&p.display_name);
             });
-            q.build().execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await.map_err(from_sqlx)?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(replaced)
     }
 
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let previous: Option<String> =
             sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = ?")
                 .bind(session.as_str())
                 .fetch_optional(&mut *tx)
-                .await?;
+                .await
+                .map_err(from_sqlx)?;
         sqlx::query(
             "INSERT INTO session_data_generations (session_id, generation, completed_at) VALUES (?, ?, ?) \
              ON CONFLICT (session_id) DO UPDATE SET generation = excluded.generation, completed_at = excluded.completed_at",
@@ -183,18 +188,18 @@ impl DirectoryStore for SqliteDatabase {
         .bind(generation)
         .bind(now_millis())
         .execute(&mut *tx)
-        .await?;
+        .await.map_err(from_sqlx)?;
         if let Some(previous) = previous.filter(|p| p != generation) {
             delete_generation(&mut tx, session, &previous).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 
     async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         delete_generation(&mut tx, session, generation).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 
@@ -206,7 +211,8 @@ impl DirectoryStore for SqliteDatabase {
                  WHERE g.session_id = {table}.session_id AND g.generation = {table}.generation)"
             ))
             .execute(&self.pool)
-            .await?
+            .await
+            .map_err(from_sqlx)?
             .rows_affected();
         }
         Ok(swept)
@@ -215,9 +221,10 @@ impl DirectoryStore for SqliteDatabase {
     async fn current_generation(&self, session: &SessionId) -> Result<Option<String>, StoreError> {
         self.readers
             .read(|conn| {
-                let mut statement =
-                    conn.prepare_cached("SELECT generation FROM session_data_generations WHERE session_id = ?")?;
-                Ok(statement.query_row([session.as_str()], |row| row.get(0)).optional()?)
+                let mut statement = conn
+                    .prepare_cached("SELECT generation FROM session_data_generations WHERE session_id = ?")
+                    .map_err(from_rusqlite)?;
+                Ok(statement.query_row([session.as_str()], |row| row.get(0)).optional().map_err(from_rusqlite)?)
             })
             .await
     }
@@ -271,9 +278,10 @@ impl DirectoryStore for SqliteDatabase {
     async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
         self.readers
             .read(|conn| {
-                let mut statement =
-                    conn.prepare_cached("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")?;
-                Ok(statement.exists([session.as_str(), generation, group])?)
+                let mut statement = conn
+                    .prepare_cached("SELECT 1 FROM wa_groups WHERE session_id = ? AND generation = ? AND jid = ?")
+                    .map_err(from_rusqlite)?;
+                Ok(statement.exists([session.as_str(), generation, group]).map_err(from_rusqlite)?)
             })
             .await
     }
@@ -286,15 +294,15 @@ impl SqliteDatabase {
         &self,
         sql: &str,
         values: &[Value<'_>],
-        convert: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+        convert: impl Fn(&ReaderRow<'_, '_>) -> Result<T, StoreError>,
     ) -> Result<Slice<T>, StoreError> {
         self.readers
             .read(|conn| {
-                let mut statement = conn.prepare_cached(sql)?;
-                let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+                let mut statement = conn.prepare_cached(sql).map_err(from_rusqlite)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(values)).map_err(from_rusqlite)?;
                 let mut slice = Slice { generation: None, rows: Vec::new() };
-                while let Some(row) = rows.next()? {
-                    rows::push_row(&mut slice, row, &convert)?;
+                while let Some(row) = rows.next().map_err(from_rusqlite)? {
+                    rows::push_row(&mut slice, &ReaderRow(row), &convert)?;
                 }
                 Ok(slice)
             })
@@ -312,7 +320,8 @@ async fn delete_generation(
             .bind(session.as_str())
             .bind(generation)
             .execute(&mut *conn)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
     }
     Ok(())
 }

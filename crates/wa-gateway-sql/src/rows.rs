@@ -1,17 +1,14 @@
-//! Rows -> domain values, once for both backends. Each backend's row type
-//! implements [`Columns`]; the decoders below read through it, so a column
-//! added to one table is decoded the same way everywhere.
+//! Rows -> domain values, once for both backends. A backend's row type
+//! implements [`Columns`] (every sqlx row does, below; the SQLite reader
+//! connections wrap theirs); the decoders read through it, so a column added
+//! to one table is decoded the same way everywhere.
 
-use sqlx::Row;
-#[cfg(feature = "postgres")]
-use sqlx::postgres::PgRow;
-use sqlx::sqlite::SqliteRow;
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::store::port::ApiKeyRow;
-
-use crate::directory::{Contact, GroupInfo, GroupSummary, Participant};
-use crate::sessions::model::{Session, SessionId, SessionStatus};
-use crate::store::error::StoreError;
+use wa_gateway_core::directory::{Contact, GroupInfo, GroupSummary, Participant};
+use wa_gateway_core::sessions::model::{Session, SessionId, SessionStatus};
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::store::port::ApiKeyRow;
 
 /// Typed access to a row's columns, by name, or by position for the hot
 /// listings (a lookup by name hashes the column name, for every column of
@@ -33,52 +30,64 @@ pub trait Columns {
     fn str_at<R>(&self, index: usize, read: impl FnOnce(&str) -> R) -> Result<R, StoreError>;
 }
 
-macro_rules! columns_for {
-    ($row:ty, $get:ident, $str_at:ident) => {
-        impl Columns for $row {
-            columns_for!(@get $get; text, opt_text, flag, int, opt_int, bytes: &str);
-            columns_for!(@get $get; text_at, opt_text_at, flag_at, int_at, opt_int_at, opt_i32_at: usize);
-            columns_for!(@$str_at);
-        }
-    };
-    (@value_ref) => {
-        fn str_at<R>(&self, index: usize, read: impl FnOnce(&str) -> R) -> Result<R, StoreError> {
-            match self.get_ref(index)?.as_str() {
-                Ok(text) => Ok(read(text)),
-                // Not text: the owned read names the column and its type.
-                Err(_) => Ok(read(&self.get::<_, String>(index)?)),
-            }
-        }
-    };
-    (@try_get) => {
-        fn str_at<R>(&self, index: usize, read: impl FnOnce(&str) -> R) -> Result<R, StoreError> {
-            Ok(read(self.try_get::<&str, _>(index)?))
-        }
-    };
-    (@get $get:ident; $($method:ident),*: $index:ty) => {$(
-        fn $method(&self, column: $index) -> Result<columns_for!(@type $method), StoreError> {
-            Ok(self.$get(column)?)
-        }
-    )*};
-    (@type text) => { String };
-    (@type text_at) => { String };
-    (@type opt_text) => { Option<String> };
-    (@type opt_text_at) => { Option<String> };
-    (@type flag) => { bool };
-    (@type flag_at) => { bool };
-    (@type int) => { i64 };
-    (@type int_at) => { i64 };
-    (@type opt_int) => { Option<i64> };
-    (@type opt_int_at) => { Option<i64> };
-    (@type opt_i32_at) => { Option<i32> };
-    (@type bytes) => { Vec<u8> };
+/// A column that could not be read as its type (never a database's answer).
+fn column_error(error: sqlx::Error) -> StoreError {
+    crate::errors::from_sqlx(error, |_, message| StoreError::Other(message))
 }
 
-columns_for!(SqliteRow, try_get, try_get);
-#[cfg(feature = "postgres")]
-columns_for!(PgRow, try_get, try_get);
-// The SQLite reader connections (`store/sqlite/readers.rs`).
-columns_for!(rusqlite::Row<'_>, get, value_ref);
+/// Any sqlx row whose driver decodes the column types the store uses.
+impl<R> Columns for R
+where
+    R: Row,
+    for<'a> &'a str: ColumnIndex<R>,
+    usize: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i32: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        self.try_get(column).map_err(column_error)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        self.try_get(column).map_err(column_error)
+    }
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        self.try_get(column).map_err(column_error)
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        self.try_get(column).map_err(column_error)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        self.try_get(column).map_err(column_error)
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.try_get(column).map_err(column_error)
+    }
+    fn text_at(&self, index: usize) -> Result<String, StoreError> {
+        self.try_get(index).map_err(column_error)
+    }
+    fn opt_text_at(&self, index: usize) -> Result<Option<String>, StoreError> {
+        self.try_get(index).map_err(column_error)
+    }
+    fn flag_at(&self, index: usize) -> Result<bool, StoreError> {
+        self.try_get(index).map_err(column_error)
+    }
+    fn int_at(&self, index: usize) -> Result<i64, StoreError> {
+        self.try_get(index).map_err(column_error)
+    }
+    fn opt_int_at(&self, index: usize) -> Result<Option<i64>, StoreError> {
+        self.try_get(index).map_err(column_error)
+    }
+    fn opt_i32_at(&self, index: usize) -> Result<Option<i32>, StoreError> {
+        self.try_get(index).map_err(column_error)
+    }
+    fn str_at<T>(&self, index: usize, read: impl FnOnce(&str) -> T) -> Result<T, StoreError> {
+        Ok(read(self.try_get::<&str, _>(index).map_err(column_error)?))
+    }
+}
 
 /// Every column of `sessions`, in table order.
 pub const SESSION_COLUMNS: &str = "id, organization_id, created_by_user_id, gateway_id, label, phone_number, \
@@ -227,12 +236,11 @@ pub fn participant(row: &impl Columns) -> Result<Participant, StoreError> {
 }
 
 /// Rows of one listing page with the generation they were read from.
-#[cfg(feature = "postgres")]
 pub fn slice<R: Columns, T>(
     rows: &[R],
     convert: fn(&R) -> Result<T, StoreError>,
-) -> Result<crate::store::port::Slice<T>, StoreError> {
-    let mut slice = crate::store::port::Slice { generation: None, rows: Vec::with_capacity(rows.len()) };
+) -> Result<wa_gateway_core::store::port::Slice<T>, StoreError> {
+    let mut slice = wa_gateway_core::store::port::Slice { generation: None, rows: Vec::with_capacity(rows.len()) };
     for row in rows {
         push_row(&mut slice, row, convert)?;
     }
@@ -241,7 +249,7 @@ pub fn slice<R: Columns, T>(
 
 /// Adds one row to a listing page; the first row names its generation.
 pub fn push_row<R: Columns, T>(
-    slice: &mut crate::store::port::Slice<T>,
+    slice: &mut wa_gateway_core::store::port::Slice<T>,
     row: &R,
     convert: impl Fn(&R) -> Result<T, StoreError>,
 ) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 //! enforces). This module admits, claims and ends jobs; `upkeep` keeps the
 //! leases, reaps the jobs of dead replicas and fans notifications out.
 
+use crate::errors::from_sqlx;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,14 +13,14 @@ use sqlx::postgres::PgPool;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::directory;
-use super::job_state::{CURRENT, Holding, JOB_COLUMNS, Local, job};
-use super::upkeep;
-use crate::backfill::board::{Admission, BoardError, Counters, JobBoard, RunningJob, StopCause};
-use crate::backfill::job::{CANCELLED, Job};
-use crate::sessions::model::SessionId;
-use crate::store::error::StoreError;
-use crate::time::now_millis;
+use crate::directory;
+use crate::job_state::{CURRENT, Holding, JOB_COLUMNS, Local, job};
+use crate::upkeep;
+use wa_gateway_core::backfill::board::{Admission, BoardError, Counters, JobBoard, RunningJob, StopCause};
+use wa_gateway_core::backfill::job::{CANCELLED, Job};
+use wa_gateway_core::sessions::model::SessionId;
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::time::now_millis;
 
 pub struct PgJobBoard {
     pool: PgPool,
@@ -62,7 +63,8 @@ impl PgJobBoard {
         ))
         .bind(session)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
         row.as_ref().map(job).transpose()
     }
 }
@@ -86,7 +88,8 @@ impl JobBoard for PgJobBoard {
             .bind(&new.organization_id)
             .bind(new.started_at)
             .execute(&self.pool)
-            .await?
+            .await
+            .map_err(from_sqlx)?
             .rows_affected();
             if inserted == 1 {
                 self.work.notify_one();
@@ -103,7 +106,8 @@ impl JobBoard for PgJobBoard {
         let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM backfill_jobs {CURRENT}"))
             .bind(session.as_str())
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         row.as_ref().map(job).transpose()
     }
 
@@ -112,7 +116,8 @@ impl JobBoard for PgJobBoard {
             .bind(id)
             .bind(session.as_str())
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         row.as_ref().map(job).transpose()
     }
 
@@ -143,7 +148,8 @@ impl JobBoard for PgJobBoard {
         .bind(CANCELLED)
         .bind(now_millis())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
         let stopped = row.as_ref().map(job).transpose()?;
         if let Some(holding) = stopped.as_ref().and_then(|j| self.local.holding(&j.id)) {
             holding.stop(StopCause::Cancelled);
@@ -169,7 +175,8 @@ impl JobBoard for PgJobBoard {
         .bind(&self.replica)
         .bind(self.lease.as_secs_f64())
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
         let Some(claimed) = row.as_ref().map(job).transpose()? else { return Ok(None) };
         let holding = Arc::new(Holding::new(claimed.session_id.clone()));
         self.local.held.lock().unwrap_or_else(|p| p.into_inner()).insert(claimed.id.clone(), holding.clone());
@@ -235,7 +242,7 @@ impl RunningJob for PgRunning {
         .bind(&self.replica)
         .fetch_optional(&self.pool)
         .await
-        .map_err(StoreError::from)?;
+        .map_err(from_sqlx)?;
         match stop {
             None => {
                 self.holding.stop(StopCause::LeaseLost);
@@ -251,7 +258,7 @@ impl RunningJob for PgRunning {
 
     #[tracing::instrument(level = "debug", name = "store.publish_job", skip_all, fields(db.system = "postgresql"))]
     async fn publish(&self, counters: Counters) -> Result<Job, BoardError> {
-        let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         // The fence: the job row, locked, still ours and within its lease.
         let held: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM backfill_jobs WHERE id = $1 AND runner = $2 AND status = 'running' \
@@ -261,7 +268,7 @@ impl RunningJob for PgRunning {
         .bind(&self.replica)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(StoreError::from)?;
+        .map_err(from_sqlx)?;
         if held.is_none() {
             self.holding.stop(StopCause::LeaseLost);
             return Err(BoardError::LeaseLost);
@@ -279,9 +286,9 @@ impl RunningJob for PgRunning {
         .bind(counters.group_members as i64)
         .fetch_one(&mut *tx)
         .await
-        .map_err(StoreError::from)?;
+        .map_err(from_sqlx)?;
         let done = job(&row)?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(done)
     }
 
@@ -299,7 +306,8 @@ impl RunningJob for PgRunning {
         .bind(counters.group_members as i64)
         .bind(&self.replica)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .map_err(from_sqlx)?;
         if let Some(row) = row {
             return job(&row);
         }
@@ -307,7 +315,8 @@ impl RunningJob for PgRunning {
         let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM backfill_jobs WHERE id = $1"))
             .bind(&self.job.id)
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         job(&row)
     }
 }

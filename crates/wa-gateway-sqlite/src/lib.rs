@@ -2,25 +2,30 @@
 
 mod api_keys;
 mod directory;
-pub(super) mod errors;
+mod errors;
 mod readers;
 mod sessions;
+#[cfg(test)]
+mod tests;
 
+use crate::errors::from_sqlx;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use wa_gateway_sql::from_migrate;
 
 use async_trait::async_trait;
 use rand::RngCore;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::backfill::board::JobBoard;
-use crate::store::port::Database;
+use wa_gateway_core::backfill::board::JobBoard;
+use wa_gateway_core::store::port::Database;
 
-use crate::store::error::StoreError;
+use wa_gateway_core::store::error::StoreError;
 
-pub(super) const MIGRATIONS: super::migrations::Embedded = super::migrations::embed!("sqlite":
+/// This backend's migrations, in version order.
+pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0001_sessions.sql",
     "0002_api_keys.sql",
     "0003_backfill_data.sql",
@@ -49,7 +54,7 @@ fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         return Err(StoreError::InMemory(url.to_owned()));
     }
     let options = if url.starts_with("sqlite:") {
-        SqliteConnectOptions::from_str(url)?
+        SqliteConnectOptions::from_str(url).map_err(from_sqlx)?
     } else {
         SqliteConnectOptions::new().filename(url)
     };
@@ -77,7 +82,8 @@ impl SqliteDatabase {
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         let readers = readers::Readers::new(file.clone());
         Ok(Self { pool, readers, file, serving: Mutex::new(None) })
     }
@@ -106,7 +112,7 @@ fn lock_for_serving(file: &Path) -> Result<std::fs::File, StoreError> {
 #[async_trait]
 impl Database for SqliteDatabase {
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATIONS.migrator().await?.run(&self.pool).await?;
+        MIGRATIONS.migrator().await?.run(&self.pool).await.map_err(from_migrate)?;
         Ok(())
     }
 
@@ -116,10 +122,12 @@ impl Database for SqliteDatabase {
         sqlx::query("INSERT OR IGNORE INTO server_secrets (name, value) VALUES ('cursor_key', ?)")
             .bind(fresh.as_slice())
             .execute(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         let stored: Vec<u8> = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'cursor_key'")
             .fetch_one(&self.pool)
-            .await?;
+            .await
+            .map_err(from_sqlx)?;
         stored.try_into().map_err(|_| StoreError::Corrupt("cursor_key is not 32 bytes".into()))
     }
 

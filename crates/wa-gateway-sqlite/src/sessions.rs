@@ -1,15 +1,17 @@
+use crate::errors::from_rusqlite;
+use crate::errors::from_sqlx;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 
-use super::readers::Value;
-use crate::paging::PageRequest;
-use crate::sessions::model::{Session, SessionFilter, SessionId};
-use crate::sessions::writes::{Inspection, SessionWrite, StoredVersion};
-use crate::store::error::StoreError;
-use crate::store::port::{SessionImport, SessionStore};
-use crate::store::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
+use crate::readers::{ReaderRow, Value};
+use wa_gateway_core::paging::PageRequest;
+use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
+use wa_gateway_core::sessions::writes::{Inspection, SessionWrite, StoredVersion};
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::store::port::{SessionImport, SessionStore};
+use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
 
 /// Columns updated by an upsert; `created_at` only when the line gave one.
 const UPDATED: &str = "organization_id = excluded.organization_id, \
@@ -47,11 +49,11 @@ async fn write(conn: &mut SqliteConnection, sessions: &[&Session], keep_created_
         if !keep_created_at {
             q.push(", created_at = excluded.created_at");
         }
-        q.build().execute(&mut *conn).await?;
+        q.build().execute(&mut *conn).await.map_err(from_sqlx)?;
     }
     if !sessions.is_empty() {
         // In the writing transaction: see `sessions_revision` (migrations).
-        sqlx::query(BUMP_REVISION).execute(&mut *conn).await?;
+        sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
     }
     Ok(())
 }
@@ -74,8 +76,8 @@ impl SessionImport for SqliteImport {
                 row.push_bind(id.as_str());
             });
             q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            for row in q.build().fetch_all(&mut *self.tx).await? {
-                fresh.insert(row.try_get("id")?);
+            for row in q.build().fetch_all(&mut *self.tx).await.map_err(from_sqlx)? {
+                fresh.insert(row.try_get("id").map_err(from_sqlx)?);
             }
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("SELECT id, organization_id, updated_at FROM sessions WHERE id IN (");
@@ -84,12 +86,12 @@ impl SessionImport for SqliteImport {
                 list.push_bind(id.as_str());
             }
             q.push(")");
-            for row in q.build().fetch_all(&mut *self.tx).await? {
+            for row in q.build().fetch_all(&mut *self.tx).await.map_err(from_sqlx)? {
                 let version = StoredVersion {
-                    organization_id: row.try_get("organization_id")?,
-                    updated_at: row.try_get("updated_at")?,
+                    organization_id: row.try_get("organization_id").map_err(from_sqlx)?,
+                    updated_at: row.try_get("updated_at").map_err(from_sqlx)?,
                 };
-                stored.insert(row.try_get("id")?, version);
+                stored.insert(row.try_get("id").map_err(from_sqlx)?, version);
             }
         }
         Ok(ids
@@ -108,28 +110,29 @@ impl SessionImport for SqliteImport {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        sqlx::query("DROP TABLE temp.import_seen").execute(&mut *self.tx).await?;
-        self.tx.commit().await?;
+        sqlx::query("DROP TABLE temp.import_seen").execute(&mut *self.tx).await.map_err(from_sqlx)?;
+        self.tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 }
 
 #[async_trait]
-impl SessionStore for super::SqliteDatabase {
+impl SessionStore for crate::SqliteDatabase {
     /// Inserts or replaces every session in one transaction: all or nothing.
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
-        tx.commit().await?;
+        tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 
     async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         sqlx::query("CREATE TEMP TABLE IF NOT EXISTS import_seen (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID")
             .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM temp.import_seen").execute(&mut *tx).await?;
+            .await
+            .map_err(from_sqlx)?;
+        sqlx::query("DELETE FROM temp.import_seen").execute(&mut *tx).await.map_err(from_sqlx)?;
         Ok(Box::new(SqliteImport { tx }))
     }
 
@@ -155,11 +158,11 @@ impl SessionStore for super::SqliteDatabase {
         }
         self.readers
             .read(|conn| {
-                let mut statement = conn.prepare_cached(&sql)?;
-                let mut rows = statement.query(rusqlite::params_from_iter(&values))?;
+                let mut statement = conn.prepare_cached(&sql).map_err(from_rusqlite)?;
+                let mut rows = statement.query(rusqlite::params_from_iter(&values)).map_err(from_rusqlite)?;
                 let mut sessions = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
-                while let Some(row) = rows.next()? {
-                    sessions.push(rows::session(row)?);
+                while let Some(row) = rows.next().map_err(from_rusqlite)? {
+                    sessions.push(rows::session(&ReaderRow(row))?);
                 }
                 Ok(sessions)
             })
@@ -170,14 +173,22 @@ impl SessionStore for super::SqliteDatabase {
         let sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?");
         self.readers
             .read(|conn| {
-                let mut statement = conn.prepare_cached(&sql)?;
-                let mut rows = statement.query([id.as_str()])?;
-                rows.next()?.map(rows::session).transpose()
+                let mut statement = conn.prepare_cached(&sql).map_err(from_rusqlite)?;
+                let mut rows = statement.query([id.as_str()]).map_err(from_rusqlite)?;
+                rows.next().map_err(from_rusqlite)?.map(|row| rows::session(&ReaderRow(row))).transpose()
             })
             .await
     }
 
     async fn sessions_revision(&self) -> Result<String, StoreError> {
-        self.readers.read(|conn| Ok(conn.prepare_cached(READ_REVISION)?.query_row([], |row| row.get(0))?)).await
+        self.readers
+            .read(|conn| {
+                Ok(conn
+                    .prepare_cached(READ_REVISION)
+                    .map_err(from_rusqlite)?
+                    .query_row([], |row| row.get(0))
+                    .map_err(from_rusqlite)?)
+            })
+            .await
     }
 }

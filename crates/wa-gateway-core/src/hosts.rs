@@ -1,0 +1,76 @@
+//! Session hosts as the backfill sees them: the gateway nodes that hold live
+//! WhatsApp connections, each streaming a session's contacts and groups in
+//! validated batches. The gRPC client that implements [`SessionHost`] lives
+//! with the binary; the domain knows only these traits and [`HostError`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::directory::{Contact, Group};
+use crate::sessions::model::SessionId;
+
+/// The hosts configured on this replica, by gateway id.
+pub trait SessionHosts: Send + Sync + 'static {
+    /// The host that serves `gateway`, if this replica has one.
+    fn host(&self, gateway: &str) -> Option<Box<dyn SessionHost>>;
+}
+
+/// One session host.
+#[async_trait]
+pub trait SessionHost: Send + Sync {
+    /// The gateway this host serves.
+    fn gateway(&self) -> &str;
+
+    /// The session's cached contacts. A stream that sends nothing for
+    /// `stall` fails with [`HostError::Stalled`].
+    async fn contacts(&self, session: &SessionId, stall: Duration) -> Result<Box<dyn HostBatches<Contact>>, HostError>;
+
+    /// The session's joined groups with their members, in chunks small
+    /// enough to keep memory bounded whatever a group's size.
+    async fn groups(&self, session: &SessionId, stall: Duration) -> Result<Box<dyn HostBatches<Group>>, HostError>;
+}
+
+/// Batches of one host stream, each validated.
+#[async_trait]
+pub trait HostBatches<T>: Send {
+    /// The next batch; `None` when the host ended the stream cleanly.
+    async fn next(&mut self) -> Result<Option<Vec<T>>, HostError>;
+}
+
+/// What can go wrong with a session host.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum HostError {
+    #[error("session not connected")]
+    NotConnected,
+    #[error("session host does not hold this session")]
+    NotHeld,
+    #[error("session host cannot backfill this session")]
+    Unsupported,
+    #[error("session host unavailable: {0}")]
+    Unavailable(String),
+    #[error("session host connection broken: {0}")]
+    Broken(String),
+    #[error("session host deadline exceeded: {0}")]
+    DeadlineExceeded(String),
+    #[error("session host internal error: {0}")]
+    Internal(String),
+    #[error("session host stalled: nothing received for {0:?}")]
+    Stalled(Duration),
+    #[error("session host sent invalid data: {0}")]
+    InvalidData(String),
+    #[error("session host refused the call: {0}")]
+    Refused(String),
+}
+
+impl HostError {
+    /// Whether trying the stream again may help: the host was unreachable,
+    /// or the connection broke before anything arrived.
+    pub fn is_transient(&self, received_anything: bool) -> bool {
+        match self {
+            Self::Unavailable(_) => true,
+            Self::Broken(_) => !received_anything,
+            _ => false,
+        }
+    }
+}
