@@ -14,9 +14,7 @@ use wa_gateway_core::sessions::model::SessionId;
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{DirectoryStore, Replaced, Slice, Staging};
 use wa_gateway_core::time::now_millis;
-use wa_gateway_sql::rows;
-
-const TABLES: [&str; 3] = ["wa_contacts", "wa_groups", "wa_group_participants"];
+use wa_gateway_sql::rows::{self, DATA_TABLES};
 
 /// One row of COPY text format: tab-separated, `\N` for NULL, backslash
 /// escapes for the separators.
@@ -127,7 +125,7 @@ pub(super) async fn delete_generation(
     generation: &str,
 ) -> Result<u64, StoreError> {
     let mut deleted = 0;
-    for table in TABLES {
+    for table in DATA_TABLES {
         deleted += sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1 AND generation = $2"))
             .bind(session)
             .bind(generation)

@@ -9,16 +9,7 @@ use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
 use wa_gateway_core::sessions::writes::{Inspection, SessionWrite, StoredVersion};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{SessionImport, SessionStore};
-use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
-
-/// Columns updated by an upsert; `created_at` only when the line gave one.
-const UPDATED: &str = "organization_id = excluded.organization_id, \
-     created_by_user_id = excluded.created_by_user_id, gateway_id = excluded.gateway_id, \
-     label = excluded.label, phone_number = excluded.phone_number, wa_jid = excluded.wa_jid, \
-     wa_lid = excluded.wa_lid, status = excluded.status, auto_read = excluded.auto_read, \
-     presence_typing = excluded.presence_typing, is_admin_session = excluded.is_admin_session, \
-     rate_per_min = excluded.rate_per_min, rate_per_hour = excluded.rate_per_hour, \
-     updated_at = excluded.updated_at, last_connected_at = excluded.last_connected_at";
+use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
 
 /// Upserts in statements of at most 1,000 rows (17 parameters each, well
 /// under PostgreSQL's 65,535).
@@ -44,7 +35,7 @@ async fn write(conn: &mut PgConnection, sessions: &[&Session], keep_created_at: 
                 .push_bind(s.updated_at)
                 .push_bind(s.last_connected_at);
         });
-        q.push(format!(" ON CONFLICT (id) DO UPDATE SET {UPDATED}"));
+        q.push(format!(" ON CONFLICT (id) DO UPDATE SET {SESSION_UPSERT_UPDATES}"));
         if !keep_created_at {
             q.push(", created_at = excluded.created_at");
         }

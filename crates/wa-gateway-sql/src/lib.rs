@@ -5,6 +5,7 @@
 //! decoders from rows to domain values, and database URLs without their
 //! password. It names no driver: sqlx's backend features are the backends'.
 
+pub mod api_keys;
 pub mod errors;
 pub mod migrations;
 pub mod redact;

@@ -94,6 +94,19 @@ pub const SESSION_COLUMNS: &str = "id, organization_id, created_by_user_id, gate
      wa_jid, wa_lid, status, auto_read, presence_typing, is_admin_session, rate_per_min, \
      rate_per_hour, created_at, updated_at, last_connected_at";
 
+/// Columns an upsert of `sessions` updates (`ON CONFLICT (id) DO UPDATE
+/// SET …`); `created_at` only when the line gave one.
+pub const SESSION_UPSERT_UPDATES: &str = "organization_id = excluded.organization_id, \
+     created_by_user_id = excluded.created_by_user_id, gateway_id = excluded.gateway_id, \
+     label = excluded.label, phone_number = excluded.phone_number, wa_jid = excluded.wa_jid, \
+     wa_lid = excluded.wa_lid, status = excluded.status, auto_read = excluded.auto_read, \
+     presence_typing = excluded.presence_typing, is_admin_session = excluded.is_admin_session, \
+     rate_per_min = excluded.rate_per_min, rate_per_hour = excluded.rate_per_hour, \
+     updated_at = excluded.updated_at, last_connected_at = excluded.last_connected_at";
+
+/// The tables a backfill stores, each keyed by session and generation.
+pub const DATA_TABLES: [&str; 3] = ["wa_contacts", "wa_groups", "wa_group_participants"];
+
 /// Moves the revision of `sessions` on; run in every transaction that
 /// writes sessions, after its writes.
 pub const BUMP_REVISION: &str = "UPDATE sessions_revision SET n = n + 1";

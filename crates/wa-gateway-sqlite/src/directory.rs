@@ -14,12 +14,11 @@ use wa_gateway_core::sessions::model::SessionId;
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{DirectoryStore, Replaced, Slice, Staging};
 use wa_gateway_core::time::now_millis;
-use wa_gateway_sql::rows;
+use wa_gateway_sql::rows::{self, DATA_TABLES};
 
 /// Rows per INSERT: SQLite allows 32,766 bound variables per statement, and
 /// 11 columns x 500 rows stays far below it.
 const ROWS_PER_STATEMENT: usize = 500;
-const TABLES: [&str; 3] = ["wa_contacts", "wa_groups", "wa_group_participants"];
 
 /// Which of `jids` the staging generation already holds, in `table`'s key column.
 async fn staged_among(
@@ -205,7 +204,7 @@ impl DirectoryStore for SqliteDatabase {
 
     async fn sweep_unpublished_generations(&self) -> Result<u64, StoreError> {
         let mut swept = 0;
-        for table in TABLES {
+        for table in DATA_TABLES {
             swept += sqlx::query(&format!(
                 "DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM session_data_generations g \
                  WHERE g.session_id = {table}.session_id AND g.generation = {table}.generation)"
@@ -315,7 +314,7 @@ async fn delete_generation(
     session: &SessionId,
     generation: &str,
 ) -> Result<(), StoreError> {
-    for table in TABLES {
+    for table in DATA_TABLES {
         sqlx::query(&format!("DELETE FROM {table} WHERE session_id = ? AND generation = ?"))
             .bind(session.as_str())
             .bind(generation)
