@@ -153,8 +153,10 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
 }
 
 /// The body must be empty or `{}`.
+/// No body at all, or the JSON object `{}`. Whitespace alone is not JSON,
+/// so it is refused like any other malformed body.
 fn check_empty_body(body: &Bytes) -> Result<(), ApiError> {
-    if body.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+    if body.is_empty() {
         return Ok(());
     }
     match serde_json::from_slice::<Value>(body) {

@@ -316,6 +316,9 @@ async fn status_table() {
     assert_envelope(&resp.json().await.unwrap(), "invalid_argument");
     let resp = post("{not json").await.unwrap();
     assert_eq!(resp.status(), 400);
+    let resp = post("\r").await.unwrap();
+    assert_eq!(resp.status(), 400, "whitespace alone is not an empty body");
+    assert_envelope(&resp.json().await.unwrap(), "invalid_argument");
     let big = r
         .http
         .post(r.gw.http("/api/v1/admin/sessions/t3:backfill"))
