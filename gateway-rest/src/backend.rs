@@ -101,6 +101,7 @@ macro_rules! forward {
 forward! {
     who_am_i(WhoAmIRequest) -> WhoAmIResponse;
     list_sessions(ListSessionsRequest) -> ListSessionsResponse;
+    get_session(GetSessionRequest) -> GetSessionResponse;
     start_backfill(StartBackfillRequest) -> StartBackfillResponse;
     get_backfill(GetBackfillRequest) -> GetBackfillResponse;
     cancel_backfill(CancelBackfillRequest) -> CancelBackfillResponse;

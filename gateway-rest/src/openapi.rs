@@ -181,6 +181,11 @@ pub fn document() -> Value {
                     "304": {"description": "The page named by If-None-Match is still current (no session changed since it was read).", "headers": listing_headers()}
                 }), errors(&[]))
             }},
+            "/api/v1/admin/sessions/{session}": {"get": {
+                "operationId": "getSession", "summary": "Get one session, whatever its organization (super_admin)",
+                "parameters": [session_param()],
+                "responses": with(json!({"200": ok("The session.", "Session")}), errors(&["404"]))
+            }},
             "/api/v1/admin/sessions/{session}:backfill": {"post": {
                 "operationId": "startBackfill", "summary": "Start a session data backfill (super_admin)",
                 "parameters": [session_param()],

@@ -73,6 +73,11 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
     };
     let (state, headers) = (&state, &parts.headers);
     let result = match resource {
+        Resource::Session => {
+            let message = pb::GetSessionRequest { session_id };
+            let found = state.call(state.backend.get_session(rpc_request(headers, message))).await;
+            found.map(|r| WrittenJson(r.session.map(dto::Session::from)).into_response())
+        }
         Resource::StartBackfill => start_backfill(state, headers, body, raw_id, session_id).await,
         Resource::CancelBackfill => cancel_backfill(state, headers, body, session_id).await,
         Resource::GetBackfill => {

@@ -24,6 +24,7 @@ pub(crate) fn percent_decode(raw: &str, field: &str) -> Result<String, ApiError>
 }
 
 pub(crate) enum Resource<'a> {
+    Session,
     StartBackfill,
     GetBackfill,
     WatchBackfill,
@@ -59,6 +60,7 @@ pub struct RouteTemplate(pub &'static str);
 impl Resource<'_> {
     pub(crate) fn template(&self) -> RouteTemplate {
         RouteTemplate(match self {
+            Self::Session => "/api/v1/admin/sessions/{session}",
             Self::StartBackfill => "/api/v1/admin/sessions/{session}:backfill",
             Self::GetBackfill => "/api/v1/admin/sessions/{session}/backfill",
             Self::WatchBackfill => "/api/v1/admin/sessions/{session}/backfill:watch",
@@ -93,7 +95,7 @@ pub(crate) fn parse(tail: &str) -> Result<(&str, Resource<'_>), ApiError> {
             _ => Err(no_path()),
         };
     }
-    let Some(sub) = sub else { return Err(no_path()) };
+    let Some(sub) = sub else { return Ok((id, Resource::Session)) };
     let group = sub.strip_prefix("groups/").and_then(|g| g.strip_suffix("/participants"));
     let resource = match sub {
         "backfill" => Resource::GetBackfill,
@@ -154,6 +156,8 @@ mod tests {
     fn session_paths_parse_to_their_resource_or_a_precise_404() {
         let template = |r: &str| format!("/api/v1/admin/sessions/{{session}}{r}");
         for (tail, id, resource) in [
+            ("s1", "s1", ""),
+            ("s%3A1", "s%3A1", ""),
             ("s1:backfill", "s1", ":backfill"),
             ("s1/backfill", "s1", "/backfill"),
             ("s1/backfill:watch", "s1", "/backfill:watch"),
@@ -168,7 +172,6 @@ mod tests {
         for (tail, message) in [
             ("s1:nope", "unknown custom method :nope"),
             ("s1/backfill:nope", "unknown custom method :nope"),
-            ("s1", "no such path"),
             ("s1/", "no such path"),
             ("s1:backfill/x", "no such path"),
             ("s1/backfill/x", "no such path"),

@@ -131,6 +131,21 @@ impl AdminService for AdminApi {
         call.finish("", result)
     }
 
+    async fn get_session(
+        &self,
+        mut request: Request<pb::GetSessionRequest>,
+    ) -> Result<Response<pb::GetSessionResponse>, Status> {
+        let call = Call::begin(&mut request, "GetSession")?;
+        let raw = request.into_inner().session_id;
+        let result = async {
+            let id = session_id(&raw)?;
+            let session = sessions::get(&call.admin, &self.store, &id).await.map_err(|e| to_status(&e))?;
+            Ok(Response::new(pb::GetSessionResponse { session: Some(session.to_proto()) }))
+        }
+        .await;
+        call.finish(&raw, result)
+    }
+
     async fn start_backfill(
         &self,
         mut request: Request<pb::StartBackfillRequest>,

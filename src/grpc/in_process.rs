@@ -87,6 +87,7 @@ macro_rules! admitted {
 admitted! {
     who_am_i(WhoAmIRequest) -> WhoAmIResponse as "WhoAmI";
     list_sessions(ListSessionsRequest) -> ListSessionsResponse as "ListSessions";
+    get_session(GetSessionRequest) -> GetSessionResponse as "GetSession";
     start_backfill(StartBackfillRequest) -> StartBackfillResponse as "StartBackfill";
     get_backfill(GetBackfillRequest) -> GetBackfillResponse as "GetBackfill";
     cancel_backfill(CancelBackfillRequest) -> CancelBackfillResponse as "CancelBackfill";

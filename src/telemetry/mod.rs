@@ -108,6 +108,7 @@ pub fn register_series() {
 /// Every gRPC method this server serves; anything else is labelled `other`.
 pub const GRPC_METHODS: &[&str] = &[
     "/wa.gateway.admin.v1.AdminService/ListSessions",
+    "/wa.gateway.admin.v1.AdminService/GetSession",
     "/wa.gateway.admin.v1.AdminService/StartBackfill",
     "/wa.gateway.admin.v1.AdminService/GetBackfill",
     "/wa.gateway.admin.v1.AdminService/CancelBackfill",

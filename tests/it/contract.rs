@@ -103,7 +103,7 @@ crate::both_backends!(every_annotation_has_a_route_and_every_route_an_annotation
 async fn every_annotation_has_a_route_and_every_route_an_annotation() {
     let (_jwks, _host, gw, token) = start().await;
     let annotated = annotated_routes();
-    assert_eq!(annotated.len(), 9, "{annotated:?}");
+    assert_eq!(annotated.len(), 10, "{annotated:?}");
 
     let document: Value = reqwest::get(gw.http("/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
     assert_eq!(document["openapi"], "3.1.0");

@@ -266,10 +266,14 @@ async fn status_table() {
     let (s, body) = r.get("/api/v1/admin/sessions/t1/backfill").await;
     assert_eq!(s, 404, "no job since start-up");
     assert_eq!(body["error"]["details"]["reason"], "BACKFILL_NOT_FOUND");
+    let (s, body) = r.get("/api/v1/admin/sessions/s1").await;
+    assert_eq!((s, body["id"].as_str()), (StatusCode::OK, Some("s1")), "{body}");
+    let (s, body) = r.get("/api/v1/admin/sessions/nope").await;
+    assert_eq!(s, 404);
+    assert_eq!(body["error"]["details"]["reason"], "SESSION_NOT_FOUND");
     for path in [
         "/nope",
         "/api/v1/admin",
-        "/api/v1/admin/sessions/s1",
         "/api/v1/admin/sessions/s1/other",
         "/api/v1/admin/sessions/s1/backfill/x",
     ] {

@@ -24,6 +24,8 @@ pub enum SessionsError {
     Paging(#[from] PagingError),
     #[error("invalid filter: {0}")]
     InvalidFilter(String),
+    #[error("session not found")]
+    NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -33,6 +35,7 @@ impl ServiceError for SessionsError {
         match self {
             Self::Paging(e) => e.error_code(),
             Self::InvalidFilter(_) => ErrorCode::InvalidArgument,
+            Self::NotFound => ErrorCode::NotFound,
             Self::Store(e) => e.error_code(),
         }
     }
@@ -40,6 +43,7 @@ impl ServiceError for SessionsError {
         match self {
             Self::Paging(e) => e.reason(),
             Self::InvalidFilter(_) => "INVALID_FILTER",
+            Self::NotFound => "SESSION_NOT_FOUND",
             Self::Store(e) => e.reason(),
         }
     }
@@ -92,6 +96,11 @@ pub async fn list(
     let rows = store.list_sessions(&request.filter, &page).await?;
     let page = codec.page(&scope, page.limit, rows, |s: &Session| s.id.as_str().to_owned());
     Ok(Listing { revision, page: Some(page) })
+}
+
+/// One session by its id, whatever its organization.
+pub async fn get(_admin: &SuperAdmin, store: &Store, id: &SessionId) -> Result<Session, SessionsError> {
+    store.get_session(id).await?.ok_or(SessionsError::NotFound)
 }
 
 #[cfg(test)]
