@@ -9,6 +9,7 @@
 compile_error!("wa-gateway needs the `sqlite` feature: the demo and the default database are SQLite files");
 
 pub mod cli;
+pub mod console;
 
 pub use wa_gateway_core::{auth, backfill, directory, error, paging, sessions, time};
 

@@ -156,7 +156,10 @@ impl Demo {
   of {orgs} on {gateways}.
 ==================================================================
 
-super_admin token (12 h):
+Open the console (this link signs in; the token stays in the tab):
+http://{http}/console/#token={token}
+
+super_admin token (12 h), for the commands below:
 export WA_GATEWAY_TOKEN='{token}'
 org owner token (org_acme; admin calls answer 403):
 export OWNER_TOKEN='{owner}'
@@ -164,18 +167,18 @@ api-key (org_acme; admin calls answer 403):
 export API_KEY='{key}'
 
 List sessions of every organization:
-curl -s -H 'Authorization: Bearer {token}' http://{http}/api/v1/admin/sessions
+curl -s -H "Authorization: Bearer $WA_GATEWAY_TOKEN" http://{http}/api/v1/admin/sessions
 Start a backfill and poll it:
-curl -s -X POST -H 'Authorization: Bearer {token}' http://{http}/api/v1/admin/sessions/demo-acme-01:backfill
-curl -s -H 'Authorization: Bearer {token}' http://{http}/api/v1/admin/sessions/demo-acme-01/backfill
+curl -s -X POST -H "Authorization: Bearer $WA_GATEWAY_TOKEN" http://{http}/api/v1/admin/sessions/demo-acme-01:backfill
+curl -s -H "Authorization: Bearer $WA_GATEWAY_TOKEN" http://{http}/api/v1/admin/sessions/demo-acme-01/backfill
 Over gRPC:
-grpcurl -plaintext -H 'authorization: Bearer {token}' -d '{{"limit": 5}}' {grpc} wa.gateway.admin.v1.AdminService/ListSessions
-Follow a backfill with a progress bar:
-wa-gateway admin --server http://{grpc} --token '{token}' backfill start demo-globex-01 --follow
+grpcurl -plaintext -H "authorization: Bearer $WA_GATEWAY_TOKEN" -d '{{"limit": 5}}' {grpc} wa.gateway.admin.v1.AdminService/ListSessions
+Follow a backfill with a progress bar (the CLI reads $WA_GATEWAY_TOKEN):
+wa-gateway admin --server http://{grpc} backfill start demo-globex-01 --follow
 Cancel a running job (stored data stays as it was):
-wa-gateway admin --server http://{grpc} --token '{token}' backfill cancel demo-globex-01
+wa-gateway admin --server http://{grpc} backfill cancel demo-globex-01
 A session whose phone is offline (the job fails):
-wa-gateway admin --server http://{grpc} --token '{token}' backfill start {disconnected} --follow
+wa-gateway admin --server http://{grpc} backfill start {disconnected} --follow
 "#,
             db = self.database_url,
             orgs = ORGS.join(", "),

@@ -18,7 +18,7 @@ pub struct ServeArgs {
     #[arg(long, env = "WA_GATEWAY_GRPC_ADDR", default_value = "127.0.0.1:50051")]
     pub grpc_addr: SocketAddr,
 
-    /// Address of the HTTP server (REST, health, metrics).
+    /// Address of the HTTP server (REST, the console at /console/, health, metrics).
     #[arg(long, env = "WA_GATEWAY_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
 

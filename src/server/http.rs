@@ -84,7 +84,7 @@ async fn readyz(State(ready): State<Arc<Readiness>>) -> Result<String, ApiError>
 }
 
 /// The whole HTTP port: REST (`rest`, built with the metrics layer inside
-/// its own layer stack), probes and metrics.
+/// its own layer stack), probes, metrics and the console.
 pub fn router(
     rest: axum::Router,
     ready: Arc<Readiness>,
@@ -107,7 +107,7 @@ pub fn router(
         let jwks = get(move || std::future::ready(([(http::header::CONTENT_TYPE, "application/json")], demo)));
         probes = probes.route("/demo/jwks.json", jwks.fallback(method_not_allowed));
     }
-    probes.layer(crate::telemetry::ObserveRestLayer).merge(rest)
+    probes.merge(crate::console::router()).layer(crate::telemetry::ObserveRestLayer).merge(rest)
 }
 
 /// Serves `router` until `shutdown`, then lets open connections finish (the

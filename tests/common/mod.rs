@@ -10,6 +10,7 @@ pub mod host;
 pub mod jwks;
 pub mod otlp;
 pub mod pg;
+pub mod webdriver;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -158,6 +158,39 @@ async fn the_printed_curl_line_lists_sessions_of_several_organizations() {
     assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
 }
 
+/// The banner's first offer is the console link; the token appears there
+/// and in the `export` line only, and the link signs a browser in.
+#[tokio::test]
+async fn the_printed_console_link_signs_in_and_leaves_no_token_in_the_address_bar() {
+    let demo = Demo::start().await;
+    let token = demo.token();
+    let link = demo.banner.iter().find(|l| l.contains("/console/#token=")).expect("a console link").trim().to_owned();
+    assert_eq!(link, format!("http://{}/console/#token={token}", demo.http));
+    let offers: Vec<usize> = demo
+        .banner
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            l.starts_with("http://")
+                || l.starts_with("curl ")
+                || l.starts_with("grpcurl ")
+                || l.starts_with("wa-gateway admin")
+        })
+        .map(|(at, _)| at)
+        .collect();
+    assert!(demo.banner[offers[0]].contains("/console/"), "the console link comes first");
+    assert_eq!(demo.banner.iter().filter(|l| l.contains(&token)).count(), 2, "the token is printed twice at most");
+
+    let browser = common::webdriver::Browser::start(1280, 800).await;
+    browser.goto(&link).await;
+    let rows = "return document.querySelectorAll('tr[data-session]').length || null;";
+    let shown = browser.wait("the demo's sessions", rows, serde_json::json!([])).await;
+    assert!(shown.as_u64().unwrap() >= 6, "{shown}");
+    let href = browser.run("return location.href;", serde_json::json!([])).await;
+    assert_eq!(href, serde_json::json!(format!("http://{}/console/", demo.http)));
+    assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
+}
+
 #[tokio::test]
 async fn readme_quickstart_lines_run_against_the_demo() {
     let demo = Demo::start().await;
