@@ -102,6 +102,8 @@ forward! {
     who_am_i(WhoAmIRequest) -> WhoAmIResponse;
     list_sessions(ListSessionsRequest) -> ListSessionsResponse;
     get_session(GetSessionRequest) -> GetSessionResponse;
+    list_gateways(ListGatewaysRequest) -> ListGatewaysResponse;
+    accept_gateway_snapshot(AcceptGatewaySnapshotRequest) -> AcceptGatewaySnapshotResponse;
     start_backfill(StartBackfillRequest) -> StartBackfillResponse;
     get_backfill(GetBackfillRequest) -> GetBackfillResponse;
     cancel_backfill(CancelBackfillRequest) -> CancelBackfillResponse;

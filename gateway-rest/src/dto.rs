@@ -224,3 +224,52 @@ pub struct PageOf<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
+
+/// A configured gateway: its session feed and its sessions by status.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Gateway {
+    pub id: String,
+    pub host_url: String,
+    pub feed: &'static str,
+    pub sessions: i64,
+    pub last_snapshot_at: Option<i64>,
+    pub last_event_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub follower: Option<String>,
+    pub status_counts: std::collections::BTreeMap<String, i64>,
+    pub held_removals: i64,
+}
+
+pub fn feed_state(state: pb::FeedState) -> &'static str {
+    match state {
+        pb::FeedState::Unspecified | pb::FeedState::Connecting => "connecting",
+        pb::FeedState::Syncing => "syncing",
+        pb::FeedState::Live => "live",
+        pb::FeedState::Unreachable => "unreachable",
+        pb::FeedState::Unsupported => "unsupported",
+    }
+}
+
+impl From<pb::Gateway> for Gateway {
+    fn from(g: pb::Gateway) -> Self {
+        Self {
+            feed: feed_state(g.feed()),
+            id: g.id,
+            host_url: g.host_url,
+            sessions: g.sessions,
+            last_snapshot_at: millis(g.last_snapshot_at),
+            last_event_at: millis(g.last_event_at),
+            last_error: g.last_error,
+            follower: g.follower,
+            status_counts: g.status_counts.into_iter().collect(),
+            held_removals: g.held_removals,
+        }
+    }
+}
+
+/// `{"data":[…]}`: a list that is never paged.
+#[derive(Debug, Serialize)]
+pub struct ListOf<T> {
+    pub data: Vec<T>,
+}

@@ -13,11 +13,13 @@
 
 mod auth_first;
 mod backend;
+mod body;
 mod client_addr;
 pub mod dto;
 pub mod error;
 pub mod finish;
 mod forwarded;
+mod gateways;
 mod json_body;
 mod json_write;
 mod listing;

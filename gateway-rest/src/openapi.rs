@@ -114,6 +114,24 @@ fn schemas() -> Value {
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}}, "nextCursor": nullable("string")}},
         "ParticipantPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}}, "nextCursor": nullable("string")}},
+        "Gateway": {
+            "type": "object",
+            "required": ["id","hostUrl","feed","sessions","lastSnapshotAt","lastEventAt","lastError","follower","statusCounts","heldRemovals"],
+            "additionalProperties": false,
+            "properties": {
+                "id": {"type": "string"}, "hostUrl": {"type": "string", "description": "the session host, without credentials"},
+                "feed": {"enum": ["connecting","syncing","live","unreachable","unsupported"]},
+                "sessions": {"type": "integer", "minimum": 0, "description": "sessions stored with this gateway"},
+                "lastSnapshotAt": nullable("integer"), "lastEventAt": nullable("integer"),
+                "lastError": nullable("string"), "follower": nullable("string"),
+                "statusCounts": {"type": "object", "additionalProperties": false,
+                    "required": ["stopped","starting","scan_qr_code","working","failed"],
+                    "properties": {"stopped": {"type": "integer"}, "starting": {"type": "integer"}, "scan_qr_code": {"type": "integer"}, "working": {"type": "integer"}, "failed": {"type": "integer"}}},
+                "heldRemovals": {"type": "integer", "minimum": 0, "description": "sessions a held snapshot would remove (0: none held)"}
+            }
+        },
+        "GatewayList": {"type": "object", "required": ["data"], "additionalProperties": false,
+            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Gateway"}}}},
         "Caller": {
             "type": "object", "required": ["subject","validUntil"], "additionalProperties": false,
             "properties": {"subject": {"type": "string", "description": "sub of the login token"},
@@ -180,6 +198,16 @@ pub fn document() -> Value {
                     "200": with(ok("One page of sessions, in a stable order.", "SessionPage"), json!({"headers": listing_headers()})),
                     "304": {"description": "The page named by If-None-Match is still current (no session changed since it was read).", "headers": listing_headers()}
                 }), errors(&[]))
+            }},
+            "/api/v1/admin/gateways": {"get": {
+                "operationId": "listGateways", "summary": "Every configured gateway: its session feed and its sessions by status (super_admin)",
+                "responses": with(json!({"200": ok("One entry per configured gateway.", "GatewayList")}), errors(&[]))
+            }},
+            "/api/v1/admin/gateways/{gateway}:acceptSnapshot": {"post": {
+                "operationId": "acceptGatewaySnapshot", "summary": "Apply a gateway's held snapshot: remove the sessions its host no longer holds (super_admin)",
+                "parameters": [{"name": "gateway", "in": "path", "required": true, "description": "The gateway id (percent-encode a literal colon).", "schema": {"type": "string"}}],
+                "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object", "maxProperties": 0}}}},
+                "responses": with(json!({"200": ok("The gateway; its follower removes the held sessions.", "Gateway")}), errors(&["404", "409", "413"]))
             }},
             "/api/v1/admin/sessions/{session}": {"get": {
                 "operationId": "getSession", "summary": "Get one session, whatever its organization (super_admin)",

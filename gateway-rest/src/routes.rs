@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures_util::StreamExt;
-use serde_json::Value;
 
+use crate::body::{check_empty_body, read_body};
 use crate::dto::{self, PageOf};
 use crate::error::{ApiError, from_status};
 use crate::forwarded::{Forwarded, rpc_request};
@@ -20,15 +20,15 @@ use crate::query::{cursor, limit, query_of, text};
 use crate::session_path::{Resource, SESSIONS, parse, percent_decode, session_tail};
 use crate::state::RestState;
 
-/// The StartBackfill body is empty or `{}`; anything near this size is a mistake.
-const MAX_BODY_BYTES: usize = 16 * 1024;
-/// How much of an oversized body is read and discarded before answering 413.
-const DRAIN_BYTES: usize = 1024 * 1024;
-
 pub(crate) fn routes(state: RestState) -> Router {
     Router::new()
         .route("/api/v1/admin/whoami", get(who_am_i).fallback(|| async { ApiError::method_not_allowed("GET") }))
         .route(SESSIONS, get(crate::listing::list_sessions).fallback(|| async { ApiError::method_not_allowed("GET") }))
+        .route(
+            crate::gateways::GATEWAYS,
+            get(crate::gateways::list).fallback(|| async { ApiError::method_not_allowed("GET") }),
+        )
+        .route("/api/v1/admin/gateways/{gateway}", axum::routing::any(crate::gateways::accept))
         .route(
             "/api/v1/openapi.json",
             get(|| async { JsonBody(crate::openapi::document()) })
@@ -131,51 +131,6 @@ where
     Fut: std::future::Future<Output = Result<Response, ApiError>>,
 {
     rpc(limit(query)?, cursor(query)?).await
-}
-
-/// Reads at most [`MAX_BODY_BYTES`]. A larger body is still drained up to
-/// [`DRAIN_BYTES`] so the client gets its 413 instead of a connection reset
-/// mid-upload; beyond that the connection is dropped.
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    let mut stream = body.into_data_stream();
-    let mut kept = Vec::new();
-    let mut seen = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return Err(ApiError::invalid_argument("body", "the request body could not be read"));
-        };
-        seen += chunk.len();
-        if seen <= MAX_BODY_BYTES {
-            kept.extend_from_slice(&chunk);
-        } else if seen > DRAIN_BYTES {
-            break;
-        }
-    }
-    if seen > MAX_BODY_BYTES {
-        return Err(ApiError::payload_too_large(MAX_BODY_BYTES));
-    }
-    Ok(Bytes::from(kept))
-}
-
-/// The body must be empty or `{}`.
-/// No body at all, or the JSON object `{}`. Whitespace alone is not JSON,
-/// so it is refused like any other malformed body.
-fn check_empty_body(body: &Bytes) -> Result<(), ApiError> {
-    if body.is_empty() {
-        return Ok(());
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(fields)) if fields.is_empty() => Ok(()),
-        Ok(Value::Object(fields)) => Err(ApiError::invalid_argument(
-            "body",
-            format!(
-                "unexpected field {:?}: the body must be empty or {{}}",
-                fields.keys().next().map(String::as_str).unwrap_or("")
-            ),
-        )),
-        Ok(_) => Err(ApiError::invalid_argument("body", "the body must be empty or a JSON object {}")),
-        Err(e) => Err(ApiError::invalid_argument("body", format!("malformed JSON: {e}"))),
-    }
 }
 
 async fn start_backfill(

@@ -44,6 +44,11 @@ pub enum AdminCommand {
     /// Backfill jobs.
     #[command(subcommand)]
     Backfill(BackfillCommand),
+    /// Every configured gateway: its session feed and its sessions by status.
+    Gateways {
+        #[command(subcommand)]
+        command: Option<super::gateways::GatewaysCommand>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -160,6 +165,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("--token contains characters a header cannot carry"))?;
     let mut client = Client { inner: AdminServiceClient::new(channel), token };
     match args.command {
+        AdminCommand::Gateways { command } => {
+            super::gateways::run(client.inner, client.token, command, args.json).await
+        }
         AdminCommand::Sessions(SessionsCommand::List { org, status, gateway, limit, all }) => {
             let status = match status.as_deref() {
                 None => pb::SessionStatus::Unspecified,

@@ -27,6 +27,8 @@ const GATEWAYS: [&str; 2] = ["gw-demo-1", "gw-demo-2"];
 /// The seeded session the simulated host reports as not connected.
 pub const DISCONNECTED: &str = "demo-initech-02";
 const TOKEN_LIFETIME_SECS: u64 = 12 * 3600;
+/// How often a demo host changes one session's status.
+const DEMO_CHURN_PER_SEC: f64 = 0.2;
 
 pub struct Demo {
     pub dir: PathBuf,
@@ -78,7 +80,10 @@ fn seeded_sessions() -> Result<Vec<Session>, crate::sessions::IdError> {
     Ok(sessions)
 }
 
-async fn start_sim() -> anyhow::Result<SocketAddr> {
+/// One simulated host per gateway, each feeding the directory the seeded
+/// sessions of its gateway, with a status change every few seconds.
+async fn start_sim(sessions: &[Session], gateway: &str) -> anyhow::Result<SocketAddr> {
+    let held = sessions.iter().filter(|s| s.gateway_id.as_deref() == Some(gateway)).map(crate::hosts::sim_feed::hosted);
     // Paced so that `backfill start --follow` shows progress for a few
     // seconds: 2,000 contacts and 60 groups in batches of 50, 80 ms apart.
     let config = SimConfig {
@@ -90,6 +95,7 @@ async fn start_sim() -> anyhow::Result<SocketAddr> {
         fail_after: None,
         disconnected: [DISCONNECTED.to_owned()].into_iter().collect(),
         held: None,
+        feed: Some(crate::hosts::sim_feed::SimFeed::new(held, DEMO_CHURN_PER_SEC)),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -111,13 +117,16 @@ impl Demo {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let database_url = dir.join("demo.db").display().to_string();
         let store = crate::store::open(&database_url).await?;
-        store.upsert_sessions(&seeded_sessions()?).await?;
+        let seeded = seeded_sessions()?;
+        store.upsert_sessions(&seeded).await?;
         let key = generate_api_key(ORGS[0], Some("demo".into()), vec!["sessions.read".into()]);
         store.insert_api_key(&key.row).await?;
         store.close().await;
 
-        let sim = start_sim().await?;
-        let specs: Vec<String> = GATEWAYS.iter().map(|g| format!("{g}=http://{sim}")).collect();
+        let mut specs = Vec::with_capacity(GATEWAYS.len());
+        for gateway in GATEWAYS {
+            specs.push(format!("{gateway}=http://{}", start_sim(&seeded, gateway).await?));
+        }
         let hosts = HostRegistry::from_specs(&specs, &crate::tls::ClientTls::default())?;
 
         let mut seed = [0u8; 32];

@@ -6,6 +6,7 @@ use clap::Args;
 use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::hosts::sim::{SimConfig, SimHost};
+use crate::hosts::sim_feed::SimFeed;
 use crate::proto::host::session_host_service_server::SessionHostServiceServer;
 
 #[derive(Args, Debug)]
@@ -38,6 +39,31 @@ pub struct HostSimArgs {
     /// default every session id is held.
     #[arg(long = "session", value_name = "SESSION_ID")]
     pub sessions: Vec<String>,
+    /// The sessions this host reports on WatchSessions: a JSON Lines file in
+    /// the `sessions import` format. Without it WatchSessions answers
+    /// UNIMPLEMENTED (an empty snapshot would remove every session of the gateway).
+    #[arg(long = "sessions", value_name = "FILE")]
+    pub sessions_file: Option<std::path::PathBuf>,
+    /// Status changes per second on the feed (a working session waits for a
+    /// QR scan, later it works again); 0 sends none.
+    #[arg(long, default_value_t = 0.0, requires = "sessions_file")]
+    pub churn_per_sec: f64,
+}
+
+/// The sessions of a JSON Lines file in the import format, as a host reports them.
+fn read_sessions(path: &std::path::Path) -> anyhow::Result<Vec<crate::proto::host::HostedSession>> {
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let now = crate::time::now_millis();
+    let mut sessions = Vec::new();
+    for (n, line) in text.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed = crate::sessions::parse_line(line, now)
+            .map_err(|e| anyhow::anyhow!("{}: line {}: {e}", path.display(), n + 1))?;
+        sessions.push(crate::hosts::sim_feed::hosted(&parsed.session));
+    }
+    Ok(sessions)
 }
 
 pub async fn run(args: HostSimArgs) -> anyhow::Result<()> {
@@ -51,6 +77,10 @@ pub async fn run(args: HostSimArgs) -> anyhow::Result<()> {
         fail_after: args.fail_after,
         disconnected: args.disconnected.into_iter().collect(),
         held: (!args.sessions.is_empty()).then(|| args.sessions.into_iter().collect()),
+        feed: match &args.sessions_file {
+            Some(path) => Some(SimFeed::new(read_sessions(path)?, args.churn_per_sec)),
+            None => None,
+        },
     };
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;

@@ -4,6 +4,7 @@
 mod admin;
 mod api_keys;
 mod demo;
+mod gateways;
 mod host_check;
 mod host_sim;
 mod listen;

@@ -11,6 +11,7 @@ use crate::backfill::{BackfillConfig, RetryPolicy};
 use crate::hosts::HostRegistry;
 use crate::server::{self, ServeConfig};
 use crate::tls::ClientTls;
+use wa_gateway_core::feed::FeedConfig;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -93,6 +94,16 @@ pub struct ServeArgs {
     /// fails with an error saying it timed out, and frees the session.
     #[arg(long, env = "WA_GATEWAY_BACKFILL_TIMEOUT_SECS", default_value_t = 1800, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub backfill_timeout_secs: u64,
+
+    /// A session feed whose opening snapshot has not completed after this
+    /// many seconds is dropped and opened again (nothing is removed on its account).
+    #[arg(long, env = "WA_GATEWAY_FEED_SNAPSHOT_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub feed_snapshot_timeout_secs: u64,
+
+    /// Longest wait, in seconds, before a broken session feed is opened again
+    /// (waits start at half a second and double, with jitter).
+    #[arg(long, env = "WA_GATEWAY_FEED_BACKOFF_MAX_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub feed_backoff_max_secs: u64,
 
     /// Cluster mode (PostgreSQL): seconds a replica's hold on a running job
     /// lasts without renewal. A replica that dies has its jobs failed
@@ -277,6 +288,11 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
             deadline: Duration::from_secs(args.backfill_timeout_secs),
             retry: RetryPolicy::default(),
             lease: Duration::from_secs(args.backfill_lease_secs),
+        },
+        feed: FeedConfig {
+            snapshot_stall: Duration::from_secs(args.feed_snapshot_timeout_secs),
+            backoff_max: Duration::from_secs(args.feed_backoff_max_secs),
+            ..FeedConfig::default()
         },
         demo_jwks: demo.as_ref().map(|d| d.jwks_json.clone()),
     };

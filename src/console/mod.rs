@@ -37,12 +37,13 @@ macro_rules! assets {
 
 const JS: &str = "text/javascript; charset=utf-8";
 
-static ASSETS: [Asset; 9] = assets![
+static ASSETS: [Asset; 10] = assets![
     "index.html" => "text/html; charset=utf-8",
     "console.css" => "text/css; charset=utf-8",
     "app.js" => JS,
     "api.js" => JS,
     "dom.js" => JS,
+    "gateways.js" => JS,
     "pages.js" => JS,
     "session.js" => JS,
     "sessions.js" => JS,

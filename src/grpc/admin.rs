@@ -19,6 +19,7 @@ use crate::paging::CursorCodec;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 use crate::sessions;
 use crate::store::Store;
+use wa_gateway_core::feed::{self, Gateways};
 
 /// The AdminService implementation; cheap to clone.
 #[derive(Clone)]
@@ -26,11 +27,12 @@ pub struct AdminApi {
     store: Store,
     codec: CursorCodec,
     backfills: Backfills,
+    gateways: Gateways,
 }
 
 impl AdminApi {
-    pub fn new(store: Store, codec: CursorCodec, backfills: Backfills) -> Self {
-        Self { store, codec, backfills }
+    pub fn new(store: Store, codec: CursorCodec, backfills: Backfills, gateways: Gateways) -> Self {
+        Self { store, codec, backfills, gateways }
     }
 }
 
@@ -126,6 +128,37 @@ impl AdminService for AdminApi {
                 None => (Vec::new(), None),
             };
             Ok(Response::new(pb::ListSessionsResponse { data, next_cursor, etag: listing.revision, not_modified }))
+        }
+        .await;
+        call.finish("", result)
+    }
+
+    async fn list_gateways(
+        &self,
+        mut request: Request<pb::ListGatewaysRequest>,
+    ) -> Result<Response<pb::ListGatewaysResponse>, Status> {
+        let call = Call::begin(&mut request, "ListGateways")?;
+        let result = async {
+            let views = feed::list(&call.admin, &self.store, &self.gateways).await.map_err(|e| to_status(&e))?;
+            Ok(Response::new(pb::ListGatewaysResponse {
+                data: views.into_iter().map(super::gateways::gateway).collect(),
+            }))
+        }
+        .await;
+        call.finish("", result)
+    }
+
+    async fn accept_gateway_snapshot(
+        &self,
+        mut request: Request<pb::AcceptGatewaySnapshotRequest>,
+    ) -> Result<Response<pb::AcceptGatewaySnapshotResponse>, Status> {
+        let call = Call::begin(&mut request, "AcceptGatewaySnapshot")?;
+        let gateway = request.into_inner().gateway_id;
+        let result = async {
+            feed::accept(&call.admin, &self.gateways, &gateway).map_err(|e| to_status(&e))?;
+            let views = feed::list(&call.admin, &self.store, &self.gateways).await.map_err(|e| to_status(&e))?;
+            let view = views.into_iter().find(|v| v.report.id == gateway).map(super::gateways::gateway);
+            Ok(Response::new(pb::AcceptGatewaySnapshotResponse { gateway: view }))
         }
         .await;
         call.finish("", result)

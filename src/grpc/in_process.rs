@@ -88,6 +88,8 @@ admitted! {
     who_am_i(WhoAmIRequest) -> WhoAmIResponse as "WhoAmI";
     list_sessions(ListSessionsRequest) -> ListSessionsResponse as "ListSessions";
     get_session(GetSessionRequest) -> GetSessionResponse as "GetSession";
+    list_gateways(ListGatewaysRequest) -> ListGatewaysResponse as "ListGateways";
+    accept_gateway_snapshot(AcceptGatewaySnapshotRequest) -> AcceptGatewaySnapshotResponse as "AcceptGatewaySnapshot";
     start_backfill(StartBackfillRequest) -> StartBackfillResponse as "StartBackfill";
     get_backfill(GetBackfillRequest) -> GetBackfillResponse as "GetBackfill";
     cancel_backfill(CancelBackfillRequest) -> CancelBackfillResponse as "CancelBackfill";

@@ -5,8 +5,10 @@
 pub mod check;
 mod convert;
 mod error;
+pub mod feed;
 mod groups;
 pub mod sim;
+pub mod sim_feed;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -24,7 +26,7 @@ pub use convert::Invalid;
 pub use error::{HostError, MAX_HOST_MESSAGE_BYTES};
 use error::{from_status, invalid_data};
 pub use groups::{GroupBatches, MEMBERS_PER_CHUNK};
-pub use wa_gateway_core::hosts::{HostBatches, SessionHost, SessionHosts};
+pub use wa_gateway_core::hosts::{FeedStream, HostBatches, SessionHost, SessionHosts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostConfigError {
@@ -86,7 +88,12 @@ impl HostRegistry {
                 .map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
             let endpoint = tls.endpoint(url).map_err(|e| HostConfigError::BadUrl(gateway.to_owned(), e.to_string()))?;
             let channel = channel(endpoint);
-            let host = HostClient { inner: client_on(channel.clone()), channel, gateway: gateway.into() };
+            let host = HostClient {
+                inner: client_on(channel.clone()),
+                channel,
+                gateway: gateway.into(),
+                url: without_credentials(url).into(),
+            };
             if clients.insert(gateway.to_owned(), host).is_some() {
                 return Err(HostConfigError::Duplicate(gateway.to_owned()));
             }
@@ -107,6 +114,24 @@ impl SessionHosts for HostRegistry {
     fn host(&self, gateway: &str) -> Option<Box<dyn SessionHost>> {
         self.client(gateway).map(|client| Box::new(client) as Box<dyn SessionHost>)
     }
+
+    fn gateways(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.clients.keys().cloned().collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+/// `url` without a `user:password@` part, for operators' eyes.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// A client of one session host.
@@ -116,6 +141,7 @@ pub struct HostClient {
     /// The client's channel, for the groups stream's own call.
     channel: Channel,
     gateway: std::sync::Arc<str>,
+    url: std::sync::Arc<str>,
 }
 
 /// Batches from a host stream, each validated, with a stall timeout.
@@ -199,7 +225,24 @@ impl SessionHost for HostClient {
     async fn groups(&self, session: &SessionId, stall: Duration) -> Result<Box<dyn HostBatches<Group>>, HostError> {
         Ok(Box::new(HostClient::groups(self, session, stall).await?))
     }
+
+    async fn watch_sessions(&self) -> Result<Box<dyn FeedStream>, HostError> {
+        let mut client = self.inner.clone();
+        let opened =
+            tokio::time::timeout(FEED_OPEN_TIMEOUT, client.watch_sessions(traced(pb::WatchSessionsRequest {})));
+        match opened.await {
+            Err(_) => Err(HostError::Stalled(FEED_OPEN_TIMEOUT)),
+            Ok(result) => Ok(Box::new(feed::Feed { stream: result.map_err(from_status)?.into_inner() })),
+        }
+    }
+
+    fn url(&self) -> String {
+        self.url.to_string()
+    }
 }
+
+/// How long a host may take to answer the opening of its feed.
+const FEED_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[async_trait]
 impl<M: Send + 'static, T: Send> HostBatches<T> for Batches<M, T> {

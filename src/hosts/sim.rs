@@ -29,6 +29,9 @@ pub struct SimConfig {
     pub disconnected: HashSet<String>,
     /// The sessions this host holds; others answer NOT_FOUND. `None` holds all.
     pub held: Option<HashSet<String>>,
+    /// The sessions it reports on `WatchSessions`; without them it answers
+    /// UNIMPLEMENTED (it cannot list "every session id").
+    pub feed: Option<super::sim_feed::SimFeed>,
 }
 
 impl Default for SimConfig {
@@ -42,6 +45,7 @@ impl Default for SimConfig {
             fail_after: None,
             disconnected: HashSet::new(),
             held: None,
+            feed: None,
         }
     }
 }
@@ -162,6 +166,17 @@ impl SimHost {
 impl SessionHostService for SimHost {
     type StreamContactsStream = BoxStream<pb::StreamContactsResponse>;
     type StreamJoinedGroupsStream = BoxStream<pb::StreamJoinedGroupsResponse>;
+    type WatchSessionsStream = BoxStream<pb::WatchSessionsResponse>;
+
+    async fn watch_sessions(
+        &self,
+        _request: Request<pb::WatchSessionsRequest>,
+    ) -> Result<Response<Self::WatchSessionsStream>, Status> {
+        match &self.config.feed {
+            Some(feed) => Ok(Response::new(feed.watch())),
+            None => Err(Status::unimplemented("host-sim: no sessions given (--sessions FILE)")),
+        }
+    }
 
     async fn stream_contacts(
         &self,

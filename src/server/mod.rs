@@ -23,11 +23,13 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wa_gateway_core::feed::{self, FeedConfig, Gateways};
 
 use crate::auth::{ApiKeyVerifier, Authenticator, FailureLimiter, JwksCache, JwksConfig, JwtConfig, JwtVerifier};
 use crate::backfill::{BackfillConfig, Backfills, JobBoard, MemoryBoard};
 use crate::grpc::{AdminApi, Gate, InProcessAdmin};
-use crate::hosts::HostRegistry;
+use crate::hosts::{HostRegistry, SessionHosts};
 use crate::paging::CursorCodec;
 use crate::store::{Store, redact_url};
 
@@ -40,6 +42,8 @@ pub struct ServeConfig {
     pub jwt: JwtConfig,
     pub hosts: HostRegistry,
     pub backfill: BackfillConfig,
+    /// How gateways' session feeds are followed.
+    pub feed: FeedConfig,
     /// REST options; its trusted proxies are the gRPC port's too.
     pub rest: gateway_rest::RestConfig,
     pub grpc_limits: GrpcLimits,
@@ -65,6 +69,7 @@ pub struct RunningServer {
     background: Vec<tokio::task::AbortHandle>,
     store: Store,
     backfills: Backfills,
+    followers: TaskTracker,
     shutdown_timeout: Duration,
 }
 
@@ -130,9 +135,15 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
         Some(shared) => shared,
         None => Arc::new(MemoryBoard::new(store.clone())) as Arc<dyn JobBoard>,
     };
-    let hosts = Arc::new(config.hosts.clone());
+    let hosts: Arc<dyn SessionHosts> = Arc::new(config.hosts.clone());
     let traces = Arc::new(crate::telemetry::traces::Handoffs::default());
-    let backfills = Backfills::new(store.clone(), hosts, board, traces, config.backfill.clone());
+    let backfills = Backfills::new(store.clone(), hosts.clone(), board, traces, config.backfill.clone());
+    let (shutdown, failed) = (CancellationToken::new(), CancellationToken::new());
+    // Every gateway's session feed, followed until shutdown.
+    let gateways = Gateways::default();
+    let followers = TaskTracker::new();
+    feed::follow_all(&hosts, &store, Some(backfills.clone()), &gateways, config.feed, &followers, &shutdown);
+    followers.close();
 
     if config.demo_jwks.is_some() {
         config.jwks.url = format!("http://{http_addr}/demo/jwks.json");
@@ -155,7 +166,7 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
         FailureLimiter::new(config.auth_failures_per_minute),
     );
     let gate = Gate::new(auth, config.rest.trusted_proxies.clone());
-    let api = AdminApi::new(store.clone(), codec, backfills.clone());
+    let api = AdminApi::new(store.clone(), codec, backfills.clone(), gateways);
     let grpc_service = grpc::services(api.clone(), gate.clone()).await?;
 
     // REST calls the same AdminService in process: the same gate, typed
@@ -165,7 +176,6 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     let ready = Arc::new(http::Readiness { store: store.clone(), jwks, listeners_up: AtomicBool::new(true) });
     let router = http::router(rest, ready.clone(), metrics, config.demo_jwks.clone());
 
-    let (shutdown, failed) = (CancellationToken::new(), CancellationToken::new());
     let grpc_task = tokio::spawn(grpc::serve(
         grpc_listener,
         grpc_service,
@@ -184,6 +194,7 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
         background,
         store,
         backfills,
+        followers,
         shutdown_timeout: config.shutdown_timeout,
     })
 }
@@ -218,6 +229,8 @@ impl RunningServer {
         // Running jobs stop first (they end `interrupted`, their staged rows
         // discarded), so their watchers see the end before connections close.
         self.backfills.shutdown(self.shutdown_timeout.mul_f32(0.6)).await;
+        // Followers stop at the shutdown signal; a batch being written finishes.
+        let _ = tokio::time::timeout_at(deadline, self.followers.wait()).await;
         for handle in &self.background {
             handle.abort();
         }

@@ -109,6 +109,8 @@ pub fn register_series() {
 pub const GRPC_METHODS: &[&str] = &[
     "/wa.gateway.admin.v1.AdminService/ListSessions",
     "/wa.gateway.admin.v1.AdminService/GetSession",
+    "/wa.gateway.admin.v1.AdminService/ListGateways",
+    "/wa.gateway.admin.v1.AdminService/AcceptGatewaySnapshot",
     "/wa.gateway.admin.v1.AdminService/StartBackfill",
     "/wa.gateway.admin.v1.AdminService/GetBackfill",
     "/wa.gateway.admin.v1.AdminService/CancelBackfill",

@@ -10,6 +10,7 @@ use tonic::transport::Channel;
 use wa_gateway::proto::admin::admin_service_client::AdminServiceClient;
 use wa_gateway::proto::admin::*;
 
+use super::Gateway;
 use super::*;
 
 pub type Client = AdminServiceClient<Channel>;

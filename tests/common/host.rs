@@ -31,6 +31,10 @@ pub struct Script {
     pub held: Option<Vec<String>>,
     /// Answer every stream call with this code.
     pub refuse: Option<tonic::Code>,
+    /// Serve WatchSessions (otherwise it answers UNIMPLEMENTED).
+    pub feed: bool,
+    /// Sent as a completed snapshot at the start of every WatchSessions call.
+    pub snapshot: Option<Vec<HostedSession>>,
 }
 
 #[derive(Clone)]
@@ -41,6 +45,10 @@ pub struct ScriptedHost {
     pub calls: Arc<std::sync::atomic::AtomicUsize>,
     /// The `traceparent` each stream call carried ("" when none), in order.
     pub traceparents: Arc<Mutex<Vec<String>>>,
+    /// The open WatchSessions stream, if any.
+    feed: Arc<Mutex<Option<mpsc::Sender<Result<WatchSessionsResponse, Status>>>>>,
+    /// WatchSessions calls answered with a stream.
+    pub feed_opens: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub fn contact(i: usize, tag: &str) -> Contact {
@@ -123,6 +131,28 @@ impl HasSession for StreamJoinedGroupsRequest {
 impl SessionHostService for ScriptedHost {
     type StreamContactsStream = BoxStream<StreamContactsResponse>;
     type StreamJoinedGroupsStream = BoxStream<StreamJoinedGroupsResponse>;
+    type WatchSessionsStream = BoxStream<WatchSessionsResponse>;
+
+    async fn watch_sessions(
+        &self,
+        _request: Request<WatchSessionsRequest>,
+    ) -> Result<Response<Self::WatchSessionsStream>, Status> {
+        let script = self.script.lock().unwrap().clone();
+        if let Some(code) = script.refuse {
+            return Err(Status::new(code, "scripted refusal"));
+        }
+        if !script.feed {
+            return Err(Status::unimplemented("no feed in this script"));
+        }
+        let (tx, rx) = mpsc::channel(64);
+        if let Some(snapshot) = script.snapshot {
+            let message = WatchSessionsResponse { upserted: snapshot, removed: vec![], snapshot_complete: true };
+            tx.try_send(Ok(message)).unwrap();
+        }
+        *self.feed.lock().unwrap() = Some(tx);
+        self.feed_opens.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 
     async fn stream_contacts(
         &self,
@@ -184,6 +214,8 @@ impl ScriptedHost {
             gate,
             calls: Default::default(),
             traceparents: Default::default(),
+            feed: Default::default(),
+            feed_opens: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -204,6 +236,33 @@ impl ScriptedHost {
 
     pub fn set(&self, f: impl FnOnce(&mut Script)) {
         f(&mut self.script.lock().unwrap());
+    }
+
+    /// Sends `message` on the open feed, waiting for one to open.
+    pub async fn send(&self, message: WatchSessionsResponse) {
+        let started = std::time::Instant::now();
+        loop {
+            let open = self.feed.lock().unwrap().clone();
+            if let Some(tx) = open
+                && tx.send(Ok(message.clone())).await.is_ok()
+            {
+                return;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "no feed opened");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Ends the open feed with `status`.
+    pub async fn break_feed(&self, status: Status) {
+        let open = self.feed.lock().unwrap().take();
+        if let Some(tx) = open {
+            let _ = tx.send(Err(status)).await;
+        }
+    }
+
+    pub fn feed_opens(&self) -> usize {
+        self.feed_opens.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn open_gate(&self) {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::common::Gateway;
 use crate::common::env::{Env, env};
 use crate::common::host::{Script, ScriptedHost, contact, group};
 use crate::common::*;

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::common::Gateway;
 use crate::common::host::{Script, ScriptedHost, contact, group};
 use crate::common::*;
 use serde_json::Value;

@@ -247,6 +247,20 @@ async fn the_console_signs_in_lists_sessions_and_runs_a_backfill_in_a_real_brows
     shoot(&browser, "participants").await;
     no_script_errors(&browser, "stored data").await;
 
+    // Gateways: each feed's state, and a count opens the list filtered to it.
+    browser.goto(&format!("{origin}/console/?view=gateways")).await;
+    browser.wait_text("tr[data-gateway='gw-1']", "unsupported").await;
+    shoot(&browser, "gateways").await;
+    browser.click("tr[data-gateway='gw-1'] td[data-status='working'] a").await;
+    browser
+        .wait("the filtered list", "return document.querySelectorAll('tr[data-session]').length > 0;", json!([]))
+        .await;
+    let search = browser.run("return location.search;", json!([])).await;
+    assert_eq!(search, json!("?gatewayId=gw-1&status=working"));
+    let script = "const gws = [...document.querySelectorAll('tr[data-session] td:nth-child(5)')].map(c => c.textContent);                   return gws.every(g => g === 'gw-1') ? gws.length : null;";
+    assert_eq!(browser.wait("only gw-1", script, json!([])).await, json!(50), "a full first page");
+    no_script_errors(&browser, "gateways").await;
+
     // A slow host: a second start gets the 409's message, Cancel stops the job.
     browser.goto(&format!("{origin}/console/?view=session&id=s-slow")).await;
     browser.wait_text("#job", "No backfill").await;

@@ -78,7 +78,9 @@ fn annotated_routes() -> BTreeSet<(String, String)> {
             .unwrap();
             routes.insert((
                 verb.to_owned(),
-                path.replace("{session_id}", "{session}").replace("{group_jid}", "{groupJid}"),
+                path.replace("{session_id}", "{session}")
+                    .replace("{group_jid}", "{groupJid}")
+                    .replace("{gateway_id}", "{gateway}"),
             ));
         }
     }
@@ -103,7 +105,7 @@ crate::both_backends!(every_annotation_has_a_route_and_every_route_an_annotation
 async fn every_annotation_has_a_route_and_every_route_an_annotation() {
     let (_jwks, _host, gw, token) = start().await;
     let annotated = annotated_routes();
-    assert_eq!(annotated.len(), 10, "{annotated:?}");
+    assert_eq!(annotated.len(), 12, "{annotated:?}");
 
     let document: Value = reqwest::get(gw.http("/api/v1/openapi.json")).await.unwrap().json().await.unwrap();
     assert_eq!(document["openapi"], "3.1.0");
@@ -118,7 +120,8 @@ async fn every_annotation_has_a_route_and_every_route_an_annotation() {
     // And each one is really routed (not the 404/405 of the router).
     let http = reqwest::Client::new();
     for (verb, path) in &annotated {
-        let url = gw.http(&path.replace("{session}", "s1").replace("{groupJid}", "g0000@g.us"));
+        let url =
+            gw.http(&path.replace("{session}", "s1").replace("{groupJid}", "g0000@g.us").replace("{gateway}", "gw-1"));
         let resp = http.request(verb.parse().unwrap(), url).bearer_auth(&token).send().await.unwrap();
         let status = resp.status();
         let body = resp.text().await.unwrap();

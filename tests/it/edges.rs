@@ -9,6 +9,7 @@ use crate::common;
 
 use std::time::{Duration, Instant};
 
+use crate::common::Gateway;
 use crate::common::host::{Script, ScriptedHost, contact};
 use crate::common::*;
 use reqwest::StatusCode;

@@ -16,6 +16,7 @@ mod contract;
 mod crates;
 mod demo;
 mod deploy;
+mod directory;
 mod edges;
 mod file_cycles;
 mod grpcurl;

@@ -271,12 +271,7 @@ async fn status_table() {
     let (s, body) = r.get("/api/v1/admin/sessions/nope").await;
     assert_eq!(s, 404);
     assert_eq!(body["error"]["details"]["reason"], "SESSION_NOT_FOUND");
-    for path in [
-        "/nope",
-        "/api/v1/admin",
-        "/api/v1/admin/sessions/s1/other",
-        "/api/v1/admin/sessions/s1/backfill/x",
-    ] {
+    for path in ["/nope", "/api/v1/admin", "/api/v1/admin/sessions/s1/other", "/api/v1/admin/sessions/s1/backfill/x"] {
         let (s, body) = r.get(path).await;
         assert_eq!(s, 404, "{path}");
         assert_envelope(&body, "not_found");

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use crate::common::Gateway;
 use crate::common::certs::{Pki, pki};
 use crate::common::host::{Script, ScriptedHost, contact};
 use crate::common::*;

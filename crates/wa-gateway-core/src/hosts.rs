@@ -8,12 +8,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::directory::{Contact, Group};
+use crate::feed::message::FeedMessage;
 use crate::sessions::model::SessionId;
 
 /// The hosts configured on this replica, by gateway id.
 pub trait SessionHosts: Send + Sync + 'static {
     /// The host that serves `gateway`, if this replica has one.
     fn host(&self, gateway: &str) -> Option<Box<dyn SessionHost>>;
+    /// Every configured gateway id, sorted.
+    fn gateways(&self) -> Vec<String>;
 }
 
 /// One session host.
@@ -29,6 +32,21 @@ pub trait SessionHost: Send + Sync {
     /// The session's joined groups with their members, in chunks small
     /// enough to keep memory bounded whatever a group's size.
     async fn groups(&self, session: &SessionId, stall: Duration) -> Result<Box<dyn HostBatches<Group>>, HostError>;
+
+    /// The sessions this host holds: a snapshot, then changes
+    /// ([`crate::feed`]). [`HostError::Unsupported`] when the host has no feed.
+    async fn watch_sessions(&self) -> Result<Box<dyn FeedStream>, HostError>;
+
+    /// Where the host is, without credentials: for operators.
+    fn url(&self) -> String;
+}
+
+/// One open session feed.
+#[async_trait]
+pub trait FeedStream: Send {
+    /// The next message, each record already checked for what needs no
+    /// store; `None` when the host ended the stream.
+    async fn next(&mut self) -> Result<Option<FeedMessage>, HostError>;
 }
 
 /// Batches of one host stream, each validated.

@@ -111,6 +111,16 @@ impl JobBoard for PgJobBoard {
         row.as_ref().map(job).transpose()
     }
 
+    async fn forget_finished(&self, session: &SessionId) -> Result<(), StoreError> {
+        // The session's stored data went with it, so nothing is left to sweep.
+        sqlx::query("DELETE FROM backfill_jobs WHERE session_id = $1 AND status IN ('succeeded', 'failed')")
+            .bind(session.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(())
+    }
+
     async fn job(&self, session: &SessionId, id: &str) -> Result<Option<Job>, StoreError> {
         let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM backfill_jobs WHERE id = $1 AND session_id = $2"))
             .bind(id)

@@ -32,6 +32,7 @@ pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0002_backfill_data.sql",
     "0003_backfill_jobs.sql",
     "0004_sessions_revision.sql",
+    "0005_session_status_counts.sql",
 );
 
 pub struct PgDatabase {

@@ -8,7 +8,7 @@ use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
 use wa_gateway_core::sessions::writes::{Inspection, SessionWrite, StoredVersion};
 use wa_gateway_core::store::error::StoreError;
-use wa_gateway_core::store::port::{SessionImport, SessionStore};
+use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
 use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
 
 /// Upserts in statements of at most 1,000 rows (17 parameters each, well
@@ -103,6 +103,13 @@ impl SessionImport for PgImport {
     }
 }
 
+impl crate::PgDatabase {
+    /// The per-gateway statements both backends share.
+    fn gateway_sessions(&self) -> wa_gateway_sql::gateways::GatewaySessions<'_, sqlx::Postgres> {
+        wa_gateway_sql::gateways::GatewaySessions { pool: &self.pool, error: from_sqlx, begin: "BEGIN" }
+    }
+}
+
 #[async_trait]
 impl SessionStore for crate::PgDatabase {
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
@@ -152,5 +159,17 @@ impl SessionStore for crate::PgDatabase {
 
     async fn sessions_revision(&self) -> Result<String, StoreError> {
         Ok(sqlx::query_scalar(READ_REVISION).fetch_one(&self.pool).await.map_err(from_sqlx)?)
+    }
+
+    async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {
+        self.gateway_sessions().ids(gateway).await
+    }
+
+    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
+        self.gateway_sessions().remove(gateway, ids).await
+    }
+
+    async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        self.gateway_sessions().status_counts().await
     }
 }

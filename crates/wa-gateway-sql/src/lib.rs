@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod errors;
+pub mod gateways;
 pub mod migrations;
 pub mod redact;
 pub mod rows;

@@ -24,6 +24,12 @@ use wa_gateway_core::store::port::Database;
 
 use wa_gateway_core::store::error::StoreError;
 
+/// How every write transaction begins: with the write lock taken at once,
+/// so a transaction that reads before it writes never has to upgrade a read
+/// (SQLITE_BUSY, or BUSY_SNAPSHOT under WAL); it waits its turn instead,
+/// up to the connection's busy timeout.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 /// This backend's migrations, in version order.
 pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0001_sessions.sql",
@@ -32,6 +38,7 @@ pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0004_group_participant_count.sql",
     "0005_session_filter_indexes.sql",
     "0006_sessions_revision.sql",
+    "0007_session_status_counts.sql",
 );
 
 pub struct SqliteDatabase {

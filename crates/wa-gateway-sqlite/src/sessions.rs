@@ -1,3 +1,4 @@
+use crate::BEGIN_WRITE;
 use crate::errors::from_rusqlite;
 use crate::errors::from_sqlx;
 use std::collections::{HashMap, HashSet};
@@ -10,7 +11,7 @@ use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
 use wa_gateway_core::sessions::writes::{Inspection, SessionWrite, StoredVersion};
 use wa_gateway_core::store::error::StoreError;
-use wa_gateway_core::store::port::{SessionImport, SessionStore};
+use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
 use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
 
 /// Upserts in statements of at most 500 rows (17 variables each).
@@ -107,18 +108,25 @@ impl SessionImport for SqliteImport {
     }
 }
 
+impl crate::SqliteDatabase {
+    /// The per-gateway statements both backends share.
+    fn gateway_sessions(&self) -> wa_gateway_sql::gateways::GatewaySessions<'_, sqlx::Sqlite> {
+        wa_gateway_sql::gateways::GatewaySessions { pool: &self.pool, error: from_sqlx, begin: BEGIN_WRITE }
+    }
+}
+
 #[async_trait]
 impl SessionStore for crate::SqliteDatabase {
     /// Inserts or replaces every session in one transaction: all or nothing.
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
         write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
 
     async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
         sqlx::query("CREATE TEMP TABLE IF NOT EXISTS import_seen (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID")
             .execute(&mut *tx)
             .await
@@ -181,5 +189,17 @@ impl SessionStore for crate::SqliteDatabase {
                     .map_err(from_rusqlite)?)
             })
             .await
+    }
+
+    async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {
+        self.gateway_sessions().ids(gateway).await
+    }
+
+    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
+        self.gateway_sessions().remove(gateway, ids).await
+    }
+
+    async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        self.gateway_sessions().status_counts().await
     }
 }

@@ -7,6 +7,7 @@ import { fill, h } from './dom.js';
 import { renderSignIn, refusal, verify } from './signin.js';
 import { renderSessions } from './sessions.js';
 import { renderSession } from './session.js';
+import { renderGateways } from './gateways.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
@@ -59,6 +60,7 @@ function render() {
   const context = { main, query, navigate };
   main.focus({ preventScroll: true });
   if (query.get('view') === 'session' && query.get('id')) stopView = renderSession(context);
+  else if (query.get('view') === 'gateways') stopView = renderGateways(context);
   else stopView = renderSessions(context);
 }
 

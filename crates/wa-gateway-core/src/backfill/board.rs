@@ -74,6 +74,10 @@ pub trait JobBoard: Send + Sync + 'static {
     /// at once (failed, cancelled); a running job's runner is told. Returns
     /// the job as it is now, or `None` when nothing is queued or running.
     async fn request_stop(&self, session: &SessionId) -> Result<Option<Job>, StoreError>;
+    /// Forgets the session's finished jobs: its session was removed, so its
+    /// backfill status answers 404 from now on. A queued or running job
+    /// stays until it ends.
+    async fn forget_finished(&self, session: &SessionId) -> Result<(), StoreError>;
     /// Resolves when a queued job may be waiting to be claimed.
     async fn work_available(&self);
     /// Claims the oldest queued job for this replica; it is running from now.

@@ -95,6 +95,14 @@ impl JobBoard for MemoryBoard {
         Ok(Some(slot.progress.borrow().clone()))
     }
 
+    async fn forget_finished(&self, session: &SessionId) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if state.slots.get(session).is_some_and(|slot| !slot.progress.borrow().status.is_active()) {
+            state.slots.remove(session);
+        }
+        Ok(())
+    }
+
     async fn work_available(&self) {
         self.work.notified().await;
     }

@@ -315,6 +315,29 @@ impl Backfills {
         stopped.await.ok().flatten().ok_or_else(pending)
     }
 
+    /// Stops the queued or running job of a session the directory removed
+    /// (it ends `failed`, `session removed`), and forgets the session's jobs
+    /// once none is running, so its backfill status answers 404.
+    pub async fn session_removed(&self, session: &SessionId) -> Result<(), BackfillError> {
+        let board = &self.inner.board;
+        let Some(job) = board.request_stop(session).await?.filter(|job| job.status.is_active()) else {
+            board.forget_finished(session).await?;
+            return Ok(());
+        };
+        tracing::info!(session = %session, job = %job.id, "backfill stopped: its session was removed");
+        let (board, session) = (board.clone(), session.clone());
+        let mut updates = board.subscribe(&session).await?;
+        self.inner.tasks.spawn(async move {
+            if let Some(updates) = updates.as_mut() {
+                let _ = tokio::time::timeout(CANCEL_WAIT, updates.wait_for(|job| !job.status.is_active())).await;
+            }
+            if let Err(error) = board.forget_finished(&session).await {
+                tracing::warn!(%error, session = %session, "could not forget the jobs of a removed session");
+            }
+        });
+        Ok(())
+    }
+
     async fn missing(&self, session: &SessionId) -> BackfillError {
         match self.store().get_session(session).await {
             Ok(Some(_)) => BackfillError::NoJob { session: session.to_string() },

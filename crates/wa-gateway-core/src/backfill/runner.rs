@@ -58,7 +58,7 @@ pub enum RunError {
     /// Shutdown, or this replica lost its hold on the job.
     #[error("{INTERRUPTED}")]
     Interrupted,
-    #[error("the session no longer exists")]
+    #[error("session removed")]
     SessionGone,
     #[error("no session host is configured for gateway {0} on the replica that ran the job")]
     NoHost(String),
@@ -165,6 +165,10 @@ impl Run {
         tokio::select! {
             pulled = self.pull(host.as_ref()) => pulled?,
             () = stop.cancelled() => return Err(match self.handle.stop_cause() {
+                // The directory stops the job of a session it removed.
+                StopCause::Cancelled if matches!(self.store.get_session(&self.session).await, Ok(None)) => {
+                    RunError::SessionGone
+                }
                 StopCause::Cancelled => RunError::Cancelled,
                 StopCause::LeaseLost => RunError::Interrupted,
             }),

@@ -8,7 +8,8 @@ use super::model::{Session, SessionId, SessionStatus, check_id};
 use crate::time::UnixMillis;
 
 /// Longest free-text field (label, phone number, jids).
-const MAX_TEXT_LEN: usize = 512;
+/// Longest label, phone number or jid a session record may carry.
+pub const MAX_TEXT_LEN: usize = 512;
 
 /// A parsed line, and which optional times it gave (the rules of an upsert
 /// depend on them).

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 
 use super::error::StoreError;
 use super::port::{
-    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, Replaced, SessionImport, SessionStore, Slice, Staging, Store,
+    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, GatewayRemoval, Replaced, SessionImport, SessionStore, Slice,
+    Staging, StatusCount, Store,
 };
 use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
@@ -122,6 +123,47 @@ impl SessionStore for FakeDatabase {
 
     async fn sessions_revision(&self) -> Result<String, StoreError> {
         Ok(self.state().revision.to_string())
+    }
+
+    async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {
+        let state = self.state();
+        let held = state.sessions.values().filter(|s| s.gateway_id.as_deref() == Some(gateway));
+        Ok(held.map(|s| s.id.clone()).collect())
+    }
+
+    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
+        let mut state = self.state();
+        let mut removal = GatewayRemoval::default();
+        for id in ids {
+            match state.sessions.get(id.as_str()).map(|s| s.gateway_id.as_deref() == Some(gateway)) {
+                Some(true) => {
+                    state.sessions.remove(id.as_str());
+                    state.current.remove(id.as_str());
+                    state.generations.retain(|(session, _), _| session != id.as_str());
+                    removal.removed.push(id.clone());
+                }
+                Some(false) => removal.elsewhere += 1,
+                None => {}
+            }
+        }
+        if !removal.removed.is_empty() {
+            state.revision += 1;
+        }
+        Ok(removal)
+    }
+
+    async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        let mut counts: BTreeMap<(String, &'static str), StatusCount> = BTreeMap::new();
+        for s in self.state().sessions.values() {
+            let gateway = s.gateway_id.clone().unwrap_or_default();
+            let entry = counts.entry((gateway.clone(), s.status.as_str())).or_insert(StatusCount {
+                gateway_id: gateway,
+                status: s.status,
+                sessions: 0,
+            });
+            entry.sessions += 1;
+        }
+        Ok(counts.into_values().collect())
     }
 }
 

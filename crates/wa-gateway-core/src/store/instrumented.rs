@@ -10,7 +10,8 @@ use async_trait::async_trait;
 
 use super::error::StoreError;
 use super::port::{
-    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, Replaced, SessionImport, SessionStore, Slice, Staging,
+    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, GatewayRemoval, Replaced, SessionImport, SessionStore, Slice,
+    Staging, StatusCount,
 };
 use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
@@ -80,6 +81,21 @@ impl<D: Database> SessionStore for Instrumented<D> {
     #[tracing::instrument(level = "debug", name = "store.sessions_revision", skip_all, fields(db.system = self.system))]
     async fn sessions_revision(&self) -> Result<String, StoreError> {
         self.inner.sessions_revision().await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.gateway_session_ids", skip_all, fields(db.system = self.system))]
+    async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {
+        self.inner.gateway_session_ids(gateway).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.remove_gateway_sessions", skip_all, fields(db.system = self.system))]
+    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
+        self.inner.remove_gateway_sessions(gateway, ids).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.status_counts", skip_all, fields(db.system = self.system))]
+    async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        self.inner.status_counts().await
     }
 }
 

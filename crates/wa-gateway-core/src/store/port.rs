@@ -12,7 +12,7 @@ use super::error::StoreError;
 use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::paging::PageRequest;
-use crate::sessions::model::{Session, SessionFilter, SessionId};
+use crate::sessions::model::{Session, SessionFilter, SessionId, SessionStatus};
 use crate::sessions::writes::{Inspection, SessionWrite};
 use crate::time::UnixMillis;
 
@@ -54,6 +54,24 @@ pub struct Slice<T> {
     pub rows: Vec<T>,
 }
 
+/// What removing a gateway's sessions did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayRemoval {
+    /// The ids removed (they were stored with that gateway).
+    pub removed: Vec<SessionId>,
+    /// How many of the ids are stored with another gateway (left alone).
+    pub elsewhere: usize,
+}
+
+/// How many sessions of one gateway are in one status. Sessions without a
+/// gateway count under `""`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub gateway_id: String,
+    pub status: SessionStatus,
+    pub sessions: u64,
+}
+
 /// Everything the service asks of a database: its three capabilities and
 /// the care of the database itself.
 #[async_trait]
@@ -89,6 +107,14 @@ pub trait SessionStore: Send + Sync {
     /// write to sessions and never repeats, so a listing read after the
     /// revision was R is still current while it reads R.
     async fn sessions_revision(&self) -> Result<String, StoreError>;
+    /// Ids of every session stored with `gateway`.
+    async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError>;
+    /// Removes those of `ids` stored with `gateway`, with their stored
+    /// backfill data, in one transaction that moves the revision on.
+    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError>;
+    /// Sessions by gateway and status, from counters every writer of the
+    /// sessions table keeps in its own transaction (no count over rows).
+    async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError>;
 }
 
 /// Api-keys, stored by the hash of their secret.

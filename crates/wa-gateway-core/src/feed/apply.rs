@@ -1,0 +1,105 @@
+//! Applying one feed message to the store: whole-record upserts with
+//! last-writer-wins on `updated_at`, refusals, and removals of sessions
+//! stored with this gateway only.
+
+use std::collections::HashMap;
+
+use super::message::{Refusal, Refused};
+use crate::sessions::model::{Session, SessionId};
+use crate::sessions::writes::SessionWrite;
+use crate::store::error::StoreError;
+use crate::store::port::Store;
+use crate::time::UnixMillis;
+
+/// How far ahead of this replica's clock a record may be dated. Further
+/// would freeze the row against newer writes for that long.
+pub const MAX_FUTURE_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What applying the upserts of one message did.
+#[derive(Debug, Default)]
+pub struct Upserted {
+    /// Stored rows that changed (inserted, updated or moved here).
+    pub changed: Vec<SessionId>,
+    /// Records no newer than the stored row: nothing written.
+    pub unchanged: usize,
+    pub refused: Vec<Refusal>,
+    /// Every valid id the message named, refused ones included: what a
+    /// snapshot counts as present.
+    pub present: Vec<SessionId>,
+}
+
+/// Applies `records` as `gateway`'s, in one transaction.
+pub(crate) async fn upsert(
+    store: &Store,
+    gateway: &str,
+    records: Vec<Result<Session, Refused>>,
+    now: UnixMillis,
+) -> Result<Upserted, StoreError> {
+    let mut outcome = Upserted::default();
+    // The last record of an id within a message is the one that counts.
+    let mut latest: HashMap<SessionId, Session> = HashMap::with_capacity(records.len());
+    for record in records {
+        match record {
+            Ok(mut session) => {
+                outcome.present.push(session.id.clone());
+                if session.updated_at > now.saturating_add(MAX_FUTURE_MS) {
+                    outcome.refused.push(Refusal::FutureDate);
+                    continue;
+                }
+                session.gateway_id = Some(gateway.to_owned());
+                latest.insert(session.id.clone(), session);
+            }
+            Err(Refused { id, reason }) => {
+                outcome.present.extend(id);
+                outcome.refused.push(reason);
+            }
+        }
+    }
+    if latest.is_empty() {
+        return Ok(outcome);
+    }
+    let candidates: Vec<Session> = latest.into_values().collect();
+    let mut import = store.begin_import().await?;
+    let ids: Vec<&SessionId> = candidates.iter().map(|s| &s.id).collect();
+    let inspections = import.inspect(&ids).await?;
+    let mut writes = Vec::with_capacity(candidates.len());
+    for (session, inspection) in candidates.into_iter().zip(inspections) {
+        match inspection.stored {
+            Some(stored) if stored.organization_id != session.organization_id => {
+                outcome.refused.push(Refusal::OrganizationMove);
+            }
+            Some(stored) if stored.updated_at >= session.updated_at => outcome.unchanged += 1,
+            _ => {
+                outcome.changed.push(session.id.clone());
+                writes.push(SessionWrite { session, keep_stored_created_at: false });
+            }
+        }
+    }
+    if !writes.is_empty() {
+        import.write(&writes).await?;
+    }
+    import.commit().await?;
+    Ok(outcome)
+}
+
+/// What removing ids did.
+#[derive(Debug, Default)]
+pub struct Removed {
+    pub removed: Vec<SessionId>,
+    /// Ids stored with another gateway: refused.
+    pub elsewhere: usize,
+}
+
+/// Removes those of `ids` stored with `gateway`, with their stored data, in
+/// transactions of at most [`REMOVE_CHUNK`] ids.
+pub(crate) async fn remove(store: &Store, gateway: &str, ids: &[SessionId]) -> Result<Removed, StoreError> {
+    let mut outcome = Removed::default();
+    for chunk in ids.chunks(REMOVE_CHUNK) {
+        let removal = store.remove_gateway_sessions(gateway, chunk).await?;
+        outcome.removed.extend(removal.removed);
+        outcome.elsewhere += removal.elsewhere;
+    }
+    Ok(outcome)
+}
+
+pub const REMOVE_CHUNK: usize = 1000;

@@ -1,0 +1,114 @@
+//! What the session feed asks of the sessions table, per gateway, written
+//! once for both backends: the ids stored with a gateway, their removal
+//! with their stored backfill data, and the status counters. Statements
+//! number their parameters (`$1`), which sqlx binds alike on both.
+
+use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
+
+use wa_gateway_core::sessions::model::{SessionId, SessionStatus};
+use wa_gateway_core::store::error::StoreError;
+use wa_gateway_core::store::port::{GatewayRemoval, StatusCount};
+
+use crate::rows::{BUMP_REVISION, Columns, DATA_TABLES};
+
+/// The per-gateway statements of one database, its errors read by `error`.
+pub struct GatewaySessions<'p, DB: Database> {
+    pub pool: &'p Pool<DB>,
+    pub error: fn(sqlx::Error) -> StoreError,
+    /// The statement a write transaction begins with.
+    pub begin: &'static str,
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+fn numbered(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+impl<DB> GatewaySessions<'_, DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'c> &'c Pool<DB>: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    DB::Row: Columns,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+{
+    pub async fn ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM sessions WHERE gateway_id = $1")
+            .bind(gateway)
+            .fetch_all(self.pool)
+            .await
+            .map_err(self.error)?;
+        rows.iter()
+            .map(|row| {
+                let id = row.text_at(0)?;
+                SessionId::parse_owned(id).map_err(|(id, e)| StoreError::Corrupt(format!("session id {id:?}: {e}")))
+            })
+            .collect()
+    }
+
+    /// One transaction: the sessions of `ids` stored with `gateway` go, with
+    /// every row of theirs in the backfill data tables.
+    pub async fn remove(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
+        let mut removal = GatewayRemoval::default();
+        if ids.is_empty() {
+            return Ok(removal);
+        }
+        let mut tx = self.pool.begin_with(self.begin).await.map_err(self.error)?;
+        let list = numbered(2, ids.len());
+        let elsewhere =
+            format!("SELECT id FROM sessions WHERE id IN ({list}) AND (gateway_id IS NULL OR gateway_id <> $1)");
+        let mut query = sqlx::query(&elsewhere).bind(gateway);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        removal.elsewhere = query.fetch_all(&mut *tx).await.map_err(self.error)?.len();
+        let delete = format!("DELETE FROM sessions WHERE gateway_id = $1 AND id IN ({list}) RETURNING id");
+        let mut query = sqlx::query(&delete).bind(gateway);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        for row in query.fetch_all(&mut *tx).await.map_err(self.error)? {
+            let id = row.text_at(0)?;
+            removal.removed.push(
+                SessionId::parse_owned(id).map_err(|(id, e)| StoreError::Corrupt(format!("session id {id:?}: {e}")))?,
+            );
+        }
+        if !removal.removed.is_empty() {
+            let gone = numbered(1, removal.removed.len());
+            for table in DATA_TABLES.iter().chain(&["session_data_generations"]) {
+                let delete = format!("DELETE FROM {table} WHERE session_id IN ({gone})");
+                let mut query = sqlx::query(&delete);
+                for id in &removal.removed {
+                    query = query.bind(id.as_str());
+                }
+                query.execute(&mut *tx).await.map_err(self.error)?;
+            }
+            sqlx::query(BUMP_REVISION).execute(&mut *tx).await.map_err(self.error)?;
+        }
+        tx.commit().await.map_err(self.error)?;
+        Ok(removal)
+    }
+
+    pub async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT gateway_id, status, sessions FROM session_status_counts WHERE sessions > 0 ORDER BY gateway_id, status",
+        )
+        .fetch_all(self.pool)
+        .await
+        .map_err(self.error)?;
+        rows.iter()
+            .map(|row| {
+                let status = row.text_at(1)?;
+                let status = status
+                    .parse::<SessionStatus>()
+                    .map_err(|_| StoreError::Corrupt(format!("session status {status:?} in the status counters")))?;
+                Ok(StatusCount {
+                    gateway_id: row.text_at(0)?,
+                    status,
+                    sessions: u64::try_from(row.int_at(2)?).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+}
