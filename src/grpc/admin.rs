@@ -155,7 +155,7 @@ impl AdminService for AdminApi {
         let call = Call::begin(&mut request, "AcceptGatewaySnapshot")?;
         let gateway = request.into_inner().gateway_id;
         let result = async {
-            feed::accept(&call.admin, &self.gateways, &gateway).map_err(|e| to_status(&e))?;
+            feed::accept(&call.admin, &self.gateways, &gateway).await.map_err(|e| to_status(&e))?;
             let views = feed::list(&call.admin, &self.store, &self.gateways).await.map_err(|e| to_status(&e))?;
             let view = views.into_iter().find(|v| v.report.id == gateway).map(super::gateways::gateway);
             Ok(Response::new(pb::AcceptGatewaySnapshotResponse { gateway: view }))

@@ -30,7 +30,7 @@ pub fn gateway(view: GatewayView) -> pb::Gateway {
         last_snapshot_at: report.last_snapshot_at.map(timestamp),
         last_event_at: report.last_event_at.map(timestamp),
         last_error: report.last_error,
-        follower: None,
+        follower: view.follower,
         status_counts: view
             .status_counts
             .into_iter()

@@ -140,9 +140,10 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     let backfills = Backfills::new(store.clone(), hosts.clone(), board, traces, config.backfill.clone());
     let (shutdown, failed) = (CancellationToken::new(), CancellationToken::new());
     // Every gateway's session feed, followed until shutdown.
-    let gateways = Gateways::default();
+    let gateways = Gateways::with_leases(store.feed_leases());
     let followers = TaskTracker::new();
-    feed::follow_all(&hosts, &store, Some(backfills.clone()), &gateways, config.feed, &followers, &shutdown);
+    let lease = config.backfill.lease;
+    feed::follow_all(&hosts, &store, Some(backfills.clone()), &gateways, config.feed, lease, &followers, &shutdown);
     followers.close();
 
     if config.demo_jwks.is_some() {

@@ -319,8 +319,11 @@ async fn the_mass_removal_guard_holds_a_snapshot_until_an_operator_accepts_it() 
         .await;
     let (status, body, _) = dir.get("/api/v1/admin/sessions/m29/contacts").await;
     assert_eq!(status, 404, "{body}");
-    let (status, _, _) = dir.get("/api/v1/admin/sessions/m29/backfill").await;
-    assert_eq!(status, 404, "a removed session has no backfill status");
+    eventually("a removed session has no backfill status", PATIENCE, || async {
+        let (status, _, _) = dir.get("/api/v1/admin/sessions/m29/backfill").await;
+        (status == 404).then_some(())
+    })
+    .await;
     let again = accept("gw-1").await.unwrap();
     assert_eq!(again.status(), 409, "nothing is held any more");
     counts_match_the_listing(&dir, "gw-1").await;

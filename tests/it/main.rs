@@ -11,6 +11,7 @@ mod auth;
 mod backfill;
 mod backfill_hostile;
 mod cluster;
+mod cluster_feed;
 mod console;
 mod contract;
 mod crates;

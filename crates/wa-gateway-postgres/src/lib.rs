@@ -5,6 +5,7 @@
 mod api_keys;
 mod directory;
 mod errors;
+mod followers;
 mod job_state;
 pub mod jobs;
 mod sessions;
@@ -33,6 +34,7 @@ pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0003_backfill_jobs.sql",
     "0004_sessions_revision.sql",
     "0005_session_status_counts.sql",
+    "0006_feed_followers.sql",
 );
 
 pub struct PgDatabase {
@@ -97,6 +99,11 @@ impl Database for PgDatabase {
 
     fn shared_job_board(&self, lease: Duration) -> Option<Arc<dyn JobBoard>> {
         Some(jobs::PgJobBoard::start(self.pool.clone(), lease))
+    }
+
+    fn feed_leases(&self) -> Option<Arc<dyn wa_gateway_core::feed::leases::FeedLeases>> {
+        let replica = format!("{}-{}", std::process::id(), ulid::Ulid::new());
+        Some(Arc::new(followers::PgFeedLeases { pool: self.pool.clone(), replica }))
     }
 
     fn hold_serving_lock(&self) -> Result<(), StoreError> {

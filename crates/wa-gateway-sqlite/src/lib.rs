@@ -147,6 +147,11 @@ impl Database for SqliteDatabase {
         self.pool.close().await;
     }
 
+    fn feed_leases(&self) -> Option<Arc<dyn wa_gateway_core::feed::leases::FeedLeases>> {
+        // One server per SQLite file: it follows every gateway.
+        None
+    }
+
     fn hold_serving_lock(&self) -> Result<(), StoreError> {
         let file = &self.file;
         let mut serving = self.serving.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,8 +9,9 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, Upserted};
-use super::gateways::{FeedState, Gateways};
+use super::gateways::Gateways;
 use super::message::{FeedMessage, Refusal, Refused};
+use super::report::FeedState;
 use super::{FeedConfig, metrics};
 use crate::backfill::Backfills;
 use crate::hosts::{FeedStream, HostError, SessionHost};
@@ -29,6 +30,8 @@ pub(crate) struct Follower {
     pub backfills: Option<Backfills>,
     pub gateways: Gateways,
     pub config: FeedConfig,
+    /// In cluster mode, until when this replica may write for the gateway.
+    pub fence: Option<std::sync::Arc<super::fence::Fence>>,
 }
 
 /// Why a stream ended.
@@ -37,6 +40,8 @@ enum Ended {
     Store(crate::store::StoreError),
     Closed,
     Stalled,
+    /// The gateway's lease may have run out: another replica may follow it.
+    LeaseLost,
 }
 
 impl Follower {
@@ -71,6 +76,10 @@ impl Follower {
                         Ended::Closed => "the session host ended the feed".to_owned(),
                         Ended::Stalled => {
                             format!("the snapshot did not complete within {} s", self.config.snapshot_stall.as_secs())
+                        }
+                        Ended::LeaseLost => {
+                            tracing::warn!(gateway = %self.gateway, "lease lapsed: this replica stops applying the feed");
+                            return;
                         }
                     };
                     tracing::warn!(gateway = %self.gateway, error = %reason, "session feed ended; reconnecting");
@@ -107,12 +116,18 @@ impl Follower {
                     Some(Err(error)) => return Ended::Host(error),
                 },
                 () = wait_accepted(accepted.as_deref()) => {
+                    if self.fence.as_ref().is_some_and(|fence| !fence.holds()) {
+                        return Ended::LeaseLost;
+                    }
                     if let Err(error) = self.apply_held().await {
                         return Ended::Store(error);
                     }
                     continue;
                 }
             };
+            if self.fence.as_ref().is_some_and(|fence| !fence.holds()) {
+                return Ended::LeaseLost;
+            }
             metrics::event(&self.gateway);
             let complete = message.snapshot_complete;
             if let Err(error) = self.apply(message, present.as_mut()).await {

@@ -7,47 +7,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::Notify;
 
+use super::leases::FeedLeases;
+pub use super::report::{FeedState, GatewayReport};
 use crate::sessions::model::SessionId;
-use crate::time::UnixMillis;
-
-/// Where a gateway's feed is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FeedState {
-    Connecting,
-    /// The opening snapshot is arriving.
-    Syncing,
-    Live,
-    Unreachable,
-    /// The host answered UNIMPLEMENTED: it has no feed.
-    Unsupported,
-}
-
-impl FeedState {
-    pub const ALL: [Self; 5] = [Self::Connecting, Self::Syncing, Self::Live, Self::Unreachable, Self::Unsupported];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connecting => "connecting",
-            Self::Syncing => "syncing",
-            Self::Live => "live",
-            Self::Unreachable => "unreachable",
-            Self::Unsupported => "unsupported",
-        }
-    }
-}
-
-/// One gateway as the view shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayReport {
-    pub id: String,
-    pub host_url: String,
-    pub feed: FeedState,
-    pub last_snapshot_at: Option<UnixMillis>,
-    pub last_event_at: Option<UnixMillis>,
-    pub last_error: Option<String>,
-    /// Sessions a held snapshot would remove.
-    pub held_removals: usize,
-}
 
 #[derive(Debug)]
 struct Entry {
@@ -56,10 +18,14 @@ struct Entry {
     accepted: Arc<Notify>,
 }
 
-/// The configured gateways' reports; cheap to clone.
-#[derive(Debug, Clone, Default)]
+/// The configured gateways' reports, and in cluster mode who follows
+/// which; cheap to clone.
+#[derive(Clone, Default)]
 pub struct Gateways {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
+    leases: Option<Arc<dyn FeedLeases>>,
+    /// Woken when a report changes, so cluster mode shares it soon.
+    changed: Arc<Notify>,
 }
 
 /// Why a held snapshot could not be accepted.
@@ -69,9 +35,20 @@ pub enum AcceptError {
     UnknownGateway(String),
     #[error("gateway {0} has no held snapshot")]
     NothingHeld(String),
+    #[error("the database did not answer: {0}")]
+    Store(String),
 }
 
 impl Gateways {
+    /// Gateways whose followers are chosen through `leases` (cluster mode).
+    pub fn with_leases(leases: Option<Arc<dyn FeedLeases>>) -> Self {
+        Self { entries: Arc::default(), leases, changed: Arc::default() }
+    }
+
+    pub fn leases(&self) -> Option<&Arc<dyn FeedLeases>> {
+        self.leases.as_ref()
+    }
+
     /// Registers `id`, reached at `host_url`, as connecting.
     pub fn register(&self, id: &str, host_url: String) {
         let report = GatewayReport {
@@ -95,6 +72,12 @@ impl Gateways {
         if let Some(entry) = self.lock().get_mut(id) {
             change(&mut entry.report);
         }
+        self.changed.notify_one();
+    }
+
+    /// Resolves after some report changed.
+    pub(crate) async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// Holds `removals` until an operator accepts them.

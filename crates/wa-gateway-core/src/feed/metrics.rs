@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::gateways::FeedState;
 use super::message::Refusal;
+use super::report::FeedState;
 use crate::time::now_millis;
 
 /// Every series of `gateway`, created at zero so dashboards and alerts see them.

@@ -9,10 +9,14 @@
 //! a gateway is held for an operator ([`Gateways::accept`]).
 
 mod apply;
+mod cluster;
+mod fence;
 mod follower;
 pub mod gateways;
+pub mod leases;
 pub mod message;
 pub mod metrics;
+pub mod report;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,13 +58,16 @@ impl Default for FeedConfig {
     }
 }
 
-/// Starts one follower per configured gateway on `tasks`; they stop with `stop`.
+/// Follows the configured gateways on `tasks` until `stop`: every one of
+/// them, or in cluster mode (`gateways` has leases) this replica's share,
+/// holding each for `lease` at a time.
 pub fn follow_all(
     hosts: &Arc<dyn SessionHosts>,
     store: &Store,
     backfills: Option<Backfills>,
     gateways: &Gateways,
     config: FeedConfig,
+    lease: Duration,
     tasks: &TaskTracker,
     stop: &CancellationToken,
 ) {
@@ -68,6 +75,9 @@ pub fn follow_all(
         let Some(host) = hosts.host(&gateway) else { continue };
         gateways.register(&gateway, host.url());
         metrics::register(&gateway);
+        if gateways.leases().is_some() {
+            continue;
+        }
         let follower = follower::Follower {
             gateway,
             host,
@@ -75,8 +85,22 @@ pub fn follow_all(
             backfills: backfills.clone(),
             gateways: gateways.clone(),
             config,
+            fence: None,
         };
         tasks.spawn(follower.run(stop.clone()));
+    }
+    if let Some(leases) = gateways.leases() {
+        let coordinator = cluster::Coordinator {
+            leases: leases.clone(),
+            lease,
+            hosts: hosts.clone(),
+            store: store.clone(),
+            backfills,
+            gateways: gateways.clone(),
+            config,
+            tasks: tasks.clone(),
+        };
+        tasks.spawn(coordinator.run(stop.clone()));
     }
 }
 
@@ -85,12 +109,14 @@ impl ServiceError for AcceptError {
         match self {
             Self::UnknownGateway(_) => ErrorCode::NotFound,
             Self::NothingHeld(_) => ErrorCode::Aborted,
+            Self::Store(_) => ErrorCode::Unavailable,
         }
     }
     fn reason(&self) -> &'static str {
         match self {
             Self::UnknownGateway(_) => "GATEWAY_NOT_FOUND",
             Self::NothingHeld(_) => "NOTHING_HELD",
+            Self::Store(_) => "STORE_UNAVAILABLE",
         }
     }
 }
@@ -100,6 +126,8 @@ impl ServiceError for AcceptError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayView {
     pub report: GatewayReport,
+    /// The replica that follows the gateway (cluster mode).
+    pub follower: Option<String>,
     pub status_counts: Vec<(SessionStatus, u64)>,
 }
 
@@ -110,13 +138,35 @@ impl GatewayView {
     }
 }
 
-/// Every configured gateway, by id.
+/// Every configured gateway, by id. In cluster mode a gateway another
+/// replica follows is shown as its follower reports it.
 pub async fn list(_admin: &SuperAdmin, store: &Store, gateways: &Gateways) -> Result<Vec<GatewayView>, StoreError> {
+    let leases = gateways.leases();
     let counts = store.status_counts().await?;
+    let followed = match leases {
+        Some(leases) => leases.followers().await?,
+        None => Vec::new(),
+    };
     Ok(gateways
         .reports()
         .into_iter()
-        .map(|report| {
+        .map(|local| {
+            let (report, follower) = match (leases, followed.iter().find(|f| f.report.id == local.id)) {
+                // This replica follows it: its own report is the freshest.
+                (Some(leases), Some(following)) if following.follower == leases.replica() => {
+                    (local, Some(following.follower.clone()))
+                }
+                (Some(_), Some(following)) => {
+                    let mut report = following.report.clone();
+                    report.host_url = local.host_url;
+                    (report, Some(following.follower.clone()))
+                }
+                (Some(_), None) => {
+                    let waiting = "no replica follows this gateway yet".to_owned();
+                    (GatewayReport { feed: FeedState::Connecting, last_error: Some(waiting), ..local }, None)
+                }
+                (None, _) => (local, None),
+            };
             let status_counts = SessionStatus::ALL
                 .into_iter()
                 .map(|status| {
@@ -127,14 +177,28 @@ pub async fn list(_admin: &SuperAdmin, store: &Store, gateways: &Gateways) -> Re
                     (status, n)
                 })
                 .collect();
-            GatewayView { report, status_counts }
+            GatewayView { report, follower, status_counts }
         })
         .collect())
 }
 
-/// Accepts `gateway`'s held snapshot; its follower removes the sessions.
-pub fn accept(admin: &SuperAdmin, gateways: &Gateways, gateway: &str) -> Result<(), AcceptError> {
-    gateways.accept(gateway)?;
+/// Accepts `gateway`'s held snapshot; its follower (here, or on another
+/// replica in cluster mode) removes the sessions.
+pub async fn accept(admin: &SuperAdmin, gateways: &Gateways, gateway: &str) -> Result<(), AcceptError> {
+    let held_here = gateways.reports().iter().any(|r| r.id == gateway && r.held_removals > 0);
+    match gateways.leases() {
+        // This process follows it (or is the only one): accept here.
+        None => gateways.accept(gateway)?,
+        Some(_) if held_here => gateways.accept(gateway)?,
+        Some(leases) => {
+            if !gateways.reports().iter().any(|r| r.id == gateway) {
+                return Err(AcceptError::UnknownGateway(gateway.to_owned()));
+            }
+            if !leases.request_accept(gateway).await.map_err(|e| AcceptError::Store(e.to_string()))? {
+                return Err(AcceptError::NothingHeld(gateway.to_owned()));
+            }
+        }
+    }
     tracing::info!(gateway, by = admin.subject(), "held snapshot accepted");
     Ok(())
 }

@@ -89,6 +89,10 @@ impl Database for FakeDatabase {
     fn shared_job_board(&self, _lease: Duration) -> Option<Arc<dyn JobBoard>> {
         None
     }
+
+    fn feed_leases(&self) -> Option<Arc<dyn crate::feed::leases::FeedLeases>> {
+        None
+    }
 }
 
 #[async_trait]

@@ -56,6 +56,10 @@ impl<D: Database> Database for Instrumented<D> {
     fn shared_job_board(&self, lease: Duration) -> Option<Arc<dyn JobBoard>> {
         self.inner.shared_job_board(lease)
     }
+
+    fn feed_leases(&self) -> Option<Arc<dyn crate::feed::leases::FeedLeases>> {
+        self.inner.feed_leases()
+    }
 }
 
 #[async_trait]

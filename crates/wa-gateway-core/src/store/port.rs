@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use super::error::StoreError;
 use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
+use crate::feed::leases::FeedLeases;
 use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId, SessionStatus};
 use crate::sessions::writes::{Inspection, SessionWrite};
@@ -90,6 +91,9 @@ pub trait Database: SessionStore + ApiKeyStore + DirectoryStore + Send + Sync + 
     /// The job board every replica shares, for backends that several
     /// replicas share (PostgreSQL); `None` keeps jobs in memory.
     fn shared_job_board(&self, lease: Duration) -> Option<Arc<dyn JobBoard>>;
+    /// Who follows which gateway's session feed, for backends that several
+    /// replicas share; `None` when this process follows them all.
+    fn feed_leases(&self) -> Option<Arc<dyn FeedLeases>>;
 }
 
 /// The sessions table: the import's writes and the listing's reads.
