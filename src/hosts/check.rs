@@ -22,8 +22,11 @@ const MAX_LISTED: usize = 10;
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub session: String,
-    /// A stream silent for this long fails its check.
+    /// A stream silent for this long fails its check (and a feed's
+    /// snapshot must complete within it).
     pub stall: Duration,
+    /// How long to wait for a feed change after the snapshot; `None` waits not.
+    pub feed_change_wait: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,11 +40,24 @@ pub struct Finding {
 }
 
 impl Finding {
+    pub(crate) fn new(check: &str) -> Self {
+        Self { check: check.to_owned(), summary: String::new(), problems: Vec::new(), more: 0 }
+    }
+
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
     }
 
-    fn problem(&mut self, problem: String) {
+    /// This finding, failed with `problem`.
+    pub(crate) fn failing(mut self, problem: String) -> Self {
+        if self.summary.is_empty() {
+            self.summary = "the check did not complete".into();
+        }
+        self.problem(problem);
+        self
+    }
+
+    pub(crate) fn problem(&mut self, problem: String) {
         if self.problems.len() < MAX_LISTED { self.problems.push(problem) } else { self.more += 1 }
     }
 }
@@ -253,5 +269,6 @@ pub async fn run(channel: Channel, options: &CheckOptions) -> Report {
     report.findings.push(check_contacts(&mut client, options).await);
     report.findings.push(check_groups(&mut client, options).await);
     report.findings.push(check_unknown_session(&mut client, options.stall).await);
+    report.findings.push(super::check_feed::check_feed(&mut client, options.stall, options.feed_change_wait).await);
     report
 }

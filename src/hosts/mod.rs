@@ -3,6 +3,7 @@
 //! conversion of what hosts stream into validated domain values.
 
 pub mod check;
+mod check_feed;
 mod convert;
 mod error;
 pub mod feed;

@@ -188,6 +188,9 @@ async fn the_printed_console_link_signs_in_and_leaves_no_token_in_the_address_ba
     assert!(shown.as_u64().unwrap() >= 6, "{shown}");
     let href = browser.run("return location.href;", serde_json::json!([])).await;
     assert_eq!(href, serde_json::json!(format!("http://{}/console/", demo.http)));
+    let load = "const all = [performance.getEntriesByType('navigation')[0], ...performance.getEntriesByType('resource')]; \
+                return {requests: all.length, bytes: all.reduce((n, e) => n + e.transferSize, 0), tableMs: performance.getEntriesByName('first-table')[0]?.startTime};";
+    eprintln!("demo console first load: {}", browser.run(load, serde_json::json!([])).await);
     assert_eq!(demo.stop().await.code(), Some(0), "a clean stop");
 }
 

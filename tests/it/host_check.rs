@@ -98,3 +98,54 @@ async fn an_unreachable_host_fails_and_bad_arguments_are_refused() {
     let (ok, report) = host_check("http://127.0.0.1:1", "bad id!").await;
     assert!(!ok && report.contains("--session"), "{report}");
 }
+
+/// A host-sim given sessions serves a feed host-check accepts, changes
+/// included; a scripted feed with a repeated id, a record without a status
+/// and one dated far ahead fails, each named.
+#[tokio::test]
+async fn session_feeds_are_checked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sessions.jsonl");
+    let lines: Vec<String> = (0..30).map(|i| session_line(&format!("s{i}"), "org_a", "working", "gw-1")).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let file = file.display().to_string();
+    let sim = HostSimProcess::start(&["--session", "s0", "--sessions", &file, "--churn-per-sec", "20"]).await;
+    let out = tokio::process::Command::new(BIN)
+        .args(["--log", "warn", "host-check", "--host", &sim.url, "--session", "s0", "--feed-change-wait-secs", "10"])
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}");
+    assert!(
+        report.contains("PASS  session feed: a snapshot of 30 session(s)") && report.contains("a change followed"),
+        "{report}"
+    );
+
+    let record = |id: &str, status: i32, updated: i64| pb::HostedSession {
+        id: id.into(),
+        organization_id: "org_a".into(),
+        status,
+        updated_at_ms: updated,
+        ..Default::default()
+    };
+    let mut script = well_behaved();
+    script.feed = true;
+    script.snapshot = Some(vec![
+        record("a", 4, 1_750_000_000_000),
+        record("a", 4, 1_750_000_000_001),
+        record("b", 0, 1_750_000_000_000),
+        record("c", 4, 4_000_000_000_000),
+    ]);
+    let (_host, url) = ScriptedHost::start(script).await;
+    let (ok, report) = host_check(&url, "sess-1").await;
+    assert!(!ok, "{report}");
+    for line in [
+        "FAIL  session feed",
+        "session \"a\" twice in one snapshot",
+        "session \"b\" would be refused: unspecified_status",
+        "session \"c\" is dated more than a day ahead",
+    ] {
+        assert!(report.contains(line), "{line:?} missing from\n{report}");
+    }
+}

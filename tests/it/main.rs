@@ -18,6 +18,7 @@ mod crates;
 mod demo;
 mod deploy;
 mod directory;
+mod directory_load;
 mod edges;
 mod file_cycles;
 mod grpcurl;

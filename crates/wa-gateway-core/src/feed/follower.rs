@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::apply::{self, Upserted};
 use super::gateways::Gateways;
@@ -32,6 +33,22 @@ pub(crate) struct Follower {
     pub config: FeedConfig,
     /// In cluster mode, until when this replica may write for the gateway.
     pub fence: Option<std::sync::Arc<super::fence::Fence>>,
+}
+
+/// What a snapshot's messages did, for its summary audit line.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    changed: usize,
+    unchanged: usize,
+    refused: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.changed += other.changed;
+        self.unchanged += other.unchanged;
+        self.refused += other.refused;
+    }
 }
 
 /// Why a stream ended.
@@ -99,6 +116,7 @@ impl Follower {
         let started = Instant::now();
         let stall_at = tokio::time::Instant::now() + self.config.snapshot_stall;
         let mut present: Option<HashSet<SessionId>> = Some(HashSet::new());
+        let mut tally = Tally::default();
         let accepted = self.gateways.accepted(&self.gateway);
         loop {
             let next = async {
@@ -130,11 +148,12 @@ impl Follower {
             }
             metrics::event(&self.gateway);
             let complete = message.snapshot_complete;
-            if let Err(error) = self.apply(message, present.as_mut()).await {
-                return Ended::Store(error);
+            match self.apply(message, present.as_mut()).await {
+                Ok(counted) => tally.add(counted),
+                Err(error) => return Ended::Store(error),
             }
             if complete && let Some(seen) = present.take() {
-                if let Err(error) = self.complete_snapshot(&seen).await {
+                if let Err(error) = self.complete_snapshot(&seen, tally).await {
                     return Ended::Store(error);
                 }
                 metrics::snapshot_seconds(&self.gateway, started.elapsed());
@@ -150,13 +169,26 @@ impl Follower {
         &self,
         message: FeedMessage,
         present: Option<&mut HashSet<SessionId>>,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<Tally, crate::store::StoreError> {
+        let span = tracing::debug_span!(
+            "feed.batch",
+            gateway = %self.gateway,
+            records = message.upserted.len(),
+            removed = message.removed.len()
+        );
+        self.apply_batch(message, present).instrument(span).await
+    }
+
+    async fn apply_batch(
+        &self,
+        message: FeedMessage,
+        present: Option<&mut HashSet<SessionId>>,
+    ) -> Result<Tally, crate::store::StoreError> {
         let FeedMessage { upserted, removed, .. } = message;
-        let span = tracing::debug_span!("feed.batch", gateway = %self.gateway, records = upserted.len(), removed = removed.len());
-        let _entered = span.enter();
         let now = now_millis();
         let Upserted { changed, unchanged, refused, present: named } =
             apply::upsert(&self.store, &self.gateway, upserted, now).await?;
+        let mut tally = Tally { changed: changed.len(), unchanged, refused: refused.len() };
         self.gateways.seen(&self.gateway, &named.iter().collect::<Vec<_>>());
         metrics::applied(&self.gateway, changed.len(), unchanged);
         for session in &changed {
@@ -169,7 +201,10 @@ impl Follower {
         for id in removed {
             match id {
                 Ok(id) => ids.push(id),
-                Err(Refused { reason, .. }) => self.refused(reason),
+                Err(Refused { reason, .. }) => {
+                    tally.refused += 1;
+                    self.refused(reason);
+                }
             }
         }
         match present {
@@ -190,11 +225,15 @@ impl Follower {
             None => {}
         }
         self.gateways.update(&self.gateway, |r| r.last_event_at = Some(now));
-        Ok(())
+        Ok(tally)
     }
 
     /// Removes what the completed snapshot did not name, unless that is too much.
-    async fn complete_snapshot(&self, present: &HashSet<SessionId>) -> Result<(), crate::store::StoreError> {
+    async fn complete_snapshot(
+        &self,
+        present: &HashSet<SessionId>,
+        tally: Tally,
+    ) -> Result<(), crate::store::StoreError> {
         let stored = self.store.gateway_session_ids(&self.gateway).await?;
         let absent: BTreeSet<SessionId> = stored.iter().filter(|id| !present.contains(*id)).cloned().collect();
         self.gateways.release(&self.gateway);
@@ -216,7 +255,8 @@ impl Follower {
         let outcome = apply::remove(&self.store, &self.gateway, &ids).await?;
         tracing::info!(
             target: "audit", principal = "session-host", action = "FeedSnapshot",
-            gateway = %self.gateway, present = present.len(), removed = outcome.removed.len(),
+            gateway = %self.gateway, present = present.len(), applied = tally.changed, unchanged = tally.unchanged,
+            refused = tally.refused, removed = outcome.removed.len(),
             "session feed snapshot applied"
         );
         self.removed(&outcome.removed).await;
