@@ -6,7 +6,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row, Transaction};
 
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
-use wa_gateway_core::sessions::writes::{Inspection, SessionWrite, StoredVersion};
+use wa_gateway_core::sessions::writes::{self, Inspection, SessionWrite, StoredVersion, Upsert};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
 use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
@@ -159,6 +159,32 @@ impl SessionStore for crate::PgDatabase {
 
     async fn sessions_revision(&self) -> Result<String, StoreError> {
         Ok(sqlx::query_scalar(READ_REVISION).fetch_one(&self.pool).await.map_err(from_sqlx)?)
+    }
+
+    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let raw: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
+        let mut stored: HashMap<String, StoredVersion> = HashMap::new();
+        // FOR UPDATE: a concurrent writer of the same rows waits, so the
+        // decision holds when the row is written.
+        for row in sqlx::query("SELECT id, organization_id, updated_at FROM sessions WHERE id = ANY($1) FOR UPDATE")
+            .bind(&raw)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(from_sqlx)?
+        {
+            let version = StoredVersion {
+                organization_id: row.try_get("organization_id").map_err(from_sqlx)?,
+                updated_at: row.try_get("updated_at").map_err(from_sqlx)?,
+            };
+            stored.insert(row.try_get("id").map_err(from_sqlx)?, version);
+        }
+        let outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
+        let written: Vec<&Session> =
+            sessions.iter().zip(&outcomes).filter(|(_, o)| **o == Upsert::Written).map(|(s, _)| s).collect();
+        write(&mut tx, &written, false).await?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(outcomes)
     }
 
     async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {

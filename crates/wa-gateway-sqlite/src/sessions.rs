@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use crate::readers::{ReaderRow, Value};
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
-use wa_gateway_core::sessions::writes::{Inspection, SessionWrite, StoredVersion};
+use wa_gateway_core::sessions::writes::{self, Inspection, SessionWrite, StoredVersion, Upsert};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
 use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
@@ -189,6 +189,33 @@ impl SessionStore for crate::SqliteDatabase {
                     .map_err(from_rusqlite)?)
             })
             .await
+    }
+
+    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
+        let mut stored: HashMap<String, StoredVersion> = HashMap::new();
+        for chunk in sessions.chunks(500) {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT id, organization_id, updated_at FROM sessions WHERE id IN (");
+            let mut list = q.separated(", ");
+            for session in chunk {
+                list.push_bind(session.id.as_str());
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *tx).await.map_err(from_sqlx)? {
+                let version = StoredVersion {
+                    organization_id: row.try_get("organization_id").map_err(from_sqlx)?,
+                    updated_at: row.try_get("updated_at").map_err(from_sqlx)?,
+                };
+                stored.insert(row.try_get("id").map_err(from_sqlx)?, version);
+            }
+        }
+        let outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
+        let written: Vec<&Session> =
+            sessions.iter().zip(&outcomes).filter(|(_, o)| **o == Upsert::Written).map(|(s, _)| s).collect();
+        write(&mut tx, &written, false).await?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(outcomes)
     }
 
     async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::message::{Refusal, Refused};
 use crate::sessions::model::{Session, SessionId};
-use crate::sessions::writes::SessionWrite;
+use crate::sessions::writes::Upsert;
 use crate::store::error::StoreError;
 use crate::store::port::Store;
 use crate::time::UnixMillis;
@@ -28,7 +28,8 @@ pub struct Upserted {
     pub present: Vec<SessionId>,
 }
 
-/// Applies `records` as `gateway`'s, in one transaction.
+/// Applies `records` as `gateway`'s, in one transaction (the store's
+/// `upsert_newer`, which holds the last-writer-wins rule).
 pub(crate) async fn upsert(
     store: &Store,
     gateway: &str,
@@ -59,26 +60,14 @@ pub(crate) async fn upsert(
         return Ok(outcome);
     }
     let candidates: Vec<Session> = latest.into_values().collect();
-    let mut import = store.begin_import().await?;
-    let ids: Vec<&SessionId> = candidates.iter().map(|s| &s.id).collect();
-    let inspections = import.inspect(&ids).await?;
-    let mut writes = Vec::with_capacity(candidates.len());
-    for (session, inspection) in candidates.into_iter().zip(inspections) {
-        match inspection.stored {
-            Some(stored) if stored.organization_id != session.organization_id => {
-                outcome.refused.push(Refusal::OrganizationMove);
-            }
-            Some(stored) if stored.updated_at >= session.updated_at => outcome.unchanged += 1,
-            _ => {
-                outcome.changed.push(session.id.clone());
-                writes.push(SessionWrite { session, keep_stored_created_at: false });
-            }
+    let outcomes = store.upsert_newer(&candidates).await?;
+    for (session, upsert) in candidates.into_iter().zip(outcomes) {
+        match upsert {
+            Upsert::Written => outcome.changed.push(session.id),
+            Upsert::NotNewer => outcome.unchanged += 1,
+            Upsert::OtherOrganization => outcome.refused.push(Refusal::OrganizationMove),
         }
     }
-    if !writes.is_empty() {
-        import.write(&writes).await?;
-    }
-    import.commit().await?;
     Ok(outcome)
 }
 

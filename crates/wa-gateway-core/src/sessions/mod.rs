@@ -10,7 +10,7 @@ pub mod writes;
 pub use import::{ImportError, ImportOptions, ImportSummary, MAX_LINE_BYTES, import};
 pub use model::{IdError, Session, SessionFilter, SessionId, SessionStatus, check_id as check_id_field};
 pub use record::{MAX_TEXT_LEN as MAX_SESSION_TEXT_LEN, ParsedLine, parse_line};
-pub use writes::{Inspection, SessionWrite, StoredVersion};
+pub use writes::{Inspection, SessionWrite, StoredVersion, Upsert};
 
 use crate::auth::SuperAdmin;
 use crate::error::{ErrorCode, ServiceError};

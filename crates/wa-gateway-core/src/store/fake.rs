@@ -129,6 +129,24 @@ impl SessionStore for FakeDatabase {
         Ok(self.state().revision.to_string())
     }
 
+    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<crate::sessions::writes::Upsert>, StoreError> {
+        let mut state = self.state();
+        let mut outcomes = Vec::with_capacity(sessions.len());
+        for session in sessions {
+            let stored = state
+                .sessions
+                .get(session.id.as_str())
+                .map(|s| StoredVersion { organization_id: s.organization_id.clone(), updated_at: s.updated_at });
+            let outcome = crate::sessions::writes::decide(stored.as_ref(), session);
+            if outcome == crate::sessions::writes::Upsert::Written {
+                state.sessions.insert(session.id.as_str().to_owned(), session.clone());
+            }
+            outcomes.push(outcome);
+        }
+        state.revision += 1;
+        Ok(outcomes)
+    }
+
     async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {
         let state = self.state();
         let held = state.sessions.values().filter(|s| s.gateway_id.as_deref() == Some(gateway));

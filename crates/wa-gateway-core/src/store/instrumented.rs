@@ -87,6 +87,11 @@ impl<D: Database> SessionStore for Instrumented<D> {
         self.inner.sessions_revision().await
     }
 
+    #[tracing::instrument(level = "debug", name = "store.upsert_newer", skip_all, fields(db.system = self.system))]
+    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<crate::sessions::writes::Upsert>, StoreError> {
+        self.inner.upsert_newer(sessions).await
+    }
+
     #[tracing::instrument(level = "debug", name = "store.gateway_session_ids", skip_all, fields(db.system = self.system))]
     async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {
         self.inner.gateway_session_ids(gateway).await

@@ -14,7 +14,7 @@ use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::feed::leases::FeedLeases;
 use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId, SessionStatus};
-use crate::sessions::writes::{Inspection, SessionWrite};
+use crate::sessions::writes::{Inspection, SessionWrite, Upsert};
 use crate::time::UnixMillis;
 
 /// An api-key as stored: never the secret, only its hash.
@@ -111,6 +111,10 @@ pub trait SessionStore: Send + Sync {
     /// write to sessions and never repeats, so a listing read after the
     /// revision was R is still current while it reads R.
     async fn sessions_revision(&self) -> Result<String, StoreError>;
+    /// In one transaction: reads each session's stored row, writes those
+    /// [`crate::sessions::writes::decide`] lets through, and answers what it
+    /// did with each, in order. Ids are distinct.
+    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError>;
     /// Ids of every session stored with `gateway`.
     async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError>;
     /// Removes those of `ids` stored with `gateway`, with their stored
