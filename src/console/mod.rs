@@ -37,10 +37,11 @@ macro_rules! assets {
 
 const JS: &str = "text/javascript; charset=utf-8";
 
-static ASSETS: [Asset; 10] = assets![
+static ASSETS: [Asset; 11] = assets![
     "index.html" => "text/html; charset=utf-8",
     "console.css" => "text/css; charset=utf-8",
     "app.js" => JS,
+    "cursors.js" => JS,
     "api.js" => JS,
     "dom.js" => JS,
     "gateways.js" => JS,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 
-use super::check::Finding;
 use super::feed::{MAX_FEED_RECORDS, hosted};
+use super::finding::Finding;
 use crate::proto::host::{self as pb, session_host_service_client::SessionHostServiceClient};
 use crate::time::now_millis;
 use wa_gateway_core::feed::MAX_FUTURE_MS;

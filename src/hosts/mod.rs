@@ -7,6 +7,7 @@ mod check_feed;
 mod convert;
 mod error;
 pub mod feed;
+mod finding;
 mod groups;
 pub mod sim;
 pub mod sim_feed;

@@ -142,8 +142,15 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     // Every gateway's session feed, followed until shutdown.
     let gateways = Gateways::with_leases(store.feed_leases());
     let followers = TaskTracker::new();
-    let lease = config.backfill.lease;
-    feed::follow_all(&hosts, &store, Some(backfills.clone()), &gateways, config.feed, lease, &followers, &shutdown);
+    let wiring = feed::Followers {
+        hosts: &hosts,
+        store: &store,
+        backfills: Some(backfills.clone()),
+        gateways: &gateways,
+        config: config.feed,
+        lease: config.backfill.lease,
+    };
+    feed::follow_all(wiring, &followers, &shutdown);
     followers.close();
 
     if config.demo_jwks.is_some() {

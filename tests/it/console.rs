@@ -134,7 +134,10 @@ async fn the_console_signs_in_lists_sessions_and_runs_a_backfill_in_a_real_brows
             json!([]),
         )
         .await;
-    eprintln!("console first load: {timing}");
+    eprintln!(
+        "console first load: {} requests, {} bytes, first table at {} ms",
+        timing["requests"], timing["bytes"], timing["tableMs"]
+    );
     for name in timing["names"].as_array().unwrap() {
         assert!(name.as_str().unwrap().starts_with(origin), "loaded from another origin: {name}");
     }

@@ -3,6 +3,7 @@
 // the walk) restarts it from the first page and says so.
 
 import { call, withQuery } from './api.js';
+import { Cursors } from './cursors.js';
 import { fill, h } from './dom.js';
 
 const PAGE_SIZE = 50;
@@ -16,18 +17,16 @@ export function walk(container, path, { header, row, empty, signal }) {
   const body = h('div', { class: 'table-wrap' }, h('p', { class: 'muted' }, 'Loading…'));
   const pager = h('div', { class: 'pager' });
   fill(container, notice, body, pager);
-  const behind = [];
-  let cursor = null;
+  const cursors = new Cursors();
 
   async function load() {
     try {
-      const { body: page } = await call(withQuery(path, { limit: PAGE_SIZE, cursor }), { signal });
+      const { body: page } = await call(withQuery(path, { limit: PAGE_SIZE, cursor: cursors.current }), { signal });
       show(page);
     } catch (error) {
       if (error.name === 'AbortError') return;
-      if (error.details?.reason === 'CURSOR_STALE' && cursor) {
-        behind.length = 0;
-        cursor = null;
+      if (error.details?.reason === 'CURSOR_STALE' && cursors.current) {
+        cursors.restart();
         fill(notice, 'A newer backfill replaced this data while you were paging; the list starts again from its first page.');
         notice.className = 'notice warn';
         return load();
@@ -44,18 +43,7 @@ export function walk(container, path, { header, row, empty, signal }) {
         h('thead', {}, h('tr', {}, header.map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', {}, page.data.map((item) => h('tr', {}, row(item).map((cell) => h('td', {}, cell))))))
       : h('p', { class: 'empty' }, empty));
-    const previous = h('button', { type: 'button', disabled: behind.length === 0 }, '← Previous');
-    const next = h('button', { type: 'button', disabled: !page.nextCursor }, 'Next →');
-    previous.addEventListener('click', () => {
-      cursor = behind.pop() ?? null;
-      load();
-    });
-    next.addEventListener('click', () => {
-      behind.push(cursor);
-      cursor = page.nextCursor;
-      load();
-    });
-    fill(pager, previous, h('span', { class: 'muted' }, `page ${behind.length + 1}`), next);
+    cursors.controls(pager, page, load);
   }
 
   load();

@@ -2,6 +2,7 @@
 // pages following nextCursor, and a poll with If-None-Match while open.
 
 import { call, withQuery } from './api.js';
+import { Cursors } from './cursors.js';
 import { fill, h, href, link, status, text, time } from './dom.js';
 
 export const STATUSES = ['working', 'scan_qr_code', 'starting', 'stopped', 'failed'];
@@ -26,9 +27,7 @@ export function renderSessions({ main, query, navigate }) {
     pager,
   );
 
-  // The cursors of the pages before this one; the first page has none.
-  const behind = [];
-  let cursor = null;
+  const cursors = new Cursors();
   let etag = null;
   let timer = null;
   let stopped = false;
@@ -36,7 +35,7 @@ export function renderSessions({ main, query, navigate }) {
 
   async function load({ poll = false } = {}) {
     clearTimeout(timer);
-    const path = withQuery('/api/v1/admin/sessions', { ...filters, limit: PAGE_SIZE, cursor });
+    const path = withQuery('/api/v1/admin/sessions', { ...filters, limit: PAGE_SIZE, cursor: cursors.current });
     try {
       const answer = await call(path, { etag: poll ? etag : null, signal: controller.signal });
       if (stopped) return;
@@ -58,18 +57,7 @@ export function renderSessions({ main, query, navigate }) {
     // For the first-load measurement (tests/it/demo.rs).
     if (!performance.getEntriesByName('first-table').length) performance.mark('first-table');
     fill(table, page.data.length ? sessionsTable(page.data) : h('p', { class: 'empty' }, emptyText(filters)));
-    const previous = h('button', { type: 'button', disabled: behind.length === 0 }, '← Previous');
-    const next = h('button', { type: 'button', disabled: !page.nextCursor }, 'Next →');
-    previous.addEventListener('click', () => {
-      cursor = behind.pop() ?? null;
-      load();
-    });
-    next.addEventListener('click', () => {
-      behind.push(cursor);
-      cursor = page.nextCursor;
-      load();
-    });
-    fill(pager, previous, h('span', { class: 'muted' }, `page ${behind.length + 1}`), next);
+    cursors.controls(pager, page, load);
   }
 
   load();

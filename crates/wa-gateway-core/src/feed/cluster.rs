@@ -168,6 +168,6 @@ impl Coordinator {
             r.feed = FeedState::Connecting;
             r.last_error = None;
         });
-        metrics::state(gateway, FeedState::Connecting);
+        metrics::not_followed(gateway);
     }
 }

@@ -27,6 +27,15 @@ pub(crate) fn state(gateway: &str, current: FeedState) {
     }
 }
 
+/// This replica does not follow `gateway` (cluster mode): it reports no
+/// state for it, so per-replica alerts look only at the follower.
+pub(crate) fn not_followed(gateway: &str) {
+    for feed in FeedState::ALL {
+        metrics::gauge!("wa_gateway_feed_state", "gateway" => gateway.to_owned(), "state" => feed.as_str()).set(0.0);
+    }
+    held(gateway, false);
+}
+
 pub(crate) fn event(gateway: &str) {
     #[allow(clippy::cast_precision_loss)]
     let seconds = now_millis() as f64 / 1000.0;

@@ -58,24 +58,28 @@ impl Default for FeedConfig {
     }
 }
 
+/// What following the gateways' feeds needs.
+pub struct Followers<'a> {
+    pub hosts: &'a Arc<dyn SessionHosts>,
+    pub store: &'a Store,
+    /// Stops the jobs of removed sessions.
+    pub backfills: Option<Backfills>,
+    pub gateways: &'a Gateways,
+    pub config: FeedConfig,
+    /// How long a replica holds a gateway without renewing (cluster mode).
+    pub lease: Duration,
+}
+
 /// Follows the configured gateways on `tasks` until `stop`: every one of
-/// them, or in cluster mode (`gateways` has leases) this replica's share,
-/// holding each for `lease` at a time.
-pub fn follow_all(
-    hosts: &Arc<dyn SessionHosts>,
-    store: &Store,
-    backfills: Option<Backfills>,
-    gateways: &Gateways,
-    config: FeedConfig,
-    lease: Duration,
-    tasks: &TaskTracker,
-    stop: &CancellationToken,
-) {
+/// them, or in cluster mode (`gateways` has leases) this replica's share.
+pub fn follow_all(followers: Followers<'_>, tasks: &TaskTracker, stop: &CancellationToken) {
+    let Followers { hosts, store, backfills, gateways, config, lease } = followers;
     for gateway in hosts.gateways() {
         let Some(host) = hosts.host(&gateway) else { continue };
         gateways.register(&gateway, host.url());
         metrics::register(&gateway);
         if gateways.leases().is_some() {
+            metrics::not_followed(&gateway);
             continue;
         }
         let follower = follower::Follower {
