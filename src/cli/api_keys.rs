@@ -29,8 +29,12 @@ pub enum ApiKeysCommand {
     Revoke { id: String },
 }
 
-pub async fn run(database_url: &str, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let store = crate::store::open(database_url).await?;
+pub async fn run(
+    database_url: &str,
+    options: crate::store::StoreOptions,
+    command: ApiKeysCommand,
+) -> anyhow::Result<()> {
+    let store = crate::store::open_with(database_url, options).await?;
     let result = match command {
         ApiKeysCommand::Create { org, name, permissions } => {
             check_id_field("--org", &org)?;

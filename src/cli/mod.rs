@@ -39,6 +39,12 @@ pub struct Cli {
     )]
     pub database_url: String,
 
+    /// SQLite: seconds a writer (an import, the session feed, a backfill,
+    /// an api-key command) waits for the database's write lock before it
+    /// fails with a busy error naming the lock.
+    #[arg(long, env = "WA_GATEWAY_BUSY_TIMEOUT_SECS", default_value_t = 5, global = true, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub busy_timeout_secs: u64,
+
     /// Log line format (logs go to stderr).
     #[arg(long, env = "WA_GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
@@ -49,6 +55,12 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions { busy_timeout: std::time::Duration::from_secs(self.busy_timeout_secs) }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -108,16 +120,17 @@ pub fn main() -> ExitCode {
             }
         }
     };
+    let store = cli.store_options();
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(&cli.database_url, args).await,
+            Command::Serve(args) => serve::run(&cli.database_url, store, args).await,
             Command::Migrate => {
-                crate::store::open(&cli.database_url).await?.close().await;
+                crate::store::open_with(&cli.database_url, store).await?.close().await;
                 eprintln!("migrations applied to {}", crate::store::redact_url(&cli.database_url));
                 Ok(())
             }
-            Command::Sessions(cmd) => sessions::run(&cli.database_url, cmd).await,
-            Command::ApiKeys(cmd) => api_keys::run(&cli.database_url, cmd).await,
+            Command::Sessions(cmd) => sessions::run(&cli.database_url, store, cmd).await,
+            Command::ApiKeys(cmd) => api_keys::run(&cli.database_url, store, cmd).await,
             Command::HostSim(args) => host_sim::run(args).await,
             Command::HostCheck(args) => host_check::run(args).await,
             Command::Rest(args) => rest::run(args).await,

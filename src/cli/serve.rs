@@ -234,7 +234,7 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     }
 }
 
-pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(database_url: &str, store: crate::store::StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
     let stop_requested = shutdown_signal();
     let demo = if args.demo { Some(super::demo::Demo::prepare().await?) } else { None };
     let jwks_url = match (&demo, &args.jwks_url) {
@@ -256,6 +256,7 @@ pub async fn run(database_url: &str, args: ServeArgs) -> anyhow::Result<()> {
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
         database_url: demo.as_ref().map_or_else(|| database_url.to_owned(), |d| d.database_url.clone()),
+        store,
         jwks: JwksConfig {
             url: jwks_url,
             default_refresh: Duration::from_secs(args.jwks_refresh_secs),

@@ -31,11 +31,15 @@ async fn open(file: &str) -> anyhow::Result<Box<dyn AsyncBufRead + Unpin + Send>
     Ok(Box::new(BufReader::with_capacity(256 * 1024, handle)))
 }
 
-pub async fn run(database_url: &str, command: SessionsCommand) -> anyhow::Result<()> {
+pub async fn run(
+    database_url: &str,
+    options: crate::store::StoreOptions,
+    command: SessionsCommand,
+) -> anyhow::Result<()> {
     match command {
         SessionsCommand::Import { file, allow_org_change } => {
             let input = open(&file).await?;
-            let store = crate::store::open(database_url).await?;
+            let store = crate::store::open_with(database_url, options).await?;
             let result = import(&store, input, ImportOptions { allow_org_change }).await;
             store.close().await;
             let summary = match result {

@@ -38,6 +38,7 @@ pub struct ServeConfig {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
     pub database_url: String,
+    pub store: crate::store::StoreOptions,
     pub jwks: JwksConfig,
     pub jwt: JwtConfig,
     pub hosts: HostRegistry,
@@ -121,8 +122,9 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     let metrics = crate::telemetry::install();
     crate::telemetry::register_series();
     let shown_url = redact_url(&config.database_url);
-    let store =
-        crate::store::open(&config.database_url).await.with_context(|| format!("opening database {shown_url}"))?;
+    let store = crate::store::open_with(&config.database_url, config.store)
+        .await
+        .with_context(|| format!("opening database {shown_url}"))?;
     // Before anything is swept: a second server on one SQLite file would
     // delete the staged rows of the first one's running jobs.
     store.hold_serving_lock()?;

@@ -16,21 +16,46 @@ pub use wa_gateway_sqlite::SqliteDatabase;
 
 use std::sync::Arc;
 
+/// How the store is opened, beyond its URL.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// SQLite: how long a writer waits for the write lock before it fails
+    /// with a busy error (PostgreSQL writers wait on row locks instead).
+    pub busy_timeout: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { busy_timeout: std::time::Duration::from_secs(5) }
+    }
+}
+
 /// Opens the database at `url`: `postgres://…` or `postgresql://…` for
 /// PostgreSQL, otherwise a SQLite file (created if missing). Does not migrate.
 pub async fn connect(url: &str) -> Result<Store, StoreError> {
+    connect_with(url, StoreOptions::default()).await
+}
+
+/// [`connect`] with `options`.
+pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         return Ok(Store::new(Arc::new(Instrumented::new(PgDatabase::connect(url).await?, "postgresql"))));
         #[cfg(not(feature = "postgres"))]
         return Err(StoreError::NotBuiltIn { backend: "PostgreSQL", feature: "postgres" });
     }
-    Ok(Store::new(Arc::new(Instrumented::new(SqliteDatabase::connect(url).await?, "sqlite"))))
+    let sqlite = SqliteDatabase::connect(url, options.busy_timeout).await?;
+    Ok(Store::new(Arc::new(Instrumented::new(sqlite, "sqlite"))))
 }
 
 /// Opens and applies every pending migration.
 pub async fn open(url: &str) -> Result<Store, StoreError> {
-    let store = connect(url).await?;
+    open_with(url, StoreOptions::default()).await
+}
+
+/// [`open`] with `options`.
+pub async fn open_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
+    let store = connect_with(url, options).await?;
     store.migrate().await?;
     Ok(store)
 }

@@ -145,7 +145,10 @@ async fn schemathesis_finds_no_server_errors_or_contract_violations() {
             .args(["run", &gw.http("/api/v1/openapi.json")])
             .args(["--header", &format!("Authorization: Bearer {token}")])
             .args(["--checks", "all", "--max-examples", "25", "--seed", "20261121"])
-            .args(["--generation-database", "none", "--request-timeout", "10", "--max-time", "100"])
+            // CancelBackfill may wait up to 15 s for a running job to stop
+            // (then 504 CANCEL_PENDING): a shorter client timeout reports a
+            // slow but correct cancel as a network error.
+            .args(["--generation-database", "none", "--request-timeout", "20", "--max-time", "100"])
             .args(["--no-color", "--workers", "1"])
             .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
             .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"))

@@ -407,3 +407,44 @@ async fn a_running_backfill_of_a_removed_session_ends_failed_and_its_status_goes
     .await;
     host.open_gate();
 }
+
+#[tokio::test]
+async fn a_stalled_snapshot_reopens_the_feed_and_a_host_that_comes_back_goes_live() {
+    let (host, url) = ScriptedHost::start(Script { feed: true, ..Default::default() }).await;
+    let flags = ["--feed-snapshot-timeout-secs", "1", "--feed-backoff-max-secs", "1", "--host"];
+    let mut args: Vec<String> = flags.iter().map(|f| (*f).to_owned()).collect();
+    args.push(format!("gw-1={url}"));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dir = Directory { platform: Platform::start(&args).await, http: reqwest::Client::new() };
+    dir.import(&[session_line("kept", "org_a", "working", "gw-1")]);
+
+    // A snapshot that never completes: the stream is dropped and reopened; nothing is removed.
+    let partial = WatchSessionsResponse {
+        upserted: vec![hosted("p1", "org_a", HostedSessionStatus::Working, 1_750_000_000_000)],
+        ..Default::default()
+    };
+    host.send(partial).await;
+    eventually("a reopened feed", PATIENCE, || async { (host.feed_opens() >= 2).then_some(()) }).await;
+    let view = dir.gateway("gw-1").await;
+    assert!(dir.session("kept").await.is_some(), "a stalled snapshot removed a session");
+    assert!(
+        view["feed"] == "syncing" || view["lastError"].as_str().is_some_and(|e| e.contains("did not complete")),
+        "{view}"
+    );
+
+    // The host goes down: unreachable, its sessions kept. Back: a new snapshot, live.
+    host.set(|s| s.refuse = Some(tonic::Code::Unavailable));
+    host.break_feed(tonic::Status::unavailable("host going down")).await;
+    dir.until_feed("gw-1", "unreachable").await;
+    assert!(dir.session("kept").await.is_some());
+    host.set(|s| {
+        s.refuse = None;
+        s.snapshot = Some(vec![
+            hosted("kept", "org_a", HostedSessionStatus::Stopped, 1_750_000_000_000),
+            hosted("p1", "org_a", HostedSessionStatus::Working, 1_750_000_000_000),
+        ]);
+    });
+    let live = dir.until_feed("gw-1", "live").await;
+    assert!(live["lastError"].is_null(), "{live}");
+    dir.until("kept stopped", "kept", |s| s.is_some_and(|s| s["status"] == "stopped")).await;
+}

@@ -288,3 +288,36 @@ async fn import_names_bad_bytes_and_repeated_ids_by_line() {
     let page = gw.client().await.list_sessions(authed(ListSessionsRequest::default(), &token)).await.unwrap();
     assert!(page.into_inner().data.is_empty(), "nothing was written");
 }
+
+/// A writer waits for SQLite's write lock up to `--busy-timeout-secs`, then
+/// fails naming the lock; one that gets it in time succeeds.
+#[tokio::test]
+async fn an_import_waits_for_the_write_lock_up_to_the_busy_timeout() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("busy.db").display().to_string();
+    assert!(cli(&db, &["migrate"]).status.success());
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{db}")).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+
+    let started = std::time::Instant::now();
+    let refused =
+        import_with(&db, session_line("b1", "org_a", "working", "gw-1").as_bytes(), &["--busy-timeout-secs", "1"]);
+    let waited = started.elapsed();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("write lock") && stderr.contains("--busy-timeout-secs"), "{stderr}");
+    assert!(waited >= std::time::Duration::from_millis(900), "gave up after {waited:?}");
+
+    // Released while the next import waits: it goes through.
+    let db2 = db.clone();
+    let waiting = tokio::task::spawn_blocking(move || {
+        import_with(&db2, session_line("b2", "org_a", "working", "gw-1").as_bytes(), &["--busy-timeout-secs", "30"])
+    });
+    // Give it time to reach the lock; it must still be waiting there.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "the import did not wait for the write lock");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let out = waiting.await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

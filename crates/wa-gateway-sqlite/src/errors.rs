@@ -7,7 +7,9 @@ use wa_gateway_core::store::error::StoreError;
 pub(crate) fn from_code(code: i32, message: String) -> StoreError {
     match code & 0xff {
         // SQLITE_BUSY, SQLITE_LOCKED
-        5 | 6 => StoreError::Busy(message),
+        5 | 6 => StoreError::Busy(format!(
+            "{message}: another writer held SQLite's write lock longer than --busy-timeout-secs"
+        )),
         // SQLITE_FULL
         13 => StoreError::Full(message),
         // SQLITE_CORRUPT, SQLITE_NOTADB

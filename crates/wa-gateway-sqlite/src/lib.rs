@@ -69,14 +69,15 @@ fn options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5)))
+        .foreign_keys(true))
 }
 
 impl SqliteDatabase {
     /// Opens (creating if missing) the database file. Does not migrate.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options = options(url)?;
+    /// A writer waits up to `busy_timeout` for the write lock, then fails
+    /// with `StoreError::Busy`.
+    pub async fn connect(url: &str, busy_timeout: Duration) -> Result<Self, StoreError> {
+        let options = options(url)?.busy_timeout(busy_timeout);
         let file = options.get_filename().to_owned();
         if file.as_os_str().is_empty() {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));

@@ -14,7 +14,7 @@ use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionId};
 
 async fn connect(path: &str) -> Result<Store, StoreError> {
-    Ok(Store::new(Arc::new(SqliteDatabase::connect(path).await?)))
+    Ok(Store::new(Arc::new(SqliteDatabase::connect(path, std::time::Duration::from_secs(5)).await?)))
 }
 
 async fn open(path: &str) -> Result<Store, StoreError> {

@@ -229,6 +229,7 @@ impl Follower {
     }
 
     /// Removes what the completed snapshot did not name, unless that is too much.
+    #[tracing::instrument(level = "debug", name = "feed.snapshot", skip_all, fields(gateway = %self.gateway, present = present.len()))]
     async fn complete_snapshot(
         &self,
         present: &HashSet<SessionId>,
