@@ -1,7 +1,9 @@
 //! Generations of backfilled data (see migrations/sqlite/0003_backfill_data.sql).
 
-use crate::BEGIN_WRITE;
 use crate::errors::from_rusqlite;
+// Backfill data transactions begin deferred: the runner retries each one
+// whole while the database is busy (`store_retrying`), so a failed upgrade of
+// a read costs a retry, not an error.
 use crate::errors::from_sqlx;
 use async_trait::async_trait;
 use rusqlite::OptionalExtension;
@@ -80,7 +82,7 @@ impl DirectoryStore for SqliteDatabase {
         contacts: &[Contact],
         maybe_staged: &[&str],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let staged: Vec<String> = staged_among(&mut tx, to, "wa_contacts", "", maybe_staged)
             .await?
             .iter()
@@ -116,7 +118,7 @@ impl DirectoryStore for SqliteDatabase {
         groups: &[Group],
         maybe_staged: &[&str],
     ) -> Result<Replaced, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let mut replaced = Replaced::default();
         let mut staged = Vec::new();
         for row in staged_among(&mut tx, to, "wa_groups", ", participant_count", maybe_staged).await? {
@@ -173,7 +175,7 @@ impl DirectoryStore for SqliteDatabase {
     }
 
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let previous: Option<String> =
             sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = ?")
                 .bind(session.as_str())
@@ -197,7 +199,7 @@ impl DirectoryStore for SqliteDatabase {
     }
 
     async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         delete_generation(&mut tx, session, generation).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(())
