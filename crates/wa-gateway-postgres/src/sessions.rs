@@ -2,7 +2,7 @@ use crate::errors::from_sqlx;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
 
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
@@ -74,11 +74,8 @@ impl SessionImport for PgImport {
             .await
             .map_err(from_sqlx)?
         {
-            let version = StoredVersion {
-                organization_id: row.try_get("organization_id").map_err(from_sqlx)?,
-                updated_at: row.try_get("updated_at").map_err(from_sqlx)?,
-            };
-            stored.insert(row.try_get("id").map_err(from_sqlx)?, version);
+            let (id, version) = rows::stored_version(&row)?;
+            stored.insert(id, version);
         }
         Ok(ids
             .iter()
@@ -173,11 +170,8 @@ impl SessionStore for crate::PgDatabase {
             .await
             .map_err(from_sqlx)?
         {
-            let version = StoredVersion {
-                organization_id: row.try_get("organization_id").map_err(from_sqlx)?,
-                updated_at: row.try_get("updated_at").map_err(from_sqlx)?,
-            };
-            stored.insert(row.try_get("id").map_err(from_sqlx)?, version);
+            let (id, version) = rows::stored_version(&row)?;
+            stored.insert(id, version);
         }
         let outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
         let written: Vec<&Session> =

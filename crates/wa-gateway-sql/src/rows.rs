@@ -7,6 +7,7 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use wa_gateway_core::directory::{Contact, GroupInfo, GroupSummary, Participant};
 use wa_gateway_core::sessions::model::{Session, SessionId, SessionStatus};
+use wa_gateway_core::sessions::writes::StoredVersion;
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::ApiKeyRow;
 
@@ -271,4 +272,11 @@ pub fn push_row<R: Columns, T>(
     }
     slice.rows.push(convert(row)?);
     Ok(())
+}
+
+/// A row of `SELECT id, organization_id, updated_at FROM sessions`: the id
+/// and what an import or a feed compares a record with.
+pub fn stored_version(row: &impl Columns) -> Result<(String, StoredVersion), StoreError> {
+    let version = StoredVersion { organization_id: row.text("organization_id")?, updated_at: row.int("updated_at")? };
+    Ok((row.text("id")?, version))
 }

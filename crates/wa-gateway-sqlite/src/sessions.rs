@@ -79,11 +79,8 @@ impl SessionImport for SqliteImport {
             }
             q.push(")");
             for row in q.build().fetch_all(&mut *self.tx).await.map_err(from_sqlx)? {
-                let version = StoredVersion {
-                    organization_id: row.try_get("organization_id").map_err(from_sqlx)?,
-                    updated_at: row.try_get("updated_at").map_err(from_sqlx)?,
-                };
-                stored.insert(row.try_get("id").map_err(from_sqlx)?, version);
+                let (id, version) = rows::stored_version(&row)?;
+                stored.insert(id, version);
             }
         }
         Ok(ids
@@ -203,11 +200,8 @@ impl SessionStore for crate::SqliteDatabase {
             }
             q.push(")");
             for row in q.build().fetch_all(&mut *tx).await.map_err(from_sqlx)? {
-                let version = StoredVersion {
-                    organization_id: row.try_get("organization_id").map_err(from_sqlx)?,
-                    updated_at: row.try_get("updated_at").map_err(from_sqlx)?,
-                };
-                stored.insert(row.try_get("id").map_err(from_sqlx)?, version);
+                let (id, version) = rows::stored_version(&row)?;
+                stored.insert(id, version);
             }
         }
         let outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
