@@ -261,6 +261,14 @@ impl ScriptedHost {
         }
     }
 
+    /// Waits until the open feed's client goes away (it dropped the stream).
+    pub async fn feed_dropped(&self) {
+        let open = self.feed.lock().unwrap().clone();
+        if let Some(tx) = open {
+            tx.closed().await;
+        }
+    }
+
     pub fn feed_opens(&self) -> usize {
         self.feed_opens.load(std::sync::atomic::Ordering::SeqCst)
     }

@@ -1,13 +1,16 @@
 //! Cluster mode and the live directory: two real replicas on one throwaway
 //! PostgreSQL share four gateways' session feeds. Exactly one replica follows
 //! each gateway, the gateways spread over the replicas, and when one replica
-//! is killed the other takes its gateways over within the lease.
+//! is killed the other takes its gateways over within the lease. A follower
+//! whose lease another took writes nothing more: every feed write checks
+//! the lease inside its own transaction.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wa_gateway::proto::host::{HostedSession, HostedSessionStatus};
+use sqlx::Connection;
+use wa_gateway::proto::host::{HostedSession, HostedSessionStatus, WatchSessionsResponse};
 
 use crate::common::Gateway;
 use crate::common::host::{Script, ScriptedHost};
@@ -103,4 +106,133 @@ async fn one_follower_per_gateway_spread_over_replicas_and_taken_over_when_one_d
     for host in &hosts {
         assert!(host.feed_opens() >= 1);
     }
+}
+
+/// The status `replica` lists for session `id`.
+async fn status_of(replica: &Gateway, token: &str, id: &str) -> Option<String> {
+    let body: Value = reqwest::Client::new()
+        .get(replica.http(&format!("/api/v1/admin/sessions/{id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["status"].as_str().map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_follower_whose_lease_another_took_writes_nothing_more_and_follows_again_from_a_new_snapshot() {
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    let script = Script { feed: true, snapshot: Some(vec![hosted("f1")]), ..Default::default() };
+    let (host, url) = ScriptedHost::start(script).await;
+    // A long lease: the replica renews only every 10 s, so the write below
+    // comes long before it could notice the takeover by renewing.
+    let gateway = format!("gw-1={url}");
+    let replica = Gateway::start_with_db(
+        &db,
+        &jwks.url(),
+        &["--backfill-lease-secs", "30", "--feed-backoff-max-secs", "1", "--host", &gateway],
+    )
+    .await;
+    let patience = Duration::from_secs(60);
+    eventually("the snapshot is listed", patience, || async {
+        (status_of(&replica, &token, "f1").await.as_deref() == Some("working")).then_some(())
+    })
+    .await;
+
+    // Another holder takes the gateway's lease behind the replica's back,
+    // as a replica would after this one's lease lapsed.
+    let mut sql = sqlx::PgConnection::connect(&db).await.unwrap();
+    let taken = sqlx::query(
+        "UPDATE feed_followers SET follower = 'intruder', tenure = nextval('feed_tenures'), \
+           lease_expires_at = (extract(epoch from clock_timestamp()) * 1000)::bigint + 60000 \
+         WHERE gateway_id = 'gw-1'",
+    )
+    .execute(&mut sql)
+    .await
+    .unwrap();
+    assert_eq!(taken.rows_affected(), 1);
+
+    // The host sends a change on the stream the old follower still reads.
+    let mut changed = hosted("f1");
+    changed.status = HostedSessionStatus::Failed.into();
+    changed.updated_at_ms += 1_000;
+    host.send(WatchSessionsResponse { upserted: vec![changed.clone()], removed: vec![], snapshot_complete: false })
+        .await;
+    tokio::time::timeout(patience, host.feed_dropped()).await.expect("the old follower lets its stream go");
+    assert_eq!(status_of(&replica, &token, "f1").await.as_deref(), Some("working"), "a fenced write landed");
+    assert_eq!(host.feed_opens(), 1);
+
+    // The intruder's lease runs out: the replica takes the gateway again,
+    // under a new tenure, and starts from a fresh snapshot.
+    host.set(|s| s.snapshot = Some(vec![changed]));
+    sqlx::query("UPDATE feed_followers SET lease_expires_at = 0 WHERE gateway_id = 'gw-1'")
+        .execute(&mut sql)
+        .await
+        .unwrap();
+    eventually("the new snapshot is listed", patience, || async {
+        (status_of(&replica, &token, "f1").await.as_deref() == Some("failed")).then_some(())
+    })
+    .await;
+    assert_eq!(host.feed_opens(), 2);
+}
+
+#[tokio::test]
+async fn a_feed_record_racing_an_import_of_a_newer_row_leaves_the_newer_row() {
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    let script = Script { feed: true, snapshot: Some(vec![hosted("r0")]), ..Default::default() };
+    let (host, url) = ScriptedHost::start(script).await;
+    let gateway = format!("gw-1={url}");
+    let replica = Gateway::start_with_db(&db, &jwks.url(), &["--host", &gateway]).await;
+    let patience = Duration::from_secs(60);
+    eventually("the snapshot is listed", patience, || async {
+        (status_of(&replica, &token, "r0").await.as_deref() == Some("working")).then_some(())
+    })
+    .await;
+
+    // An import inserts r1, newer than what the feed is about to send, and
+    // has not committed yet: the feed's write finds no row when it reads.
+    let mut import = sqlx::PgConnection::connect(&db).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut import).await.unwrap();
+    sqlx::query(
+        "INSERT INTO sessions (id, organization_id, gateway_id, status, created_at, updated_at) \
+         VALUES ('r1', 'org_a', 'gw-1', 'stopped', 1700000000000, 1760000000000)",
+    )
+    .execute(&mut import)
+    .await
+    .unwrap();
+    let mut older = hosted("r1");
+    older.updated_at_ms = 1_750_000_000_000;
+    host.send(WatchSessionsResponse { upserted: vec![older], removed: vec![], snapshot_complete: false }).await;
+
+    // The feed's insert waits on the import's row; then the import commits.
+    let watch = sqlx::PgPool::connect(&db).await.unwrap();
+    eventually("the feed's write waits on the import", patience, || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wa-gateway' AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&watch)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
+    sqlx::query("COMMIT").execute(&mut import).await.unwrap();
+
+    // The feed moves on (a later change lands), and r1 is still the import's.
+    let mut later = hosted("r0");
+    later.status = HostedSessionStatus::Failed.into();
+    later.updated_at_ms += 1;
+    host.send(WatchSessionsResponse { upserted: vec![later], removed: vec![], snapshot_complete: false }).await;
+    eventually("the later change is listed", patience, || async {
+        (status_of(&replica, &token, "r0").await.as_deref() == Some("failed")).then_some(())
+    })
+    .await;
+    assert_eq!(status_of(&replica, &token, "r1").await.as_deref(), Some("stopped"), "the older feed record won");
 }

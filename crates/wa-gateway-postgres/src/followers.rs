@@ -15,6 +15,12 @@ use wa_gateway_core::store::error::StoreError;
 
 const NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
+/// Whether `$1`'s current lease is tenure `$2`: a row when it is, share-locked
+/// until the asking transaction ends, so a takeover (which updates the row)
+/// waits for that transaction's commit.
+pub(crate) const HOLDS_TENURE: &str = "SELECT 1 FROM feed_followers WHERE gateway_id = $1 AND tenure = $2 \
+     AND lease_expires_at >= (extract(epoch from clock_timestamp()) * 1000)::bigint FOR SHARE";
+
 pub struct PgFeedLeases {
     pub(crate) pool: PgPool,
     pub(crate) replica: String,
@@ -64,9 +70,10 @@ impl FeedLeases for PgFeedLeases {
                  lease_expires_at = excluded.lease_expires_at, feed = excluded.feed, host_url = excluded.host_url, \
                  last_snapshot_at = excluded.last_snapshot_at, last_event_at = excluded.last_event_at, \
                  last_error = excluded.last_error, held_removals = excluded.held_removals, \
-                 accept_requested = f.accept_requested AND f.follower = excluded.follower \
+                 accept_requested = f.accept_requested AND f.follower = excluded.follower, \
+                 tenure = CASE WHEN f.follower = excluded.follower THEN f.tenure ELSE excluded.tenure END \
              WHERE f.follower = excluded.follower OR f.lease_expires_at < {NOW} \
-             RETURNING f.accept_requested AS accept"
+             RETURNING f.accept_requested AS accept, f.tenure"
         ))
         .bind(gateway)
         .bind(&self.replica)
@@ -82,6 +89,7 @@ impl FeedLeases for PgFeedLeases {
         .map_err(from_sqlx)?;
         let Some(row) = row else { return Ok(Hold::default()) };
         let accept_requested = row.try_get::<Option<bool>, _>("accept").map_err(from_sqlx)?.unwrap_or(false);
+        let tenure: i64 = row.try_get("tenure").map_err(from_sqlx)?;
         if accept_requested {
             sqlx::query("UPDATE feed_followers SET accept_requested = false WHERE gateway_id = $1 AND follower = $2")
                 .bind(gateway)
@@ -90,7 +98,7 @@ impl FeedLeases for PgFeedLeases {
                 .await
                 .map_err(from_sqlx)?;
         }
-        Ok(Hold { held: true, accept_requested })
+        Ok(Hold { held: true, accept_requested, tenure })
     }
 
     async fn release(&self, gateway: &str) -> Result<(), StoreError> {

@@ -35,6 +35,7 @@ pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0004_sessions_revision.sql",
     "0005_session_status_counts.sql",
     "0006_feed_followers.sql",
+    "0007_feed_tenures.sql",
 );
 
 pub struct PgDatabase {

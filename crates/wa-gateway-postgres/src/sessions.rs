@@ -6,35 +6,38 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
 
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
-use wa_gateway_core::sessions::writes::{self, Inspection, SessionWrite, StoredVersion, Upsert};
+use wa_gateway_core::sessions::writes::{self, FeedWriter, Inspection, SessionWrite, StoredVersion, Upsert};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
 use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
 
 /// Upserts in statements of at most 1,000 rows (17 parameters each, well
 /// under PostgreSQL's 65,535).
+/// One row of `INSERT INTO sessions ({SESSION_COLUMNS}) VALUES …`.
+fn push_session<'q>(row: &mut sqlx::query_builder::Separated<'_, 'q, Postgres, &'static str>, s: &'q Session) {
+    row.push_bind(s.id.as_str())
+        .push_bind(&s.organization_id)
+        .push_bind(&s.created_by_user_id)
+        .push_bind(&s.gateway_id)
+        .push_bind(&s.label)
+        .push_bind(&s.phone_number)
+        .push_bind(&s.wa_jid)
+        .push_bind(&s.wa_lid)
+        .push_bind(s.status.as_str())
+        .push_bind(s.auto_read)
+        .push_bind(s.presence_typing)
+        .push_bind(s.is_admin_session)
+        .push_bind(s.rate_per_min)
+        .push_bind(s.rate_per_hour)
+        .push_bind(s.created_at)
+        .push_bind(s.updated_at)
+        .push_bind(s.last_connected_at);
+}
+
 async fn write(conn: &mut PgConnection, sessions: &[&Session], keep_created_at: bool) -> Result<(), StoreError> {
     for chunk in sessions.chunks(1000) {
         let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
-        q.push_values(chunk, |mut row, s| {
-            row.push_bind(s.id.as_str())
-                .push_bind(&s.organization_id)
-                .push_bind(&s.created_by_user_id)
-                .push_bind(&s.gateway_id)
-                .push_bind(&s.label)
-                .push_bind(&s.phone_number)
-                .push_bind(&s.wa_jid)
-                .push_bind(&s.wa_lid)
-                .push_bind(s.status.as_str())
-                .push_bind(s.auto_read)
-                .push_bind(s.presence_typing)
-                .push_bind(s.is_admin_session)
-                .push_bind(s.rate_per_min)
-                .push_bind(s.rate_per_hour)
-                .push_bind(s.created_at)
-                .push_bind(s.updated_at)
-                .push_bind(s.last_connected_at);
-        });
+        q.push_values(chunk, |mut row, s| push_session(&mut row, s));
         q.push(format!(" ON CONFLICT (id) DO UPDATE SET {SESSION_UPSERT_UPDATES}"));
         if !keep_created_at {
             q.push(", created_at = excluded.created_at");
@@ -46,6 +49,46 @@ async fn write(conn: &mut PgConnection, sessions: &[&Session], keep_created_at: 
         sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
     }
     Ok(())
+}
+
+/// Whole-record upserts from a feed, each applied only over an older row of
+/// the same organization (the rule of [`writes::decide`], held again by the
+/// statement itself against a row a concurrent import inserted after the
+/// read). Answers the ids written.
+async fn write_newer(conn: &mut PgConnection, sessions: &[&Session]) -> Result<HashSet<String>, StoreError> {
+    let mut landed = HashSet::with_capacity(sessions.len());
+    for chunk in sessions.chunks(1000) {
+        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
+        q.push_values(chunk, |mut row, s| push_session(&mut row, s));
+        q.push(format!(
+            " ON CONFLICT (id) DO UPDATE SET {SESSION_UPSERT_UPDATES}, created_at = excluded.created_at \
+             WHERE sessions.updated_at < excluded.updated_at \
+               AND sessions.organization_id = excluded.organization_id \
+             RETURNING id"
+        ));
+        for id in q.build_query_scalar::<String>().fetch_all(&mut *conn).await.map_err(from_sqlx)? {
+            landed.insert(id);
+        }
+    }
+    if !landed.is_empty() {
+        sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
+    }
+    Ok(landed)
+}
+
+/// The stored version of each of `ids` that exists, read with `lock`.
+async fn stored_versions(
+    conn: &mut PgConnection,
+    ids: &[&str],
+    lock: &str,
+) -> Result<HashMap<String, StoredVersion>, StoreError> {
+    let mut stored = HashMap::with_capacity(ids.len());
+    let select = format!("SELECT id, organization_id, updated_at FROM sessions WHERE id = ANY($1){lock}");
+    for row in sqlx::query(&select).bind(ids).fetch_all(&mut *conn).await.map_err(from_sqlx)? {
+        let (id, version) = rows::stored_version(&row)?;
+        stored.insert(id, version);
+    }
+    Ok(stored)
 }
 
 /// One import transaction. Ids already seen are kept in a temporary table
@@ -103,7 +146,7 @@ impl SessionImport for PgImport {
 impl crate::PgDatabase {
     /// The per-gateway statements both backends share.
     fn gateway_sessions(&self) -> wa_gateway_sql::gateways::GatewaySessions<'_, sqlx::Postgres> {
-        wa_gateway_sql::gateways::GatewaySessions { pool: &self.pool, error: from_sqlx, begin: "BEGIN" }
+        wa_gateway_sql::gateways::GatewaySessions { pool: &self.pool, error: from_sqlx, begin: "BEGIN", holds_tenure: Some(crate::followers::HOLDS_TENURE) }
     }
 }
 
@@ -158,25 +201,33 @@ impl SessionStore for crate::PgDatabase {
         Ok(sqlx::query_scalar(READ_REVISION).fetch_one(&self.pool).await.map_err(from_sqlx)?)
     }
 
-    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError> {
+    async fn upsert_newer(&self, writer: FeedWriter<'_>, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        self.gateway_sessions().check_tenure(&mut tx, writer).await?;
         let raw: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
-        let mut stored: HashMap<String, StoredVersion> = HashMap::new();
         // FOR UPDATE: a concurrent writer of the same rows waits, so the
         // decision holds when the row is written.
-        for row in sqlx::query("SELECT id, organization_id, updated_at FROM sessions WHERE id = ANY($1) FOR UPDATE")
-            .bind(&raw)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(from_sqlx)?
-        {
-            let (id, version) = rows::stored_version(&row)?;
-            stored.insert(id, version);
-        }
-        let outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
+        let mut stored = stored_versions(&mut tx, &raw, " FOR UPDATE").await?;
+        let mut outcomes: Vec<Upsert> =
+            sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
         let written: Vec<&Session> =
             sessions.iter().zip(&outcomes).filter(|(_, o)| **o == Upsert::Written).map(|(s, _)| s).collect();
-        write(&mut tx, &written, false).await?;
+        let landed = write_newer(&mut tx, &written).await?;
+        // A row absent when read, and inserted since by a concurrent import,
+        // was left alone by the guarded write: decide again against it.
+        let raced: Vec<&str> =
+            written.iter().map(|s| s.id.as_str()).filter(|id| !landed.contains(*id)).collect();
+        if !raced.is_empty() {
+            stored = stored_versions(&mut tx, &raced, "").await?;
+            for (session, outcome) in sessions.iter().zip(outcomes.iter_mut()) {
+                if *outcome == Upsert::Written && !landed.contains(session.id.as_str()) {
+                    *outcome = match writes::decide(stored.get(session.id.as_str()), session) {
+                        Upsert::Written => Upsert::NotNewer,
+                        decided => decided,
+                    };
+                }
+            }
+        }
         tx.commit().await.map_err(from_sqlx)?;
         Ok(outcomes)
     }
@@ -185,8 +236,12 @@ impl SessionStore for crate::PgDatabase {
         self.gateway_sessions().ids(gateway).await
     }
 
-    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
-        self.gateway_sessions().remove(gateway, ids).await
+    async fn remove_gateway_sessions(
+        &self,
+        writer: FeedWriter<'_>,
+        ids: &[SessionId],
+    ) -> Result<GatewayRemoval, StoreError> {
+        self.gateway_sessions().remove(writer, ids).await
     }
 
     async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {

@@ -6,6 +6,7 @@
 use sqlx::{Database, Encode, Executor, IntoArguments, Pool, Type};
 
 use wa_gateway_core::sessions::model::{SessionId, SessionStatus};
+use wa_gateway_core::sessions::writes::FeedWriter;
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, StatusCount};
 
@@ -17,6 +18,10 @@ pub struct GatewaySessions<'p, DB: Database> {
     pub error: fn(sqlx::Error) -> StoreError,
     /// The statement a write transaction begins with.
     pub begin: &'static str,
+    /// The statement that finds (and locks until the transaction ends) the
+    /// lease row of gateway `$1` when its tenure is `$2` and it is current;
+    /// `None` for a backend without feed leases (one process follows all).
+    pub holds_tenure: Option<&'static str>,
 }
 
 /// `$first, $first+1, …` for `n` parameters.
@@ -32,7 +37,25 @@ where
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     DB::Row: Columns,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
 {
+    /// Inside the caller's write transaction: fails with
+    /// [`StoreError::NotFollowing`] unless `writer`'s lease is current.
+    pub async fn check_tenure(&self, conn: &mut DB::Connection, writer: FeedWriter<'_>) -> Result<(), StoreError> {
+        let Some(tenure) = writer.tenure else { return Ok(()) };
+        let held = match self.holds_tenure {
+            Some(statement) => sqlx::query(statement)
+                .bind(writer.gateway)
+                .bind(tenure)
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(self.error)?
+                .is_some(),
+            None => false,
+        };
+        if held { Ok(()) } else { Err(StoreError::NotFollowing(writer.gateway.to_owned())) }
+    }
+
     pub async fn ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError> {
         let rows = sqlx::query("SELECT id FROM sessions WHERE gateway_id = $1")
             .bind(gateway)
@@ -47,14 +70,16 @@ where
             .collect()
     }
 
-    /// One transaction: the sessions of `ids` stored with `gateway` go, with
+    /// One transaction: the sessions of `ids` stored with `writer`'s gateway go, with
     /// every row of theirs in the backfill data tables.
-    pub async fn remove(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
+    pub async fn remove(&self, writer: FeedWriter<'_>, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
+        let gateway = writer.gateway;
         let mut removal = GatewayRemoval::default();
         if ids.is_empty() {
             return Ok(removal);
         }
         let mut tx = self.pool.begin_with(self.begin).await.map_err(self.error)?;
+        self.check_tenure(&mut tx, writer).await?;
         let list = numbered(2, ids.len());
         let elsewhere =
             format!("SELECT id FROM sessions WHERE id IN ({list}) AND (gateway_id IS NULL OR gateway_id <> $1)");

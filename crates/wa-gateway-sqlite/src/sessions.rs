@@ -9,7 +9,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
 use crate::readers::{ReaderRow, Value};
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
-use wa_gateway_core::sessions::writes::{self, Inspection, SessionWrite, StoredVersion, Upsert};
+use wa_gateway_core::sessions::writes::{self, FeedWriter, Inspection, SessionWrite, StoredVersion, Upsert};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
 use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
@@ -108,7 +108,7 @@ impl SessionImport for SqliteImport {
 impl crate::SqliteDatabase {
     /// The per-gateway statements both backends share.
     fn gateway_sessions(&self) -> wa_gateway_sql::gateways::GatewaySessions<'_, sqlx::Sqlite> {
-        wa_gateway_sql::gateways::GatewaySessions { pool: &self.pool, error: from_sqlx, begin: BEGIN_WRITE }
+        wa_gateway_sql::gateways::GatewaySessions { pool: &self.pool, error: from_sqlx, begin: BEGIN_WRITE, holds_tenure: None }
     }
 }
 
@@ -188,8 +188,9 @@ impl SessionStore for crate::SqliteDatabase {
             .await
     }
 
-    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError> {
+    async fn upsert_newer(&self, writer: FeedWriter<'_>, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
+        self.gateway_sessions().check_tenure(&mut tx, writer).await?;
         let mut stored: HashMap<String, StoredVersion> = HashMap::new();
         for chunk in sessions.chunks(500) {
             let mut q: QueryBuilder<Sqlite> =
@@ -216,8 +217,12 @@ impl SessionStore for crate::SqliteDatabase {
         self.gateway_sessions().ids(gateway).await
     }
 
-    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
-        self.gateway_sessions().remove(gateway, ids).await
+    async fn remove_gateway_sessions(
+        &self,
+        writer: FeedWriter<'_>,
+        ids: &[SessionId],
+    ) -> Result<GatewayRemoval, StoreError> {
+        self.gateway_sessions().remove(writer, ids).await
     }
 
     async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::message::{Refusal, Refused};
 use crate::sessions::model::{Session, SessionId};
-use crate::sessions::writes::Upsert;
+use crate::sessions::writes::{FeedWriter, Upsert};
 use crate::store::error::StoreError;
 use crate::store::port::Store;
 use crate::time::UnixMillis;
@@ -28,11 +28,11 @@ pub struct Upserted {
     pub present: Vec<SessionId>,
 }
 
-/// Applies `records` as `gateway`'s, in one transaction (the store's
+/// Applies `records` as `writer`'s gateway's, in one transaction (the store's
 /// `upsert_newer`, which holds the last-writer-wins rule).
 pub(crate) async fn upsert(
     store: &Store,
-    gateway: &str,
+    writer: FeedWriter<'_>,
     records: Vec<Result<Session, Refused>>,
     now: UnixMillis,
 ) -> Result<Upserted, StoreError> {
@@ -47,7 +47,7 @@ pub(crate) async fn upsert(
                     outcome.refused.push(Refusal::FutureDate);
                     continue;
                 }
-                session.gateway_id = Some(gateway.to_owned());
+                session.gateway_id = Some(writer.gateway.to_owned());
                 latest.insert(session.id.clone(), session);
             }
             Err(Refused { id, reason }) => {
@@ -60,7 +60,7 @@ pub(crate) async fn upsert(
         return Ok(outcome);
     }
     let candidates: Vec<Session> = latest.into_values().collect();
-    let outcomes = store.upsert_newer(&candidates).await?;
+    let outcomes = store.upsert_newer(writer, &candidates).await?;
     for (session, upsert) in candidates.into_iter().zip(outcomes) {
         match upsert {
             Upsert::Written => outcome.changed.push(session.id),
@@ -79,12 +79,12 @@ pub struct Removed {
     pub elsewhere: usize,
 }
 
-/// Removes those of `ids` stored with `gateway`, with their stored data, in
-/// transactions of at most [`REMOVE_CHUNK`] ids.
-pub(crate) async fn remove(store: &Store, gateway: &str, ids: &[SessionId]) -> Result<Removed, StoreError> {
+/// Removes those of `ids` stored with `writer`'s gateway, with their stored
+/// data, in transactions of at most [`REMOVE_CHUNK`] ids.
+pub(crate) async fn remove(store: &Store, writer: FeedWriter<'_>, ids: &[SessionId]) -> Result<Removed, StoreError> {
     let mut outcome = Removed::default();
     for chunk in ids.chunks(REMOVE_CHUNK) {
-        let removal = store.remove_gateway_sessions(gateway, chunk).await?;
+        let removal = store.remove_gateway_sessions(writer, chunk).await?;
         outcome.removed.extend(removal.removed);
         outcome.elsewhere += removal.elsewhere;
     }

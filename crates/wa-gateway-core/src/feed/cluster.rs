@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -40,6 +41,10 @@ pub(crate) struct Coordinator {
 struct Followed {
     stop: CancellationToken,
     fence: Arc<Fence>,
+    tenure: i64,
+    /// The follower's task: it ends by itself when a write found the lease
+    /// gone or the fence ran out, and is then started afresh.
+    task: JoinHandle<()>,
 }
 
 impl Coordinator {
@@ -116,8 +121,14 @@ impl Coordinator {
 
     async fn renew(&self, following: &mut BTreeMap<String, Followed>) {
         let mut lost = Vec::new();
+        let mut stale = Vec::new();
         for (gateway, followed) in following.iter() {
+            if followed.task.is_finished() {
+                stale.push(gateway.clone());
+                continue;
+            }
             match self.leases.hold(gateway, self.lease, &self.report(gateway)).await {
+                Ok(hold) if hold.held && hold.tenure != followed.tenure => lost.push(gateway.clone()),
                 Ok(hold) if hold.held => {
                     followed.fence.extend(self.fence_until());
                     if hold.accept_requested && self.gateways.accept(gateway).is_err() {
@@ -136,6 +147,11 @@ impl Coordinator {
             }
             self.idle(&gateway);
         }
+        // Taken again (a fresh follower, a fresh snapshot) in this round.
+        for gateway in stale {
+            following.remove(&gateway);
+            tracing::info!(gateway, "restarting this gateway's session feed follower");
+        }
     }
 
     async fn take(&self, gateway: &str, following: &mut BTreeMap<String, Followed>, stop: &CancellationToken) {
@@ -152,10 +168,11 @@ impl Coordinator {
                     gateways: self.gateways.clone(),
                     config: self.config,
                     fence: Some(fence.clone()),
+                    tenure: Some(hold.tenure),
                 };
                 tracing::info!(gateway, replica = self.leases.replica(), "following this gateway's session feed");
-                self.tasks.spawn(follower.run(token.clone()));
-                following.insert(gateway.to_owned(), Followed { stop: token, fence });
+                let task = self.tasks.spawn(follower.run(token.clone()));
+                following.insert(gateway.to_owned(), Followed { stop: token, fence, tenure: hold.tenure, task });
             }
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, gateway, "could not take a session feed's lease"),

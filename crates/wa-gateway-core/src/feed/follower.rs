@@ -17,6 +17,8 @@ use super::{FeedConfig, metrics};
 use crate::backfill::Backfills;
 use crate::hosts::{FeedStream, HostError, SessionHost};
 use crate::sessions::model::SessionId;
+use crate::sessions::writes::FeedWriter;
+use crate::store::StoreError;
 use crate::store::port::Store;
 use crate::time::now_millis;
 
@@ -33,6 +35,8 @@ pub(crate) struct Follower {
     pub config: FeedConfig,
     /// In cluster mode, until when this replica may write for the gateway.
     pub fence: Option<std::sync::Arc<super::fence::Fence>>,
+    /// In cluster mode, the lease every write is checked against.
+    pub tenure: Option<i64>,
 }
 
 /// What a snapshot's messages did, for its summary audit line.
@@ -54,14 +58,27 @@ impl Tally {
 /// Why a stream ended.
 enum Ended {
     Host(HostError),
-    Store(crate::store::StoreError),
+    Store(StoreError),
     Closed,
     Stalled,
     /// The gateway's lease may have run out: another replica may follow it.
     LeaseLost,
 }
 
+impl From<StoreError> for Ended {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFollowing(_) => Self::LeaseLost,
+            error => Self::Store(error),
+        }
+    }
+}
+
 impl Follower {
+    fn writer(&self) -> FeedWriter<'_> {
+        FeedWriter { gateway: &self.gateway, tenure: self.tenure }
+    }
+
     /// Follows until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         let mut backoff = self.config.backoff_min;
@@ -138,7 +155,7 @@ impl Follower {
                         return Ended::LeaseLost;
                     }
                     if let Err(error) = self.apply_held().await {
-                        return Ended::Store(error);
+                        return error.into();
                     }
                     continue;
                 }
@@ -150,11 +167,11 @@ impl Follower {
             let complete = message.snapshot_complete;
             match self.apply(message, present.as_mut()).await {
                 Ok(counted) => tally.add(counted),
-                Err(error) => return Ended::Store(error),
+                Err(error) => return error.into(),
             }
             if complete && let Some(seen) = present.take() {
                 if let Err(error) = self.complete_snapshot(&seen, tally).await {
-                    return Ended::Store(error);
+                    return error.into();
                 }
                 metrics::snapshot_seconds(&self.gateway, started.elapsed());
                 *backoff = self.config.backoff_min;
@@ -169,7 +186,7 @@ impl Follower {
         &self,
         message: FeedMessage,
         present: Option<&mut HashSet<SessionId>>,
-    ) -> Result<Tally, crate::store::StoreError> {
+    ) -> Result<Tally, StoreError> {
         let span = tracing::debug_span!(
             "feed.batch",
             gateway = %self.gateway,
@@ -183,11 +200,11 @@ impl Follower {
         &self,
         message: FeedMessage,
         present: Option<&mut HashSet<SessionId>>,
-    ) -> Result<Tally, crate::store::StoreError> {
+    ) -> Result<Tally, StoreError> {
         let FeedMessage { upserted, removed, .. } = message;
         let now = now_millis();
         let Upserted { changed, unchanged, refused, present: named } =
-            apply::upsert(&self.store, &self.gateway, upserted, now).await?;
+            apply::upsert(&self.store, self.writer(), upserted, now).await?;
         let mut tally = Tally { changed: changed.len(), unchanged, refused: refused.len() };
         self.gateways.seen(&self.gateway, &named.iter().collect::<Vec<_>>());
         metrics::applied(&self.gateway, changed.len(), unchanged);
@@ -216,7 +233,7 @@ impl Follower {
                 }
             }
             None if !ids.is_empty() => {
-                let outcome = apply::remove(&self.store, &self.gateway, &ids).await?;
+                let outcome = apply::remove(&self.store, self.writer(), &ids).await?;
                 for _ in 0..outcome.elsewhere {
                     self.refused(Refusal::RemovedElsewhere);
                 }
@@ -234,7 +251,7 @@ impl Follower {
         &self,
         present: &HashSet<SessionId>,
         tally: Tally,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<(), StoreError> {
         let stored = self.store.gateway_session_ids(&self.gateway).await?;
         let absent: BTreeSet<SessionId> = stored.iter().filter(|id| !present.contains(*id)).cloned().collect();
         self.gateways.release(&self.gateway);
@@ -253,7 +270,7 @@ impl Follower {
         }
         metrics::held(&self.gateway, false);
         let ids: Vec<SessionId> = absent.into_iter().collect();
-        let outcome = apply::remove(&self.store, &self.gateway, &ids).await?;
+        let outcome = apply::remove(&self.store, self.writer(), &ids).await?;
         tracing::info!(
             target: "audit", principal = "session-host", action = "FeedSnapshot",
             gateway = %self.gateway, present = present.len(), applied = tally.changed, unchanged = tally.unchanged,
@@ -264,10 +281,10 @@ impl Follower {
         Ok(())
     }
 
-    async fn apply_held(&self) -> Result<(), crate::store::StoreError> {
+    async fn apply_held(&self) -> Result<(), StoreError> {
         let ids: Vec<SessionId> = self.gateways.take_held(&self.gateway).into_iter().collect();
         metrics::held(&self.gateway, false);
-        let outcome = apply::remove(&self.store, &self.gateway, &ids).await?;
+        let outcome = apply::remove(&self.store, self.writer(), &ids).await?;
         tracing::info!(target: "audit", principal = "operator", action = "AcceptSnapshot", gateway = %self.gateway, removed = outcome.removed.len(), "held snapshot accepted");
         self.removed(&outcome.removed).await;
         Ok(())

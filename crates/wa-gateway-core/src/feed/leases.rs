@@ -18,6 +18,10 @@ pub struct Hold {
     pub held: bool,
     /// An operator accepted the gateway's held snapshot on some replica.
     pub accept_requested: bool,
+    /// The lease's number: it stays while one replica keeps renewing the
+    /// gateway and changes whenever another takes it, so a follower's
+    /// writes name the lease they were begun under.
+    pub tenure: i64,
 }
 
 /// A gateway's lease as the view shows it.

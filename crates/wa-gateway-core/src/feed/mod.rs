@@ -90,6 +90,7 @@ pub fn follow_all(followers: Followers<'_>, tasks: &TaskTracker, stop: &Cancella
             gateways: gateways.clone(),
             config,
             fence: None,
+            tenure: None,
         };
         tasks.spawn(follower.run(stop.clone()));
     }

@@ -26,6 +26,18 @@ pub struct SessionWrite {
     pub keep_stored_created_at: bool,
 }
 
+/// Who writes a gateway's sessions from its feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedWriter<'a> {
+    pub gateway: &'a str,
+    /// Cluster mode: the follower's lease, by its tenure (a number no other
+    /// lease of any gateway ever had). The write applies only while that
+    /// lease is current: the store checks it inside the write's own
+    /// transaction, and holds it there against a takeover until the commit.
+    /// `None` when this process alone follows every gateway.
+    pub tenure: Option<i64>,
+}
+
 /// What a whole-record upsert from a session host does to one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsert {

@@ -38,6 +38,10 @@ pub enum StoreError {
     /// Any other failure of the database or of a statement.
     #[error("database error: {0}")]
     Other(String),
+    /// A feed write whose follower no longer holds the gateway's lease:
+    /// another replica may follow it now, so nothing was written.
+    #[error("this replica no longer follows gateway {0}'s session feed")]
+    NotFollowing(String),
     #[error("the database is closed")]
     Closed,
     #[error("migration failed: {0}")]

@@ -17,7 +17,7 @@ use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId};
-use crate::sessions::writes::{Inspection, SessionWrite, StoredVersion};
+use crate::sessions::writes::{FeedWriter, Inspection, SessionWrite, StoredVersion};
 use crate::time::UnixMillis;
 
 #[derive(Default)]
@@ -129,7 +129,12 @@ impl SessionStore for FakeDatabase {
         Ok(self.state().revision.to_string())
     }
 
-    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<crate::sessions::writes::Upsert>, StoreError> {
+    /// One process, no leases: `writer`'s tenure is not checked.
+    async fn upsert_newer(
+        &self,
+        _writer: FeedWriter<'_>,
+        sessions: &[Session],
+    ) -> Result<Vec<crate::sessions::writes::Upsert>, StoreError> {
         let mut state = self.state();
         let mut outcomes = Vec::with_capacity(sessions.len());
         for session in sessions {
@@ -153,7 +158,12 @@ impl SessionStore for FakeDatabase {
         Ok(held.map(|s| s.id.clone()).collect())
     }
 
-    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
+    async fn remove_gateway_sessions(
+        &self,
+        writer: FeedWriter<'_>,
+        ids: &[SessionId],
+    ) -> Result<GatewayRemoval, StoreError> {
+        let gateway = writer.gateway;
         let mut state = self.state();
         let mut removal = GatewayRemoval::default();
         for id in ids {

@@ -17,6 +17,7 @@ use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId};
+use crate::sessions::writes::FeedWriter;
 use crate::time::UnixMillis;
 
 pub struct Instrumented<D> {
@@ -88,8 +89,12 @@ impl<D: Database> SessionStore for Instrumented<D> {
     }
 
     #[tracing::instrument(level = "debug", name = "store.upsert_newer", skip_all, fields(db.system = self.system))]
-    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<crate::sessions::writes::Upsert>, StoreError> {
-        self.inner.upsert_newer(sessions).await
+    async fn upsert_newer(
+        &self,
+        writer: FeedWriter<'_>,
+        sessions: &[Session],
+    ) -> Result<Vec<crate::sessions::writes::Upsert>, StoreError> {
+        self.inner.upsert_newer(writer, sessions).await
     }
 
     #[tracing::instrument(level = "debug", name = "store.gateway_session_ids", skip_all, fields(db.system = self.system))]
@@ -98,8 +103,12 @@ impl<D: Database> SessionStore for Instrumented<D> {
     }
 
     #[tracing::instrument(level = "debug", name = "store.remove_gateway_sessions", skip_all, fields(db.system = self.system))]
-    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError> {
-        self.inner.remove_gateway_sessions(gateway, ids).await
+    async fn remove_gateway_sessions(
+        &self,
+        writer: FeedWriter<'_>,
+        ids: &[SessionId],
+    ) -> Result<GatewayRemoval, StoreError> {
+        self.inner.remove_gateway_sessions(writer, ids).await
     }
 
     #[tracing::instrument(level = "debug", name = "store.status_counts", skip_all, fields(db.system = self.system))]

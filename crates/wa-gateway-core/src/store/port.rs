@@ -14,7 +14,7 @@ use crate::directory::{Contact, Group, GroupSummary, Participant};
 use crate::feed::leases::FeedLeases;
 use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId, SessionStatus};
-use crate::sessions::writes::{Inspection, SessionWrite, Upsert};
+use crate::sessions::writes::{FeedWriter, Inspection, SessionWrite, Upsert};
 use crate::time::UnixMillis;
 
 /// An api-key as stored: never the secret, only its hash.
@@ -113,13 +113,20 @@ pub trait SessionStore: Send + Sync {
     async fn sessions_revision(&self) -> Result<String, StoreError>;
     /// In one transaction: reads each session's stored row, writes those
     /// [`crate::sessions::writes::decide`] lets through, and answers what it
-    /// did with each, in order. Ids are distinct.
-    async fn upsert_newer(&self, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError>;
+    /// did with each, in order. Ids are distinct. Fails with
+    /// [`StoreError::NotFollowing`], writing nothing, once `writer`'s lease
+    /// is no longer current.
+    async fn upsert_newer(&self, writer: FeedWriter<'_>, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError>;
     /// Ids of every session stored with `gateway`.
     async fn gateway_session_ids(&self, gateway: &str) -> Result<Vec<SessionId>, StoreError>;
-    /// Removes those of `ids` stored with `gateway`, with their stored
-    /// backfill data, in one transaction that moves the revision on.
-    async fn remove_gateway_sessions(&self, gateway: &str, ids: &[SessionId]) -> Result<GatewayRemoval, StoreError>;
+    /// Removes those of `ids` stored with `writer`'s gateway, with their
+    /// stored backfill data, in one transaction that moves the revision on;
+    /// fenced by `writer`'s lease like [`Self::upsert_newer`].
+    async fn remove_gateway_sessions(
+        &self,
+        writer: FeedWriter<'_>,
+        ids: &[SessionId],
+    ) -> Result<GatewayRemoval, StoreError>;
     /// Sessions by gateway and status, from counters every writer of the
     /// sessions table keeps in its own transaction (no count over rows).
     async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError>;
