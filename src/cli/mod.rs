@@ -3,6 +3,7 @@
 
 mod admin;
 mod api_keys;
+mod backup;
 mod demo;
 mod gateways;
 mod host_check;
@@ -90,6 +91,13 @@ pub enum Command {
     Rest(rest::RestArgs),
     /// Operator commands against a running server (gRPC).
     Admin(admin::AdminArgs),
+    /// Write a consistent copy of a SQLite store to a new file, while
+    /// `serve` runs and writes go on (PostgreSQL: use pg_dump).
+    ///
+    /// To restore: stop `serve`, move the database file and its `-wal` and
+    /// `-shm` files aside, copy the backup to the database's path, and start
+    /// `serve` again.
+    Backup(backup::BackupArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -135,6 +143,7 @@ pub fn main() -> ExitCode {
             Command::HostCheck(args) => host_check::run(args).await,
             Command::Rest(args) => rest::run(args).await,
             Command::Admin(args) => admin::run(args).await,
+            Command::Backup(args) => backup::run(&cli.database_url, args).await,
         }
     });
     runtime.block_on(logs.finish());

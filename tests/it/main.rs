@@ -10,6 +10,7 @@ mod common;
 mod auth;
 mod backfill;
 mod backfill_hostile;
+mod backup;
 mod cluster;
 mod cluster_feed;
 mod console;

@@ -1,6 +1,7 @@
 //! The embedded SQLite backend (WAL): the default, and the demo's database.
 
 mod api_keys;
+pub mod backup;
 mod directory;
 mod errors;
 mod readers;
