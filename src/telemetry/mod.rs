@@ -97,6 +97,7 @@ pub fn register_series() {
         metrics::counter!("wa_gateway_store_busy_total", "during" => during).increment(0);
     }
     metrics::counter!("wa_gateway_backfill_timeouts_total").increment(0);
+    metrics::counter!("wa_gateway_store_full_total").increment(0);
     if traces::enabled() {
         for reason in ["queue_full", "export_failed"] {
             metrics::counter!("wa_gateway_trace_spans_dropped_total", "reason" => reason).increment(0);

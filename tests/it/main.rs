@@ -20,6 +20,7 @@ mod demo;
 mod deploy;
 mod directory;
 mod directory_load;
+mod disk_full;
 mod edges;
 mod file_cycles;
 mod grpcurl;

@@ -10,8 +10,11 @@ pub(crate) fn from_code(code: i32, message: String) -> StoreError {
         5 | 6 => StoreError::Busy(format!(
             "{message}: another writer held SQLite's write lock longer than --busy-timeout-secs"
         )),
-        // SQLITE_FULL
-        13 => StoreError::Full(message),
+        // SQLITE_FULL: counted here, where every SQLite write's failure is read.
+        13 => {
+            metrics::counter!("wa_gateway_store_full_total").increment(1);
+            StoreError::Full(message)
+        }
         // SQLITE_CORRUPT, SQLITE_NOTADB
         11 | 26 => StoreError::Corrupt(message),
         _ => StoreError::Other(message),
@@ -44,6 +47,11 @@ mod tests {
             assert!(matches!(read(code), StoreError::Busy(_)) && read(code).is_busy(), "{code}");
         }
         assert!(matches!(read(13), StoreError::Full(_)) && !read(13).is_busy());
+        // A full disk answers 503 STORE_FULL, never a 500: reads go on, and
+        // writes succeed again once space returns.
+        use wa_gateway_core::error::{ErrorCode, ServiceError};
+        assert_eq!((read(13).error_code(), read(13).reason()), (ErrorCode::Unavailable, "STORE_FULL"));
+        assert!(!read(13).public_message().contains("code"), "the database's own words stay in the log");
         assert!(matches!(read(11), StoreError::Corrupt(_)) && matches!(read(26), StoreError::Corrupt(_)));
         assert!(matches!(read(19), StoreError::Other(_)) && !read(19).is_busy(), "a constraint is not busy");
     }

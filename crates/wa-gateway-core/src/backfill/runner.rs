@@ -49,7 +49,7 @@ const STORE_PATIENCE: Duration = Duration::from_secs(60);
 pub enum RunError {
     #[error("{error}{}", if *.attempts > 1 { format!(" (after {} attempts)", .attempts) } else { String::new() })]
     Host { error: HostError, attempts: u32 },
-    #[error("{}", if .0.is_busy() { "the database stayed busy; start the backfill again" } else { "storing pulled data failed" })]
+    #[error("{}", store_failure(.0))]
     Store(#[from] StoreError),
     #[error("{CANCELLED}")]
     Cancelled,
@@ -64,6 +64,18 @@ pub enum RunError {
     NoHost(String),
     #[error("internal error: the backfill task panicked")]
     Panicked,
+}
+
+/// What a job's `error` says of a store failure: the cause an operator can
+/// act on, never the database's own words.
+fn store_failure(error: &StoreError) -> &'static str {
+    match error {
+        _ if error.is_busy() => "the database stayed busy; start the backfill again",
+        StoreError::Full(_) => {
+            "the database has no space left; the stored data is as it was: free disk space and start the backfill again"
+        }
+        _ => "storing pulled data failed",
+    }
 }
 
 impl From<BoardError> for RunError {

@@ -60,15 +60,30 @@ impl StoreError {
 
 /// The reason of an answer refused because the store was busy.
 pub const STORE_BUSY: &str = "STORE_BUSY";
+/// The reason of an answer refused because the database has no space left.
+pub const STORE_FULL: &str = "STORE_FULL";
 
 impl ServiceError for StoreError {
     fn error_code(&self) -> ErrorCode {
-        if self.is_busy() { ErrorCode::Unavailable } else { ErrorCode::Internal }
+        match self {
+            _ if self.is_busy() => ErrorCode::Unavailable,
+            // Reads go on; writes succeed again once an operator frees space.
+            Self::Full(_) => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
+        }
     }
     fn reason(&self) -> &'static str {
-        if self.is_busy() { STORE_BUSY } else { "STORE_ERROR" }
+        match self {
+            _ if self.is_busy() => STORE_BUSY,
+            Self::Full(_) => STORE_FULL,
+            _ => "STORE_ERROR",
+        }
     }
     fn public_message(&self) -> String {
-        if self.is_busy() { "the database is busy; try again shortly".into() } else { "internal error".into() }
+        match self {
+            _ if self.is_busy() => "the database is busy; try again shortly".into(),
+            Self::Full(_) => "the database has no space left; try again once an operator frees disk space".into(),
+            _ => "internal error".into(),
+        }
     }
 }
