@@ -46,6 +46,15 @@ pub struct Cli {
     #[arg(long, env = "WA_GATEWAY_BUSY_TIMEOUT_SECS", default_value_t = 5, global = true, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub busy_timeout_secs: u64,
 
+    /// PostgreSQL: connections this process keeps to the database at most.
+    #[arg(long, env = "WA_GATEWAY_DB_POOL_SIZE", default_value_t = 16, global = true, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+
+    /// PostgreSQL: seconds a call waits for a free pooled connection before
+    /// it is answered 503 (the database is busy).
+    #[arg(long, env = "WA_GATEWAY_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 10, global = true, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub db_acquire_timeout_secs: u64,
+
     /// Log line format (logs go to stderr).
     #[arg(long, env = "WA_GATEWAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
     pub log_format: LogFormat,
@@ -60,7 +69,12 @@ pub struct Cli {
 
 impl Cli {
     fn store_options(&self) -> crate::store::StoreOptions {
-        crate::store::StoreOptions { busy_timeout: std::time::Duration::from_secs(self.busy_timeout_secs) }
+        crate::store::StoreOptions {
+            busy_timeout: std::time::Duration::from_secs(self.busy_timeout_secs),
+            pool_size: self.db_pool_size,
+            acquire_timeout: std::time::Duration::from_secs(self.db_acquire_timeout_secs),
+            idle_in_transaction: None,
+        }
     }
 }
 

@@ -234,7 +234,13 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     }
 }
 
-pub async fn run(database_url: &str, store: crate::store::StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(database_url: &str, mut store: crate::store::StoreOptions, args: ServeArgs) -> anyhow::Result<()> {
+    // A transaction of this server never waits on anything but the database,
+    // so one idle for half a lease belongs to a replica cut off from it: the
+    // server ends it, and its locks no longer stop other replicas from
+    // reaping its jobs or taking its gateways over.
+    let lease = Duration::from_secs(args.backfill_lease_secs);
+    store.idle_in_transaction = Some((lease / 2).max(Duration::from_secs(1)));
     let stop_requested = shutdown_signal();
     let demo = if args.demo { Some(super::demo::Demo::prepare().await?) } else { None };
     let jwks_url = match (&demo, &args.jwks_url) {

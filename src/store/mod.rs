@@ -22,11 +22,23 @@ pub struct StoreOptions {
     /// SQLite: how long a writer waits for the write lock before it fails
     /// with a busy error (PostgreSQL writers wait on row locks instead).
     pub busy_timeout: std::time::Duration,
+    /// PostgreSQL: connections of this process.
+    pub pool_size: u32,
+    /// PostgreSQL: how long a call waits for a free connection (then 503).
+    pub acquire_timeout: std::time::Duration,
+    /// PostgreSQL: how long a session may sit idle inside a transaction
+    /// before the server ends it and releases its locks (`serve` only).
+    pub idle_in_transaction: Option<std::time::Duration>,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { busy_timeout: std::time::Duration::from_secs(5) }
+        Self {
+            busy_timeout: std::time::Duration::from_secs(5),
+            pool_size: 16,
+            acquire_timeout: std::time::Duration::from_secs(10),
+            idle_in_transaction: None,
+        }
     }
 }
 
@@ -40,7 +52,14 @@ pub async fn connect(url: &str) -> Result<Store, StoreError> {
 pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
-        return Ok(Store::new(Arc::new(Instrumented::new(PgDatabase::connect(url).await?, "postgresql"))));
+        {
+            let pg = wa_gateway_postgres::PgOptions {
+                max_connections: options.pool_size,
+                acquire_timeout: options.acquire_timeout,
+                idle_in_transaction: options.idle_in_transaction,
+            };
+            return Ok(Store::new(Arc::new(Instrumented::new(PgDatabase::connect(url, pg).await?, "postgresql"))));
+        }
         #[cfg(not(feature = "postgres"))]
         return Err(StoreError::NotBuiltIn { backend: "PostgreSQL", feature: "postgres" });
     }

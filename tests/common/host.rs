@@ -269,6 +269,11 @@ impl ScriptedHost {
         }
     }
 
+    /// Messages sent on the open feed that its client has not taken yet.
+    pub fn feed_backlog(&self) -> usize {
+        self.feed.lock().unwrap().as_ref().map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
     pub fn feed_opens(&self) -> usize {
         self.feed_opens.load(std::sync::atomic::Ordering::SeqCst)
     }

@@ -10,6 +10,7 @@ pub mod host;
 pub mod jwks;
 pub mod otlp;
 pub mod pg;
+pub mod proxy;
 pub mod webdriver;
 
 use std::process::Stdio;
@@ -141,6 +142,11 @@ impl Gateway {
     }
 
     /// Starts with a fresh database, keeping its log lines (`info`, JSON).
+    /// [`Gateway::start_with_db`], keeping its JSON log lines in `logs`.
+    pub async fn start_with_db_logged(db: &str, jwks_url: &str, extra: &[&str]) -> Self {
+        Self::spawn(db, jwks_url, extra, true).await
+    }
+
     pub async fn start_logged(jwks_url: &str, extra: &[&str]) -> Self {
         let (db, dir) = fresh_database().await;
         let mut gw = Self::spawn(&db, jwks_url, extra, true).await;

@@ -30,5 +30,6 @@ mod listing_etag;
 mod observability;
 mod rest;
 mod sessions;
+mod store_faults;
 mod tls;
 mod upgrade;

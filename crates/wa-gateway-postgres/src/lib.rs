@@ -42,25 +42,52 @@ pub struct PgDatabase {
     pool: PgPool,
 }
 
+/// How the pool of one process talks to PostgreSQL.
+#[derive(Debug, Clone, Copy)]
+pub struct PgOptions {
+    pub max_connections: u32,
+    /// How long a caller waits for a free pooled connection before it gets
+    /// a busy error (503).
+    pub acquire_timeout: Duration,
+    /// The server ends a session that stays idle inside a transaction this
+    /// long, releasing its locks. A replica cut off from the database (its
+    /// connections open but silent) would otherwise hold the locks of an
+    /// open transaction for as long as TCP takes to notice, and every other
+    /// replica's reaper and takeover would wait on them. `None` for
+    /// commands that legitimately hold a transaction open while they read
+    /// their input (an import streams its file inside one).
+    pub idle_in_transaction: Option<Duration>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(10), idle_in_transaction: None }
+    }
+}
+
 impl PgDatabase {
     /// Connects to `url` (`postgres://…` or `postgresql://…`). Does not migrate.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, pg: PgOptions) -> Result<Self, StoreError> {
         let failed = |e: sqlx::Error| StoreError::Connect(wa_gateway_sql::redact_password(url, &e.to_string()));
         // Every statement is planned with its own values and the tables' size
         // now: a generic plan cached while a table was small (a fresh import,
         // a first backfill) would scan it whole ever after, and one made
         // without the values cannot use what the statistics know about them
         // (a filter combination that matches nothing).
-        let options = PgConnectOptions::from_str(url)
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(failed)?
             .application_name("wa-gateway")
             .options([("plan_cache_mode", "force_custom_plan")]);
+        if let Some(idle) = pg.idle_in_transaction {
+            let millis = idle.as_millis().max(1).to_string();
+            options = options.options([("idle_in_transaction_session_timeout", millis.as_str())]);
+        }
         // One direct attempt first: a wrong URL fails at once and clearly,
         // instead of after the pool's retries.
         PgConnection::connect_with(&options).await.map_err(failed)?.close().await.map_err(failed)?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(pg.max_connections)
+            .acquire_timeout(pg.acquire_timeout)
             .connect_with(options)
             .await
             .map_err(failed)?;

@@ -1,0 +1,225 @@
+//! The store under faults, through a TCP proxy the test controls between a
+//! replica and a real PostgreSQL (`common::proxy`): a replica cut off for
+//! longer than its lease loses its job, and its gateway's session feed, to
+//! the others, writes nothing for either after the cut heals, and rejoins.
+
+use std::time::{Duration, Instant};
+
+use sqlx::Connection;
+use wa_gateway::proto::admin::*;
+use wa_gateway::proto::host::{HostedSession, HostedSessionStatus, WatchSessionsResponse};
+
+use crate::common::Gateway;
+use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::proxy::{FaultProxy, Mode, port_of};
+use crate::common::*;
+
+const LEASE_SECS: u64 = 3;
+
+struct Replica<'a> {
+    gw: &'a Gateway,
+    token: &'a str,
+}
+
+impl Replica<'_> {
+    async fn start(&self, session: &str) -> BackfillJob {
+        let req = StartBackfillRequest { session_id: session.into() };
+        let mut client = self.gw.client().await;
+        client.start_backfill(authed(req, self.token)).await.unwrap().into_inner().job.unwrap()
+    }
+
+    async fn get(&self, session: &str) -> Result<BackfillJob, tonic::Status> {
+        let req = GetBackfillRequest { session_id: session.into() };
+        let mut client = self.gw.client().await;
+        Ok(client.get_backfill(authed(req, self.token)).await?.into_inner().job.unwrap())
+    }
+
+    async fn until(&self, what: &str, session: &str, done: impl Fn(&BackfillJob) -> bool) -> BackfillJob {
+        eventually(what, Duration::from_secs(60), || async {
+            let job = self.get(session).await.ok()?;
+            done(&job).then_some(job)
+        })
+        .await
+    }
+
+    async fn contacts(&self, session: &str) -> Vec<Contact> {
+        let mut client = self.gw.client().await;
+        let (mut out, mut cursor) = (Vec::new(), String::new());
+        loop {
+            let req = ListSessionContactsRequest { session_id: session.into(), limit: Some(500), cursor };
+            let page = client.list_session_contacts(authed(req, self.token)).await.unwrap().into_inner();
+            out.extend(page.data);
+            match page.next_cursor {
+                Some(c) => cursor = c,
+                None => return out,
+            }
+        }
+    }
+
+    async fn ready(&self) -> u16 {
+        match reqwest::get(self.gw.http("/readyz")).await {
+            Ok(response) => response.status().as_u16(),
+            Err(_) => 0,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_replica_cut_off_from_postgres_loses_its_job_never_publishes_it_and_rejoins() {
+    let (host, url) = ScriptedHost::start(Script {
+        contacts: (0..200).map(|i| contact(i, "first")).collect(),
+        groups: (0..5).map(|i| group(i, 4, "first")).collect(),
+        batch: 20,
+        ..Default::default()
+    })
+    .await;
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let proxy = FaultProxy::start(port_of(&db)).await;
+    let lease = LEASE_SECS.to_string();
+    let args = ["--host", &format!("gw-1={url}"), "--backfill-lease-secs", &lease];
+    let cut_off = Gateway::start_with_db_logged(&proxy.url(&db), &jwks.url(), &args).await;
+    let a = Replica { gw: &cut_off, token: &token };
+    a.start("s1").await;
+    a.until("the first backfill", "s1", |j| j.status() == BackfillStatus::Succeeded).await;
+    let before = a.contacts("s1").await;
+    assert_eq!(before.len(), 200);
+
+    // A second backfill runs on the replica behind the proxy, held mid-way.
+    host.set(|s| {
+        s.contacts = (0..200).map(|i| contact(i + 1000, "second")).collect();
+        s.gated = true;
+    });
+    let job = a.start("s1").await;
+    a.until("the second backfill under way", "s1", |j| j.id == job.id && j.contacts > 0).await;
+    let direct = Gateway::start_with_db(&db, &jwks.url(), &args).await;
+    let b = Replica { gw: &direct, token: &token };
+
+    // The cut comes inside the replica's publishing transaction, the worst
+    // moment: it has locked the job row (its fence) and waits on the
+    // session's generation row, which the test holds. The test lets go,
+    // and the cut leaves that transaction open, holding the job row.
+    let mut holder = sqlx::PgConnection::connect(&db).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("SELECT 1 FROM session_data_generations WHERE session_id = 's1' FOR UPDATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    host.open_gate();
+    let watch = sqlx::PgPool::connect(&db).await.unwrap();
+    eventually("the replica publishing, waiting on the held row", Duration::from_secs(60), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wa-gateway' \
+             AND wait_event_type = 'Lock' AND query LIKE '%session_data_generations%'",
+        )
+        .fetch_one(&watch)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
+    proxy.set(Mode::Cut);
+    let cut = Instant::now();
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let ended = b.until("the other replica reaps the job", "s1", |j| j.status() == BackfillStatus::Failed).await;
+    let took = cut.elapsed();
+    eprintln!("a job cut off from PostgreSQL was reaped {took:?} after the cut (lease {LEASE_SECS} s)");
+    assert_eq!((ended.id.as_str(), ended.error.as_deref()), (job.id.as_str(), Some("interrupted")));
+    assert!(took < Duration::from_secs(LEASE_SECS * 5), "reaped {took:?} after the cut");
+    assert_eq!(b.ready().await, 200);
+
+    // The cut heals after the job was reaped: the cut-off replica finishes
+    // its run, and publishes nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    proxy.set(Mode::Forward);
+    eventually("the cut-off replica ends its run", Duration::from_secs(60), || async {
+        let logs = cut_off.logs.lock().unwrap();
+        logs.iter().any(|l| l.contains("backfill finished") && l.contains(&job.id)).then_some(())
+    })
+    .await;
+    let after = b.get("s1").await.unwrap();
+    assert_eq!((after.status(), after.error.as_deref()), (BackfillStatus::Failed, Some("interrupted")), "{after:?}");
+    assert_eq!(b.contacts("s1").await, before, "the previous data, row by row");
+
+    // It rejoins: ready, and serving the same answers.
+    eventually("the cut-off replica is ready again", Duration::from_secs(60), || async {
+        (a.ready().await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(a.contacts("s1").await, before);
+}
+
+fn hosted(status: HostedSessionStatus, updated_at_ms: i64) -> HostedSession {
+    HostedSession {
+        id: "f1".into(),
+        organization_id: "org_a".into(),
+        status: status.into(),
+        created_at_ms: 1_700_000_000_000,
+        updated_at_ms,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_follower_cut_off_from_postgres_loses_its_gateway_and_applies_nothing_after_the_cut_heals() {
+    const T0: i64 = 1_750_000_000_000;
+    let snapshot = vec![hosted(HostedSessionStatus::Working, T0)];
+    let (host, url) = ScriptedHost::start(Script { feed: true, snapshot: Some(snapshot), ..Default::default() }).await;
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    let proxy = FaultProxy::start(port_of(&db)).await;
+    let lease = LEASE_SECS.to_string();
+    let args = ["--host", &format!("gw-1={url}"), "--backfill-lease-secs", &lease, "--feed-backoff-max-secs", "1"];
+    let cut_off = Gateway::start_with_db_logged(&proxy.url(&db), &jwks.url(), &args).await;
+    let status = |gw: &Gateway| {
+        let (url, token) = (gw.http("/api/v1/admin/sessions/f1"), token.clone());
+        async move {
+            let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.ok()?;
+            let body: serde_json::Value = response.json().await.ok()?;
+            body["status"].as_str().map(str::to_owned)
+        }
+    };
+    eventually("the cut-off replica follows gw-1", Duration::from_secs(60), || async {
+        (status(&cut_off).await.as_deref() == Some("working")).then_some(())
+    })
+    .await;
+    let direct = Gateway::start_with_db(&db, &jwks.url(), &args).await;
+
+    // Cut off, the follower still hears its host: a change arrives, and its
+    // write waits in the proxy. The host's next snapshot, for whoever
+    // follows next, is older than that change.
+    proxy.set(Mode::Cut);
+    let cut = Instant::now();
+    host.set(|s| s.snapshot = Some(vec![hosted(HostedSessionStatus::Stopped, T0 + 500)]));
+    let change = hosted(HostedSessionStatus::Failed, T0 + 1_000);
+    host.send(WatchSessionsResponse { upserted: vec![change], removed: vec![], snapshot_complete: false }).await;
+    eventually("the follower takes the change", Duration::from_secs(30), || async {
+        (host.feed_backlog() == 0).then_some(())
+    })
+    .await;
+
+    eventually("the other replica takes gw-1 over", Duration::from_secs(60), || async {
+        (status(&direct).await.as_deref() == Some("stopped")).then_some(())
+    })
+    .await;
+    let took = cut.elapsed();
+    eprintln!("a gateway's follower cut off from PostgreSQL was replaced {took:?} after the cut (lease {LEASE_SECS} s)");
+    assert!(took < Duration::from_secs(LEASE_SECS * 5), "taken over {took:?} after the cut");
+
+    // The cut heals: the old follower's waiting write finds its lease gone
+    // (or its replica, renewing, finds the gateway taken and stops it first).
+    proxy.set(Mode::Forward);
+    eventually("the old follower stops", Duration::from_secs(60), || async {
+        let logs = cut_off.logs.lock().unwrap();
+        let stopped = |l: &&String| {
+            l.contains("this replica stops applying the feed") || l.contains("another replica took this session feed")
+        };
+        logs.iter().any(|l| stopped(&l)).then_some(())
+    })
+    .await;
+    assert_eq!(status(&direct).await.as_deref(), Some("stopped"), "a write from the old follower landed");
+    assert_eq!(status(&cut_off).await.as_deref(), Some("stopped"));
+}
