@@ -242,6 +242,7 @@ pub async fn run(database_url: &str, mut store: crate::store::StoreOptions, args
     let lease = Duration::from_secs(args.backfill_lease_secs);
     store.idle_in_transaction = Some((lease / 2).max(Duration::from_secs(1)));
     let stop_requested = shutdown_signal();
+    tokio::pin!(stop_requested);
     let demo = if args.demo { Some(super::demo::Demo::prepare().await?) } else { None };
     let jwks_url = match (&demo, &args.jwks_url) {
         (Some(_), _) => "http://127.0.0.1/unused".to_owned(),
@@ -310,7 +311,14 @@ pub async fn run(database_url: &str, mut store: crate::store::StoreOptions, args
              whoever it was issued for",
         );
     }
-    let running = server::start(config).await?;
+    // A stop asked for while the database is still awaited ends the wait.
+    let running = tokio::select! {
+        running = server::start(config) => running?,
+        () = &mut stop_requested => {
+            tracing::info!("stopped before the database answered");
+            return Ok(());
+        }
+    };
     // Tests and scripts read this line to find the bound ports.
     println!("wa-gateway listening: grpc={} http={}", running.grpc_addr, running.http_addr);
     tracing::info!(grpc = %running.grpc_addr, http = %running.http_addr, "serving");
@@ -323,7 +331,7 @@ pub async fn run(database_url: &str, mut store: crate::store::StoreOptions, args
     }
     let failed = running.failed();
     tokio::select! {
-        () = stop_requested => tracing::info!("shutting down"),
+        () = &mut stop_requested => tracing::info!("shutting down"),
         () = failed.cancelled() => {}
     }
     let result = running.shutdown().await;

@@ -9,6 +9,7 @@ mod deadline;
 mod grpc;
 mod http;
 mod tls;
+mod waiting;
 
 pub use grpc::GrpcLimits;
 pub use http::HttpLimits;
@@ -31,7 +32,7 @@ use crate::backfill::{BackfillConfig, Backfills, JobBoard, MemoryBoard};
 use crate::grpc::{AdminApi, Gate, InProcessAdmin};
 use crate::hosts::{HostRegistry, SessionHosts};
 use crate::paging::CursorCodec;
-use crate::store::{Store, redact_url};
+use crate::store::Store;
 
 #[derive(Clone)]
 pub struct ServeConfig {
@@ -121,10 +122,9 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
     // Before anything records a metric.
     let metrics = crate::telemetry::install();
     crate::telemetry::register_series();
-    let shown_url = redact_url(&config.database_url);
-    let store = crate::store::open_with(&config.database_url, config.store)
-        .await
-        .with_context(|| format!("opening database {shown_url}"))?;
+    let addrs = (grpc_addr, http_addr);
+    let (store, http_listener) =
+        waiting::open_store(&config, http_listener, tls.clone(), config.http_limits.clone(), addrs).await?;
     // Before anything is swept: a second server on one SQLite file would
     // delete the staged rows of the first one's running jobs.
     store.hold_serving_lock()?;

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use sqlx::Connection;
+use tokio_stream::StreamExt;
 use wa_gateway::proto::admin::*;
 use wa_gateway::proto::host::{HostedSession, HostedSessionStatus, WatchSessionsResponse};
 
@@ -222,4 +223,217 @@ async fn a_follower_cut_off_from_postgres_loses_its_gateway_and_applies_nothing_
     .await;
     assert_eq!(status(&direct).await.as_deref(), Some("stopped"), "a write from the old follower landed");
     assert_eq!(status(&cut_off).await.as_deref(), Some("stopped"));
+}
+
+/// Status and envelope code of a REST listing on `gw`.
+async fn listing(gw: &Gateway, token: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(gw.http("/api/v1/admin/sessions"))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (status, body["error"]["code"].as_str().unwrap_or("").to_owned())
+}
+
+#[tokio::test]
+async fn a_postgres_outage_answers_503_meanwhile_and_the_replica_recovers_without_a_restart() {
+    let (host, url) = ScriptedHost::start(Script {
+        contacts: (0..200).map(|i| contact(i, "first")).collect(),
+        groups: (0..5).map(|i| group(i, 4, "first")).collect(),
+        batch: 20,
+        ..Default::default()
+    })
+    .await;
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    let lines = [session_line("s1", "org_a", "working", "gw-1"), session_line("s2", "org_a", "working", "gw-1")];
+    assert!(import(&db, &lines.join("\n")).status.success());
+    let proxy = FaultProxy::start(port_of(&db)).await;
+    let lease = LEASE_SECS.to_string();
+    let args = ["--host", &format!("gw-1={url}"), "--backfill-lease-secs", &lease];
+    let behind = Gateway::start_with_db(&proxy.url(&db), &jwks.url(), &args).await;
+    let direct = Gateway::start_with_db(&db, &jwks.url(), &args).await;
+    let (a, b) = (Replica { gw: &behind, token: &token }, Replica { gw: &direct, token: &token });
+    b.start("s1").await;
+    b.until("the first backfill", "s1", |j| j.status() == BackfillStatus::Succeeded).await;
+    let before = b.contacts("s1").await;
+    assert_eq!(listing(&behind, &token).await.0, 200);
+
+    // The outage, as the replica sees a server restart: every connection
+    // dropped, new ones refused.
+    proxy.set(Mode::Refuse);
+    proxy.reset();
+    let mut answered = std::collections::BTreeMap::<(u16, String), usize>::new();
+    eventually("the replica reports the outage", Duration::from_secs(30), || async {
+        (a.ready().await == 503).then_some(())
+    })
+    .await;
+    for _ in 0..20 {
+        *answered.entry(listing(&behind, &token).await).or_default() += 1;
+    }
+    let mut grpc = behind.client().await;
+    let refused = grpc.list_sessions(authed(ListSessionsRequest::default(), &token)).await.unwrap_err();
+    eprintln!("answers during the outage: {answered:?}; gRPC: {:?}", refused.code());
+    assert_eq!(answered.keys().collect::<Vec<_>>(), [&(503, "unavailable".to_owned())], "only 503 during the outage");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+
+    // Meanwhile the other replica runs a job for s2, held by the host.
+    host.set(|s| {
+        s.contacts = (0..200).map(|i| contact(i + 1000, "second")).collect();
+        s.gated = true;
+    });
+    let job = b.start("s2").await;
+
+    // The database is back: the replica is ready again, answers, and its
+    // LISTEN connection carries the other replica's job to its watcher.
+    proxy.set(Mode::Forward);
+    eventually("the replica is ready again", Duration::from_secs(60), || async {
+        (a.ready().await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(listing(&behind, &token).await.0, 200);
+    let req = WatchBackfillRequest { session_id: "s2".into(), ..Default::default() };
+    let mut watch = behind.client().await.watch_backfill(authed(req, &token)).await.unwrap().into_inner();
+    host.open_gate();
+    let mut last = None;
+    while let Some(item) = tokio::time::timeout(Duration::from_secs(60), watch.next()).await.expect("watch stalled") {
+        last = item.unwrap().job;
+    }
+    let last = last.expect("at least one state");
+    assert_eq!((last.id.as_str(), last.status()), (job.id.as_str(), BackfillStatus::Succeeded));
+    assert_eq!(a.contacts("s2").await.len(), 200);
+    assert_eq!(a.contacts("s1").await, before, "s1's data, row by row, across the outage");
+}
+
+#[tokio::test]
+async fn a_job_running_across_a_postgres_outage_ends_matching_its_data() {
+    let (host, url) = ScriptedHost::start(Script {
+        contacts: (0..200).map(|i| contact(i, "first")).collect(),
+        groups: (0..5).map(|i| group(i, 4, "first")).collect(),
+        batch: 20,
+        ..Default::default()
+    })
+    .await;
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let proxy = FaultProxy::start(port_of(&db)).await;
+    let lease = LEASE_SECS.to_string();
+    let args = ["--host", &format!("gw-1={url}"), "--backfill-lease-secs", &lease];
+    let behind = Gateway::start_with_db(&proxy.url(&db), &jwks.url(), &args).await;
+    let a = Replica { gw: &behind, token: &token };
+    a.start("s1").await;
+    a.until("the first backfill", "s1", |j| j.status() == BackfillStatus::Succeeded).await;
+    let before = a.contacts("s1").await;
+
+    host.set(|s| {
+        s.contacts = (0..200).map(|i| contact(i + 1000, "second")).collect();
+        s.gated = true;
+    });
+    let job = a.start("s1").await;
+    a.until("the second backfill under way", "s1", |j| j.id == job.id && j.contacts > 0).await;
+    proxy.set(Mode::Refuse);
+    proxy.reset();
+    host.open_gate();
+    eventually("the replica reports the outage", Duration::from_secs(30), || async {
+        (a.ready().await == 503).then_some(())
+    })
+    .await;
+    proxy.set(Mode::Forward);
+    let ended = a
+        .until("the job ends", "s1", |j| {
+            j.id == job.id && matches!(j.status(), BackfillStatus::Succeeded | BackfillStatus::Failed)
+        })
+        .await;
+    eprintln!("a job across an outage ended {:?} ({:?})", ended.status(), ended.error);
+    let stored = a.contacts("s1").await;
+    match ended.status() {
+        BackfillStatus::Succeeded => {
+            assert_eq!(stored.len(), 200);
+            assert!(stored.iter().all(|c| c.push_name.as_deref().unwrap().starts_with("second")), "mixed data");
+        }
+        _ => assert_eq!(stored, before, "a failed job left the previous data, row by row"),
+    }
+}
+
+#[tokio::test]
+async fn a_slow_database_with_an_exhausted_pool_answers_503_within_the_acquire_bound() {
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let proxy = FaultProxy::start(port_of(&db)).await;
+    let args = ["--db-pool-size", "2", "--db-acquire-timeout-secs", "1"];
+    let gw = Gateway::start_with_db(&proxy.url(&db), &jwks.url(), &args).await;
+    assert_eq!(listing(&gw, &token).await.0, 200);
+
+    // 200 ms more per round trip, and 64 calls at once on 2 connections.
+    proxy.set(Mode::Slow(Duration::from_millis(100)));
+    let started = Instant::now();
+    let calls: Vec<_> = (0..64).map(|_| listing(&gw, &token)).collect();
+    let answers = futures_util::future::join_all(calls).await;
+    let took = started.elapsed();
+    let mut counted = std::collections::BTreeMap::<(u16, String), usize>::new();
+    for answer in answers {
+        *counted.entry(answer).or_default() += 1;
+    }
+    eprintln!("64 calls on a pool of 2 over a slow database: {counted:?} in {took:?}");
+    assert!(
+        counted.keys().all(|(status, code)| *status == 200 || (*status == 503 && code == "unavailable")),
+        "only 200 and 503: {counted:?}"
+    );
+    assert!(counted.contains_key(&(503, "unavailable".to_owned())), "the pool was exhausted: {counted:?}");
+    assert!(counted.contains_key(&(200, String::new())), "some calls were served: {counted:?}");
+
+    // The database is fast again: nothing is left waiting.
+    proxy.set(Mode::Forward);
+    assert_eq!(listing(&gw, &token).await.0, 200);
+}
+
+#[tokio::test]
+async fn serve_with_postgres_down_starts_unready_and_becomes_ready_when_it_answers() {
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let proxy = FaultProxy::start(port_of(&db)).await;
+    proxy.set(Mode::Refuse);
+    let mut gw = Gateway::start_with_db_logged(&proxy.url(&db), &jwks.url(), &[]).await;
+    let base = gw.http("");
+    let get = |path: &str| {
+        let url = format!("{base}{path}");
+        let token = token.clone();
+        async move {
+            let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+            let status = response.status().as_u16();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            (status, body["error"]["code"].as_str().unwrap_or("").to_owned())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200, "alive: not to be restarted");
+    assert_eq!(get("/readyz").await, (503, "unavailable".to_owned()));
+    assert_eq!(get("/api/v1/admin/sessions").await, (503, "unavailable".to_owned()));
+    eventually("a log line saying why", Duration::from_secs(30), || async {
+        let logs = gw.logs.lock().unwrap();
+        logs.iter().any(|l| l.contains("the database does not answer") && !l.contains(&db)).then_some(())
+    })
+    .await;
+    assert!(gw.child.try_wait().unwrap().is_none(), "it waits instead of exiting");
+
+    proxy.set(Mode::Forward);
+    eventually("ready once the database answers", Duration::from_secs(60), || async {
+        (get("/readyz").await.0 == 200).then_some(())
+    })
+    .await;
+    assert_eq!(get("/api/v1/admin/sessions").await.0, 200);
+    let mut client = gw.client().await;
+    let listed = client.list_sessions(authed(ListSessionsRequest::default(), &token)).await.unwrap().into_inner();
+    assert_eq!(listed.data.len(), 1);
+    assert!(gw.stop().await.success());
 }

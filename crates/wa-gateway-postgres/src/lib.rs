@@ -68,7 +68,20 @@ impl Default for PgOptions {
 impl PgDatabase {
     /// Connects to `url` (`postgres://…` or `postgresql://…`). Does not migrate.
     pub async fn connect(url: &str, pg: PgOptions) -> Result<Self, StoreError> {
-        let failed = |e: sqlx::Error| StoreError::Connect(wa_gateway_sql::redact_password(url, &e.to_string()));
+        // Down, unreachable or starting up: worth waiting for. Anything else
+        // (a wrong password or database name) is a mistake to report now.
+        let failed = |e: sqlx::Error| {
+            let message = wa_gateway_sql::redact_password(url, &e.to_string());
+            match &e {
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut => {
+                    StoreError::Unavailable(format!("cannot connect: {message}"))
+                }
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("57P03") => {
+                    StoreError::Unavailable(format!("cannot connect: {message}"))
+                }
+                _ => StoreError::Connect(message),
+            }
+        };
         // Every statement is planned with its own values and the tables' size
         // now: a generic plan cached while a table was small (a fresh import,
         // a first backfill) would scan it whole ever after, and one made
