@@ -59,6 +59,10 @@ async fn healthz() -> &'static str {
 /// `wa_gateway_ready` gauge.
 async fn assess(ready: &Readiness) -> (bool, [(&'static str, &'static str); 3]) {
     let store = ready.store.ping().await;
+    let pool = ready.store.pool_use();
+    metrics::gauge!("wa_gateway_store_up").set(if store { 1.0 } else { 0.0 });
+    metrics::gauge!("wa_gateway_store_pool_connections", "state" => "busy").set(f64::from(pool.busy));
+    metrics::gauge!("wa_gateway_store_pool_connections", "state" => "max").set(f64::from(pool.max));
     let keys = ready.jwks.is_loaded();
     let listeners = ready.listeners_up.load(Ordering::Acquire);
     let verdicts = [

@@ -134,6 +134,14 @@ impl Database for PgDatabase {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
     }
 
+    fn pool_use(&self) -> wa_gateway_core::store::port::PoolUse {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        wa_gateway_core::store::port::PoolUse {
+            busy: self.pool.size().saturating_sub(idle),
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

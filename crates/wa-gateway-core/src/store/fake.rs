@@ -80,6 +80,10 @@ impl Database for FakeDatabase {
         true
     }
 
+    fn pool_use(&self) -> super::port::PoolUse {
+        super::port::PoolUse::default()
+    }
+
     async fn close(&self) {}
 
     fn hold_serving_lock(&self) -> Result<(), StoreError> {

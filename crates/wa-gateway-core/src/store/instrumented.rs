@@ -46,6 +46,10 @@ impl<D: Database> Database for Instrumented<D> {
         self.inner.ping().await
     }
 
+    fn pool_use(&self) -> super::port::PoolUse {
+        self.inner.pool_use()
+    }
+
     async fn close(&self) {
         self.inner.close().await
     }

@@ -64,6 +64,15 @@ pub struct GatewayRemoval {
     pub elsewhere: usize,
 }
 
+/// How a store's connection pool is used at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections handed out to callers now.
+    pub busy: u32,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 /// How many sessions of one gateway are in one status. Sessions without a
 /// gateway count under `""`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +93,8 @@ pub trait Database: SessionStore + ApiKeyStore + DirectoryStore + Send + Sync + 
     async fn cursor_key(&self) -> Result<[u8; 32], StoreError>;
     /// Whether the database answers; for readiness probes.
     async fn ping(&self) -> bool;
+    /// The connection pool's use now, for the saturation gauge.
+    fn pool_use(&self) -> PoolUse;
     async fn close(&self);
     /// Makes this process the database's only server, for backends that
     /// allow just one (SQLite); fails when another server holds it.
