@@ -74,6 +74,7 @@ impl Cli {
             pool_size: self.db_pool_size,
             acquire_timeout: std::time::Duration::from_secs(self.db_acquire_timeout_secs),
             idle_in_transaction: None,
+            statement_timeout: None,
         }
     }
 }

@@ -105,6 +105,13 @@ pub struct ServeArgs {
     #[arg(long, env = "WA_GATEWAY_FEED_BACKOFF_MAX_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub feed_backoff_max_secs: u64,
 
+    /// PostgreSQL: seconds one statement may run, a wait on a lock included,
+    /// before the database cancels it and the call answers 503. Statements
+    /// over a whole session's stored data (publishing a backfill, removing
+    /// sessions, sweeps) and migrations are exempt. 0: no limit.
+    #[arg(long, env = "WA_GATEWAY_DB_STATEMENT_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub db_statement_timeout_secs: u64,
+
     /// Cluster mode (PostgreSQL): seconds a replica's hold on a running job
     /// lasts without renewal. A replica that dies has its jobs failed
     /// (`interrupted`) within this plus a quarter of it.
@@ -241,6 +248,8 @@ pub async fn run(database_url: &str, mut store: crate::store::StoreOptions, args
     // reaping its jobs or taking its gateways over.
     let lease = Duration::from_secs(args.backfill_lease_secs);
     store.idle_in_transaction = Some((lease / 2).max(Duration::from_secs(1)));
+    store.statement_timeout =
+        (args.db_statement_timeout_secs > 0).then(|| Duration::from_secs(args.db_statement_timeout_secs));
     let stop_requested = shutdown_signal();
     tokio::pin!(stop_requested);
     let demo = if args.demo { Some(super::demo::Demo::prepare().await?) } else { None };

@@ -29,6 +29,9 @@ pub struct StoreOptions {
     /// PostgreSQL: how long a session may sit idle inside a transaction
     /// before the server ends it and releases its locks (`serve` only).
     pub idle_in_transaction: Option<std::time::Duration>,
+    /// PostgreSQL: the longest one statement may run (`serve` only; the
+    /// statements over a whole session's stored data are exempt).
+    pub statement_timeout: Option<std::time::Duration>,
 }
 
 impl Default for StoreOptions {
@@ -38,6 +41,7 @@ impl Default for StoreOptions {
             pool_size: 16,
             acquire_timeout: std::time::Duration::from_secs(10),
             idle_in_transaction: None,
+            statement_timeout: None,
         }
     }
 }
@@ -57,6 +61,7 @@ pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Store, Sto
                 max_connections: options.pool_size,
                 acquire_timeout: options.acquire_timeout,
                 idle_in_transaction: options.idle_in_transaction,
+                statement_timeout: options.statement_timeout,
             };
             return Ok(Store::new(Arc::new(Instrumented::new(PgDatabase::connect(url, pg).await?, "postgresql"))));
         }

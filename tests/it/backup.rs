@@ -62,9 +62,8 @@ async fn a_running_store_is_copied_while_imports_go_on_and_the_copy_serves_the_s
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
                 let n = imports.load(Ordering::SeqCst);
-                let lines: Vec<String> = (0..BATCH)
-                    .map(|i| session_line(&format!("w{n:04}-{i:04}"), "org_w", "working", "gw-2"))
-                    .collect();
+                let lines: Vec<String> =
+                    (0..BATCH).map(|i| session_line(&format!("w{n:04}-{i:04}"), "org_w", "working", "gw-2")).collect();
                 let out = import(&db, &lines.join("\n"));
                 assert!(out.status.success(), "an import beside the backup: {}", String::from_utf8_lossy(&out.stderr));
                 imports.fetch_add(1, Ordering::SeqCst);
@@ -101,7 +100,8 @@ async fn a_running_store_is_copied_while_imports_go_on_and_the_copy_serves_the_s
     // The copy opens and serves what the store held when it was taken.
     let restored = serve_on(&copy_path, &sim.url).await;
     let (now, then) = (every_session(&live).await, every_session(&restored).await);
-    let written = |all: &[wa_gateway::proto::admin::Session]| all.iter().filter(|s| s.organization_id == "org_w").count();
+    let written =
+        |all: &[wa_gateway::proto::admin::Session]| all.iter().filter(|s| s.organization_id == "org_w").count();
     let others = |all: &[wa_gateway::proto::admin::Session]| {
         all.iter().filter(|s| s.organization_id != "org_w").cloned().collect::<Vec<_>>()
     };

@@ -68,7 +68,8 @@ async fn a_full_disk_fails_the_write_and_keeps_the_store_whole_and_readable() {
     let file = disk.path.join("full.db");
     let db = file.to_str().unwrap().to_owned();
     let sim = HostSimProcess::start(&["--session", "sess-1", "--contacts", "100000", "--groups", "0"]).await;
-    let lines = [session_line("sess-1", "org_a", "working", "gw-1"), session_line("sess-2", "org_a", "working", "gw-1")];
+    let lines =
+        [session_line("sess-1", "org_a", "working", "gw-1"), session_line("sess-2", "org_a", "working", "gw-1")];
     assert!(import(&db, &lines.join("\n")).status.success());
     let jwks = JwksServer::start().await;
     let gw = Gateway::start_with_db(&db, &jwks.url(), &["--host", &format!("gw-1={}", sim.url)]).await;

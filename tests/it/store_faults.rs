@@ -207,7 +207,9 @@ async fn a_follower_cut_off_from_postgres_loses_its_gateway_and_applies_nothing_
     })
     .await;
     let took = cut.elapsed();
-    eprintln!("a gateway's follower cut off from PostgreSQL was replaced {took:?} after the cut (lease {LEASE_SECS} s)");
+    eprintln!(
+        "a gateway's follower cut off from PostgreSQL was replaced {took:?} after the cut (lease {LEASE_SECS} s)"
+    );
     assert!(took < Duration::from_secs(LEASE_SECS * 5), "taken over {took:?} after the cut");
 
     // The cut heals: the old follower's waiting write finds its lease gone
@@ -436,4 +438,60 @@ async fn serve_with_postgres_down_starts_unready_and_becomes_ready_when_it_answe
     let listed = client.list_sessions(authed(ListSessionsRequest::default(), &token)).await.unwrap().into_inner();
     assert_eq!(listed.data.len(), 1);
     assert!(gw.stop().await.success());
+}
+
+#[tokio::test]
+async fn a_statement_stuck_on_a_lock_answers_503_at_the_statement_timeout_and_a_waiting_publish_is_exempt() {
+    let (host, url) = ScriptedHost::start(Script {
+        contacts: (0..200).map(|i| contact(i, "first")).collect(),
+        batch: 50,
+        ..Default::default()
+    })
+    .await;
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let args = ["--host", &format!("gw-1={url}"), "--db-statement-timeout-secs", "1"];
+    let gw = Gateway::start_with_db(&db, &jwks.url(), &args).await;
+    let replica = Replica { gw: &gw, token: &token };
+
+    // A listing stuck behind a lock the test holds answers 503 at the timeout.
+    let mut holder = sqlx::PgConnection::connect(&db).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE").execute(&mut holder).await.unwrap();
+    let started = Instant::now();
+    let answered = listing(&gw, &token).await;
+    eprintln!("a listing stuck on a lock answered {answered:?} after {:?}", started.elapsed());
+    assert_eq!(answered, (503, "unavailable".to_owned()));
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    assert_eq!(listing(&gw, &token).await.0, 200);
+
+    // A publish that waits on a lock for longer than the timeout still lands.
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE session_data_generations IN EXCLUSIVE MODE").execute(&mut holder).await.unwrap();
+    let job = replica.start("s1").await;
+    let watch = sqlx::PgPool::connect(&db).await.unwrap();
+    eventually("the publish waiting on the lock", Duration::from_secs(60), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wa-gateway' \
+             AND wait_event_type = 'Lock' AND query LIKE '%session_data_generations%'",
+        )
+        .fetch_one(&watch)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
+    // The fault lasts twice the statement timeout.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
+    let done = replica.until("the job ends", "s1", |j| j.id == job.id && j.finished_at.is_some()).await;
+    assert_eq!((done.status(), done.contacts), (BackfillStatus::Succeeded, 200), "{done:?}");
+    assert_eq!(replica.contacts("s1").await.len(), 200);
+    // Never cancelled and retried: the backfill met no busy store.
+    let metrics = reqwest::get(gw.http("/metrics")).await.unwrap().text().await.unwrap();
+    let retried = metrics.lines().find(|l| l.starts_with("wa_gateway_store_busy_total{during=\"backfill\"}"));
+    assert_eq!(retried.and_then(|l| l.split_whitespace().last()), Some("0"), "{retried:?}");
+    drop(host);
 }

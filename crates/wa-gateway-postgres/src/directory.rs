@@ -124,6 +124,7 @@ pub(super) async fn delete_generation(
     session: &str,
     generation: &str,
 ) -> Result<u64, StoreError> {
+    crate::unbounded(conn).await?;
     let mut deleted = 0;
     for table in DATA_TABLES {
         deleted += sqlx::query(&format!("DELETE FROM {table} WHERE session_id = $1 AND generation = $2"))
@@ -140,6 +141,7 @@ pub(super) async fn delete_generation(
 /// Points the session at `generation` and drops the generation it replaces,
 /// inside the caller's transaction.
 pub(super) async fn publish(conn: &mut PgConnection, session: &SessionId, generation: &str) -> Result<(), StoreError> {
+    crate::unbounded(conn).await?;
     let previous: Option<String> =
         sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1 FOR UPDATE")
             .bind(session.as_str())

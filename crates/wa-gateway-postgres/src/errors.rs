@@ -11,8 +11,8 @@ pub(crate) fn from_sqlx(error: sqlx::Error) -> StoreError {
 pub(crate) fn from_sqlstate(code: &str, message: String) -> StoreError {
     match code {
         // serialization_failure, deadlock_detected, lock_not_available,
-        // too_many_connections
-        "40001" | "40P01" | "55P03" | "53300" => StoreError::Busy(message),
+        // too_many_connections, query_canceled (the statement timeout)
+        "40001" | "40P01" | "55P03" | "53300" | "57014" => StoreError::Busy(message),
         // admin_shutdown, cannot_connect_now (starting up or shutting down)
         "57P01" | "57P03" => StoreError::Unavailable(message),
         // disk_full

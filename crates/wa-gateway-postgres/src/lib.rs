@@ -40,6 +40,9 @@ pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
 
 pub struct PgDatabase {
     pool: PgPool,
+    /// How migrations connect: as the pool, without its statement timeout
+    /// (a migration may rewrite a large table).
+    migrating: PgConnectOptions,
 }
 
 /// How the pool of one process talks to PostgreSQL.
@@ -57,11 +60,32 @@ pub struct PgOptions {
     /// commands that legitimately hold a transaction open while they read
     /// their input (an import streams its file inside one).
     pub idle_in_transaction: Option<Duration>,
+    /// The longest one statement may run (a lock wait included) before the
+    /// server cancels it; the caller then gets a busy error (503). The
+    /// statements that touch a whole session's stored data (publishing,
+    /// discarding, sweeping, removing) are exempt ([`UNBOUNDED`]), and so
+    /// are migrations. `None`: no limit.
+    pub statement_timeout: Option<Duration>,
+}
+
+/// Lifts the statement timeout for the rest of the current transaction.
+pub(crate) const UNBOUNDED: &str = "SET LOCAL statement_timeout = 0";
+
+/// Inside a transaction: the statements that follow may take as long as
+/// the rows they touch need.
+pub(crate) async fn unbounded(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query(UNBOUNDED).execute(&mut *conn).await.map_err(from_sqlx)?;
+    Ok(())
 }
 
 impl Default for PgOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(10), idle_in_transaction: None }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            idle_in_transaction: None,
+            statement_timeout: None,
+        }
     }
 }
 
@@ -95,6 +119,11 @@ impl PgDatabase {
             let millis = idle.as_millis().max(1).to_string();
             options = options.options([("idle_in_transaction_session_timeout", millis.as_str())]);
         }
+        let migrating = options.clone();
+        if let Some(limit) = pg.statement_timeout {
+            let millis = limit.as_millis().max(1).to_string();
+            options = options.options([("statement_timeout", millis.as_str())]);
+        }
         // One direct attempt first: a wrong URL fails at once and clearly,
         // instead of after the pool's retries.
         PgConnection::connect_with(&options).await.map_err(failed)?.close().await.map_err(failed)?;
@@ -104,15 +133,18 @@ impl PgDatabase {
             .connect_with(options)
             .await
             .map_err(failed)?;
-        Ok(Self { pool })
+        Ok(Self { pool, migrating })
     }
 }
 
 #[async_trait]
 impl Database for PgDatabase {
     async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATIONS.migrator().await?.run(&self.pool).await.map_err(from_migrate)?;
-        Ok(())
+        let pool =
+            PgPoolOptions::new().max_connections(1).connect_with(self.migrating.clone()).await.map_err(from_sqlx)?;
+        let migrated = MIGRATIONS.migrator().await?.run(&pool).await.map_err(from_migrate);
+        pool.close().await;
+        migrated
     }
 
     async fn cursor_key(&self) -> Result<[u8; 32], StoreError> {

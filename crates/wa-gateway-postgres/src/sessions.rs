@@ -146,7 +146,13 @@ impl SessionImport for PgImport {
 impl crate::PgDatabase {
     /// The per-gateway statements both backends share.
     fn gateway_sessions(&self) -> wa_gateway_sql::gateways::GatewaySessions<'_, sqlx::Postgres> {
-        wa_gateway_sql::gateways::GatewaySessions { pool: &self.pool, error: from_sqlx, begin: "BEGIN", holds_tenure: Some(crate::followers::HOLDS_TENURE) }
+        wa_gateway_sql::gateways::GatewaySessions {
+            pool: &self.pool,
+            error: from_sqlx,
+            begin: "BEGIN",
+            holds_tenure: Some(crate::followers::HOLDS_TENURE),
+            unbounded: Some(crate::UNBOUNDED),
+        }
     }
 }
 
@@ -208,15 +214,13 @@ impl SessionStore for crate::PgDatabase {
         // FOR UPDATE: a concurrent writer of the same rows waits, so the
         // decision holds when the row is written.
         let mut stored = stored_versions(&mut tx, &raw, " FOR UPDATE").await?;
-        let mut outcomes: Vec<Upsert> =
-            sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
+        let mut outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
         let written: Vec<&Session> =
             sessions.iter().zip(&outcomes).filter(|(_, o)| **o == Upsert::Written).map(|(s, _)| s).collect();
         let landed = write_newer(&mut tx, &written).await?;
         // A row absent when read, and inserted since by a concurrent import,
         // was left alone by the guarded write: decide again against it.
-        let raced: Vec<&str> =
-            written.iter().map(|s| s.id.as_str()).filter(|id| !landed.contains(*id)).collect();
+        let raced: Vec<&str> = written.iter().map(|s| s.id.as_str()).filter(|id| !landed.contains(*id)).collect();
         if !raced.is_empty() {
             stored = stored_versions(&mut tx, &raced, "").await?;
             for (session, outcome) in sessions.iter().zip(outcomes.iter_mut()) {

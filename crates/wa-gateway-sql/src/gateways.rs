@@ -22,6 +22,9 @@ pub struct GatewaySessions<'p, DB: Database> {
     /// lease row of gateway `$1` when its tenure is `$2` and it is current;
     /// `None` for a backend without feed leases (one process follows all).
     pub holds_tenure: Option<&'static str>,
+    /// A statement run first in a removal's transaction, which deletes whole
+    /// sessions' stored data: one that lifts a statement timeout.
+    pub unbounded: Option<&'static str>,
 }
 
 /// `$first, $first+1, …` for `n` parameters.
@@ -79,6 +82,9 @@ where
             return Ok(removal);
         }
         let mut tx = self.pool.begin_with(self.begin).await.map_err(self.error)?;
+        if let Some(statement) = self.unbounded {
+            sqlx::query(statement).execute(&mut *tx).await.map_err(self.error)?;
+        }
         self.check_tenure(&mut tx, writer).await?;
         let list = numbered(2, ids.len());
         let elsewhere =

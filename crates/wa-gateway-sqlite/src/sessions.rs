@@ -108,7 +108,13 @@ impl SessionImport for SqliteImport {
 impl crate::SqliteDatabase {
     /// The per-gateway statements both backends share.
     fn gateway_sessions(&self) -> wa_gateway_sql::gateways::GatewaySessions<'_, sqlx::Sqlite> {
-        wa_gateway_sql::gateways::GatewaySessions { pool: &self.pool, error: from_sqlx, begin: BEGIN_WRITE, holds_tenure: None }
+        wa_gateway_sql::gateways::GatewaySessions {
+            pool: &self.pool,
+            error: from_sqlx,
+            begin: BEGIN_WRITE,
+            holds_tenure: None,
+            unbounded: None,
+        }
     }
 }
 

@@ -195,6 +195,7 @@ impl Run {
         loop {
             match self.handle.publish(counters).await {
                 Err(BoardError::Store(e)) if e.is_busy() && Instant::now() + wait < give_up => {
+                    metrics::counter!("wa_gateway_store_busy_total", "during" => "backfill").increment(1);
                     tokio::time::sleep(wait).await;
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }

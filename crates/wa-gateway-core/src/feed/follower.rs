@@ -182,11 +182,7 @@ impl Follower {
         }
     }
 
-    async fn apply(
-        &self,
-        message: FeedMessage,
-        present: Option<&mut HashSet<SessionId>>,
-    ) -> Result<Tally, StoreError> {
+    async fn apply(&self, message: FeedMessage, present: Option<&mut HashSet<SessionId>>) -> Result<Tally, StoreError> {
         let span = tracing::debug_span!(
             "feed.batch",
             gateway = %self.gateway,
@@ -247,11 +243,7 @@ impl Follower {
 
     /// Removes what the completed snapshot did not name, unless that is too much.
     #[tracing::instrument(level = "debug", name = "feed.snapshot", skip_all, fields(gateway = %self.gateway, present = present.len()))]
-    async fn complete_snapshot(
-        &self,
-        present: &HashSet<SessionId>,
-        tally: Tally,
-    ) -> Result<(), StoreError> {
+    async fn complete_snapshot(&self, present: &HashSet<SessionId>, tally: Tally) -> Result<(), StoreError> {
         let stored = self.store.gateway_session_ids(&self.gateway).await?;
         let absent: BTreeSet<SessionId> = stored.iter().filter(|id| !present.contains(*id)).cloned().collect();
         self.gateways.release(&self.gateway);
