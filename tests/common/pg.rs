@@ -166,3 +166,23 @@ pub async fn database() -> String {
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
     format!("postgres://postgres@127.0.0.1:{}/{name}", server().port)
 }
+
+/// Waits until a statement of wa-gateway on `db` whose text contains
+/// `naming` waits on a lock (`pg_stat_activity`), within a minute.
+pub async fn until_waiting_on_a_lock(db: &str, naming: &str) {
+    let watch = sqlx::PgPool::connect(db).await.unwrap();
+    let pattern = format!("%{naming}%");
+    super::eventually(&format!("a statement on {naming} waiting on a lock"), Duration::from_secs(60), || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wa-gateway' \
+             AND wait_event_type = 'Lock' AND query LIKE $1",
+        )
+        .bind(&pattern)
+        .fetch_one(&watch)
+        .await
+        .unwrap();
+        (waiting > 0).then_some(())
+    })
+    .await;
+    watch.close().await;
+}

@@ -212,17 +212,7 @@ async fn a_feed_record_racing_an_import_of_a_newer_row_leaves_the_newer_row() {
     host.send(WatchSessionsResponse { upserted: vec![older], removed: vec![], snapshot_complete: false }).await;
 
     // The feed's insert waits on the import's row; then the import commits.
-    let watch = sqlx::PgPool::connect(&db).await.unwrap();
-    eventually("the feed's write waits on the import", patience, || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wa-gateway' AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&watch)
-        .await
-        .unwrap();
-        (waiting > 0).then_some(())
-    })
-    .await;
+    pg::until_waiting_on_a_lock(&db, "sessions").await;
     sqlx::query("COMMIT").execute(&mut import).await.unwrap();
 
     // The feed moves on (a later change lands), and r1 is still the import's.

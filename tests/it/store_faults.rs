@@ -109,18 +109,7 @@ async fn a_replica_cut_off_from_postgres_loses_its_job_never_publishes_it_and_re
         .await
         .unwrap();
     host.open_gate();
-    let watch = sqlx::PgPool::connect(&db).await.unwrap();
-    eventually("the replica publishing, waiting on the held row", Duration::from_secs(60), || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wa-gateway' \
-             AND wait_event_type = 'Lock' AND query LIKE '%session_data_generations%'",
-        )
-        .fetch_one(&watch)
-        .await
-        .unwrap();
-        (waiting > 0).then_some(())
-    })
-    .await;
+    pg::until_waiting_on_a_lock(&db, "session_data_generations").await;
     proxy.set(Mode::Cut);
     let cut = Instant::now();
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
@@ -471,18 +460,7 @@ async fn a_statement_stuck_on_a_lock_answers_503_at_the_statement_timeout_and_a_
     sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
     sqlx::query("LOCK TABLE session_data_generations IN EXCLUSIVE MODE").execute(&mut holder).await.unwrap();
     let job = replica.start("s1").await;
-    let watch = sqlx::PgPool::connect(&db).await.unwrap();
-    eventually("the publish waiting on the lock", Duration::from_secs(60), || async {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wa-gateway' \
-             AND wait_event_type = 'Lock' AND query LIKE '%session_data_generations%'",
-        )
-        .fetch_one(&watch)
-        .await
-        .unwrap();
-        (waiting > 0).then_some(())
-    })
-    .await;
+    pg::until_waiting_on_a_lock(&db, "session_data_generations").await;
     // The fault lasts twice the statement timeout.
     tokio::time::sleep(Duration::from_secs(2)).await;
     sqlx::query("COMMIT").execute(&mut holder).await.unwrap();
