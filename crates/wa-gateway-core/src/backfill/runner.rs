@@ -262,18 +262,22 @@ impl Run {
         received: &mut bool,
     ) -> Result<(), RunError> {
         let mut batches = host.contacts(&self.session, self.config.stall_timeout).await?;
-        while let Some(batch) = batches.next().await? {
+        let mut next = batches.next().await?;
+        // The host's next batch is received and decoded while this one is
+        // written: two batches in memory at most.
+        while let Some(batch) = next {
             *received = true;
-            self.store_contacts(dedupe::contacts(batch), seen).await?;
+            next = overlapped(self.store_contacts(dedupe::contacts(batch), seen), batches.next()).await?;
         }
         Ok(())
     }
 
     async fn pull_groups(&self, host: &dyn SessionHost, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
         let mut batches = host.groups(&self.session, self.config.stall_timeout).await?;
-        while let Some(batch) = batches.next().await? {
+        let mut next = batches.next().await?;
+        while let Some(batch) = next {
             *received = true;
-            self.store_groups(dedupe::groups(batch), seen).await?;
+            next = overlapped(self.store_groups(dedupe::groups(batch), seen), batches.next()).await?;
         }
         Ok(())
     }
@@ -330,6 +334,26 @@ impl Run {
                 }
                 other => return other,
             }
+        }
+    }
+}
+
+/// Writes one batch while the host's next one is received and decoded. The
+/// write always runs to its end (its rows and its count go together); a
+/// failed write is reported at once, without waiting for the host.
+async fn overlapped<T>(
+    write: impl Future<Output = Result<(), RunError>>,
+    fetch: impl Future<Output = Result<Option<Vec<T>>, HostError>>,
+) -> Result<Option<Vec<T>>, RunError> {
+    tokio::pin!(write, fetch);
+    tokio::select! {
+        written = &mut write => {
+            written?;
+            Ok(fetch.await?)
+        }
+        fetched = &mut fetch => {
+            write.await?;
+            Ok(fetched?)
         }
     }
 }
