@@ -65,19 +65,34 @@ impl Replica<'_> {
     }
 }
 
-#[tokio::test]
-async fn a_replica_cut_off_from_postgres_loses_its_job_never_publishes_it_and_rejoins() {
-    let (host, url) = ScriptedHost::start(Script {
+/// The host's data for a session's first backfill: 200 contacts and 5
+/// groups of 4, in batches of 20.
+fn first_backfill() -> Script {
+    Script {
         contacts: (0..200).map(|i| contact(i, "first")).collect(),
         groups: (0..5).map(|i| group(i, 4, "first")).collect(),
         batch: 20,
         ..Default::default()
-    })
-    .await;
+    }
+}
+
+/// A JWKS server, a super_admin token it signs, and a fresh PostgreSQL
+/// database holding `sessions` (of org_a, on gw-1).
+async fn platform(sessions: &[&str]) -> (JwksServer, String, String) {
     let jwks = JwksServer::start().await;
     let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
     let db = pg::database().await;
-    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    if !sessions.is_empty() {
+        let lines: Vec<String> = sessions.iter().map(|id| session_line(id, "org_a", "working", "gw-1")).collect();
+        assert!(import(&db, &lines.join("\n")).status.success());
+    }
+    (jwks, token, db)
+}
+
+#[tokio::test]
+async fn a_replica_cut_off_from_postgres_loses_its_job_never_publishes_it_and_rejoins() {
+    let (host, url) = ScriptedHost::start(first_backfill()).await;
+    let (jwks, token, db) = platform(&["s1"]).await;
     let proxy = FaultProxy::start(port_of(&db)).await;
     let lease = LEASE_SECS.to_string();
     let args = ["--host", &format!("gw-1={url}"), "--backfill-lease-secs", &lease];
@@ -157,9 +172,7 @@ async fn a_follower_cut_off_from_postgres_loses_its_gateway_and_applies_nothing_
     const T0: i64 = 1_750_000_000_000;
     let snapshot = vec![hosted(HostedSessionStatus::Working, T0)];
     let (host, url) = ScriptedHost::start(Script { feed: true, snapshot: Some(snapshot), ..Default::default() }).await;
-    let jwks = JwksServer::start().await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    let db = pg::database().await;
+    let (jwks, token, db) = platform(&[]).await;
     let proxy = FaultProxy::start(port_of(&db)).await;
     let lease = LEASE_SECS.to_string();
     let args = ["--host", &format!("gw-1={url}"), "--backfill-lease-secs", &lease, "--feed-backoff-max-secs", "1"];
@@ -232,18 +245,8 @@ async fn listing(gw: &Gateway, token: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn a_postgres_outage_answers_503_meanwhile_and_the_replica_recovers_without_a_restart() {
-    let (host, url) = ScriptedHost::start(Script {
-        contacts: (0..200).map(|i| contact(i, "first")).collect(),
-        groups: (0..5).map(|i| group(i, 4, "first")).collect(),
-        batch: 20,
-        ..Default::default()
-    })
-    .await;
-    let jwks = JwksServer::start().await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    let db = pg::database().await;
-    let lines = [session_line("s1", "org_a", "working", "gw-1"), session_line("s2", "org_a", "working", "gw-1")];
-    assert!(import(&db, &lines.join("\n")).status.success());
+    let (host, url) = ScriptedHost::start(first_backfill()).await;
+    let (jwks, token, db) = platform(&["s1", "s2"]).await;
     let proxy = FaultProxy::start(port_of(&db)).await;
     let lease = LEASE_SECS.to_string();
     let args = ["--host", &format!("gw-1={url}"), "--backfill-lease-secs", &lease];
@@ -303,17 +306,8 @@ async fn a_postgres_outage_answers_503_meanwhile_and_the_replica_recovers_withou
 
 #[tokio::test]
 async fn a_job_running_across_a_postgres_outage_ends_matching_its_data() {
-    let (host, url) = ScriptedHost::start(Script {
-        contacts: (0..200).map(|i| contact(i, "first")).collect(),
-        groups: (0..5).map(|i| group(i, 4, "first")).collect(),
-        batch: 20,
-        ..Default::default()
-    })
-    .await;
-    let jwks = JwksServer::start().await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    let db = pg::database().await;
-    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let (host, url) = ScriptedHost::start(first_backfill()).await;
+    let (jwks, token, db) = platform(&["s1"]).await;
     let proxy = FaultProxy::start(port_of(&db)).await;
     let lease = LEASE_SECS.to_string();
     let args = ["--host", &format!("gw-1={url}"), "--backfill-lease-secs", &lease];
@@ -355,10 +349,7 @@ async fn a_job_running_across_a_postgres_outage_ends_matching_its_data() {
 
 #[tokio::test]
 async fn a_slow_database_with_an_exhausted_pool_answers_503_within_the_acquire_bound() {
-    let jwks = JwksServer::start().await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    let db = pg::database().await;
-    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let (jwks, token, db) = platform(&["s1"]).await;
     let proxy = FaultProxy::start(port_of(&db)).await;
     let args = ["--db-pool-size", "2", "--db-acquire-timeout-secs", "1"];
     let gw = Gateway::start_with_db(&proxy.url(&db), &jwks.url(), &args).await;
@@ -389,10 +380,7 @@ async fn a_slow_database_with_an_exhausted_pool_answers_503_within_the_acquire_b
 
 #[tokio::test]
 async fn serve_with_postgres_down_starts_unready_and_becomes_ready_when_it_answers() {
-    let jwks = JwksServer::start().await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    let db = pg::database().await;
-    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let (jwks, token, db) = platform(&["s1"]).await;
     let proxy = FaultProxy::start(port_of(&db)).await;
     proxy.set(Mode::Refuse);
     let mut gw = Gateway::start_with_db_logged(&proxy.url(&db), &jwks.url(), &[]).await;
@@ -437,10 +425,7 @@ async fn a_statement_stuck_on_a_lock_answers_503_at_the_statement_timeout_and_a_
         ..Default::default()
     })
     .await;
-    let jwks = JwksServer::start().await;
-    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
-    let db = pg::database().await;
-    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let (jwks, token, db) = platform(&["s1"]).await;
     let args = ["--host", &format!("gw-1={url}"), "--db-statement-timeout-secs", "1"];
     let gw = Gateway::start_with_db(&db, &jwks.url(), &args).await;
     let replica = Replica { gw: &gw, token: &token };
