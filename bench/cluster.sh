@@ -6,4 +6,4 @@
 # Needs Debian's postgresql package (the benches start a throwaway server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo bench --bench pg_ingest --bench filters 2>/dev/null | grep -E '^\||sessions, first page'
+cargo bench --bench ingest --bench filters 2>/dev/null | grep -E '^\||sessions, first page'

@@ -1,7 +1,12 @@
 //! Generations of backfilled data on PostgreSQL. Batches are written with
-//! `COPY … FROM STDIN` (text format), never row by row; a batch that repeats
+//! `COPY … FROM STDIN` (binary format), never row by row; a batch that repeats
 //! rows the generation already holds first deletes those rows, so the new
 //! version replaces the old one whole.
+//!
+//! A server backend runs on one core, so a job keeps two of its writes going
+//! at once, each on its own connection, in writes large enough that their
+//! round trips and commits are a small share of the time, with the host's
+//! next rows received meanwhile.
 
 use crate::errors::from_sqlx;
 use async_trait::async_trait;
@@ -12,63 +17,70 @@ use crate::PgDatabase;
 use wa_gateway_core::directory::{Contact, Group, GroupSummary, Participant};
 use wa_gateway_core::sessions::model::SessionId;
 use wa_gateway_core::store::error::StoreError;
-use wa_gateway_core::store::port::{DirectoryStore, Replaced, Slice, Staging};
+use wa_gateway_core::store::port::{DirectoryStore, Replaced, Slice, Staging, StagingWrites};
 use wa_gateway_core::time::now_millis;
 use wa_gateway_sql::rows::{self, DATA_TABLES};
 
-/// One row of COPY text format: tab-separated, `\N` for NULL, backslash
-/// escapes for the separators.
-#[derive(Default)]
+/// Rows in COPY's binary format: a header, then per row its field count and
+/// each field as a length (-1 for NULL) and its bytes; a trailer ends it.
+/// The server reads the values as they are, with no text to parse.
 struct CopyRows(Vec<u8>);
 
+const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
 impl CopyRows {
-    fn text(&mut self, value: Option<&str>) -> &mut Self {
+    fn new() -> Self {
+        let mut data = COPY_SIGNATURE.to_vec();
+        data.extend_from_slice(&0i32.to_be_bytes()); // flags
+        data.extend_from_slice(&0i32.to_be_bytes()); // header extension length
+        Self(data)
+    }
+
+    fn row(&mut self, fields: i16) -> &mut Self {
+        self.0.extend_from_slice(&fields.to_be_bytes());
+        self
+    }
+
+    fn field(&mut self, value: Option<&[u8]>) -> &mut Self {
         match value {
-            None => self.0.extend_from_slice(b"\\N"),
+            None => self.0.extend_from_slice(&(-1i32).to_be_bytes()),
             Some(v) => {
-                for b in v.bytes() {
-                    match b {
-                        b'\\' => self.0.extend_from_slice(b"\\\\"),
-                        b'\t' => self.0.extend_from_slice(b"\\t"),
-                        b'\n' => self.0.extend_from_slice(b"\\n"),
-                        b'\r' => self.0.extend_from_slice(b"\\r"),
-                        other => self.0.push(other),
-                    }
-                }
+                // Fields are capped far below 2 GiB by the host message limits.
+                self.0.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                self.0.extend_from_slice(v);
             }
         }
-        self.0.push(b'\t');
         self
+    }
+
+    fn text(&mut self, value: Option<&str>) -> &mut Self {
+        self.field(value.map(str::as_bytes))
     }
 
     fn int(&mut self, value: Option<i64>) -> &mut Self {
-        match value {
-            None => self.0.extend_from_slice(b"\\N"),
-            Some(n) => self.0.extend_from_slice(n.to_string().as_bytes()),
-        }
-        self.0.push(b'\t');
-        self
+        self.field(value.map(i64::to_be_bytes).as_ref().map(|b| &b[..]))
     }
 
     fn flag(&mut self, value: bool) -> &mut Self {
-        self.0.extend_from_slice(if value { b"t\t" } else { b"f\t" });
-        self
+        self.field(Some(&[u8::from(value)]))
     }
 
-    fn end_row(&mut self) {
-        if self.0.last() == Some(&b'\t') {
-            self.0.pop();
-        }
-        self.0.push(b'\n');
+    fn is_empty(&self) -> bool {
+        self.0.len() == COPY_SIGNATURE.len() + 8
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        self.0.extend_from_slice(&(-1i16).to_be_bytes());
+        self.0
     }
 }
 
 async fn copy(conn: &mut PgConnection, statement: &str, data: CopyRows) -> Result<(), StoreError> {
-    if data.0.is_empty() {
+    if data.is_empty() {
         return Ok(());
     }
     let mut copy = conn.copy_in_raw(statement).await.map_err(from_sqlx)?;
-    if let Err(error) = copy.send(data.0).await {
+    if let Err(error) = copy.send(data.finish()).await {
         copy.abort("sending rows failed").await.map_err(from_sqlx)?;
         return Err(from_sqlx(error));
     }
@@ -205,6 +217,10 @@ pub(super) async fn sweep_failed_jobs(pool: &PgPool) -> Result<u64, StoreError> 
 
 #[async_trait]
 impl DirectoryStore for PgDatabase {
+    fn staging_writes(&self) -> StagingWrites {
+        StagingWrites { rows: 8_192, ahead: 16_384, concurrent: 2 }
+    }
+
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         publish(&mut tx, session, generation).await?;
@@ -230,9 +246,10 @@ impl DirectoryStore for PgDatabase {
             .collect::<Result<_, _>>()
             .map_err(from_sqlx)?;
         delete_keys(&mut tx, to, "wa_contacts", "jid", &staged).await?;
-        let mut data = CopyRows::default();
+        let mut data = CopyRows::new();
         for c in contacts {
-            data.text(Some(to.session.as_str()))
+            data.row(9)
+                .text(Some(to.session.as_str()))
                 .text(Some(to.generation))
                 .text(Some(&c.jid))
                 .text(c.lid.as_deref())
@@ -240,13 +257,12 @@ impl DirectoryStore for PgDatabase {
                 .text(c.push_name.as_deref())
                 .text(c.full_name.as_deref())
                 .text(c.first_name.as_deref())
-                .text(c.business_name.as_deref())
-                .end_row();
+                .text(c.business_name.as_deref());
         }
         copy(
             &mut tx,
             "COPY wa_contacts (session_id, generation, jid, lid, phone_number, push_name, full_name, first_name, \
-             business_name) FROM STDIN",
+             business_name) FROM STDIN (FORMAT binary)",
             data,
         )
         .await?;
@@ -271,10 +287,11 @@ impl DirectoryStore for PgDatabase {
         }
         delete_keys(&mut tx, to, "wa_group_participants", "group_jid", &staged).await?;
         delete_keys(&mut tx, to, "wa_groups", "jid", &staged).await?;
-        let (mut group_rows, mut member_rows) = (CopyRows::default(), CopyRows::default());
+        let (mut group_rows, mut member_rows) = (CopyRows::new(), CopyRows::new());
         for g in groups {
             let i = &g.info;
             group_rows
+                .row(11)
                 .text(Some(to.session.as_str()))
                 .text(Some(to.generation))
                 .text(Some(&i.jid))
@@ -285,10 +302,10 @@ impl DirectoryStore for PgDatabase {
                 .flag(i.is_announce)
                 .flag(i.is_locked)
                 .text(i.addressing_mode.as_deref())
-                .int(Some(g.participants.len() as i64))
-                .end_row();
+                .int(Some(g.participants.len() as i64));
             for p in &g.participants {
                 member_rows
+                    .row(9)
                     .text(Some(to.session.as_str()))
                     .text(Some(to.generation))
                     .text(Some(&i.jid))
@@ -297,21 +314,20 @@ impl DirectoryStore for PgDatabase {
                     .text(p.phone_number.as_deref())
                     .flag(p.is_admin)
                     .flag(p.is_super_admin)
-                    .text(p.display_name.as_deref())
-                    .end_row();
+                    .text(p.display_name.as_deref());
             }
         }
         copy(
             &mut tx,
             "COPY wa_groups (session_id, generation, jid, name, topic, owner_jid, created_at, is_announce, \
-             is_locked, addressing_mode, participant_count) FROM STDIN",
+             is_locked, addressing_mode, participant_count) FROM STDIN (FORMAT binary)",
             group_rows,
         )
         .await?;
         copy(
             &mut tx,
             "COPY wa_group_participants (session_id, generation, group_jid, jid, lid, phone_number, is_admin, \
-             is_super_admin, display_name) FROM STDIN",
+             is_super_admin, display_name) FROM STDIN (FORMAT binary)",
             member_rows,
         )
         .await?;

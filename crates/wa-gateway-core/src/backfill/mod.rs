@@ -14,8 +14,10 @@ mod follow;
 pub mod job;
 pub mod listing;
 mod memory;
+mod overlap;
 mod runner;
 mod spans;
+mod writers;
 
 pub use board::{Admission, BoardError, Counters, JobBoard, RunningJob, StopCause};
 pub use job::{CANCELLED, INTERRUPTED, Job, JobStatus};
@@ -380,6 +382,7 @@ async fn worker(inner: Arc<Inner>) {
                         retry: inner.config.retry,
                     },
                     counters: Default::default(),
+                    reporting: Default::default(),
                 };
                 let job = run.handle.job().id.clone();
                 let span =

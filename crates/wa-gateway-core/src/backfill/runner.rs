@@ -1,11 +1,12 @@
 //! One backfill job from queue to terminal state.
 //!
-//! Contacts stream first, then groups. Each host batch is written in its own
-//! transaction under the job's generation, which readers do not see. Only
-//! after both streams end cleanly is the generation published, in one
-//! transaction that nothing interrupts once begun. Any failure (host error,
-//! deadline, cancel, shutdown, even a panic) discards the generation, so the
-//! previously published data stays exactly as it was.
+//! Contacts stream first, then groups. Each write (one or more host batches,
+//! [`super::overlap`]) is its own transaction under the job's generation,
+//! which readers do not see. Only after both streams end cleanly is the
+//! generation published, in one transaction that nothing interrupts once
+//! begun. Any failure (host error, deadline, cancel, shutdown, even a panic)
+//! discards the generation, so the previously published data stays exactly
+//! as it was.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -18,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use super::board::{BoardError, Counters, RunningJob, StopCause};
 use super::dedupe::{self, MAX_CONTACTS_PER_JOB, MAX_GROUPS_PER_JOB, Seen};
 use super::job::{CANCELLED, INTERRUPTED, Job};
+use super::overlap::Ahead;
 use super::spans;
+use super::writers::{Write, Writers};
 use crate::directory::{Contact, Group};
 use crate::hosts::{HostError, SessionHost, SessionHosts};
 use crate::sessions::model::SessionId;
@@ -109,6 +112,7 @@ pub(super) struct Run {
     pub shutdown: CancellationToken,
     pub config: RunConfig,
     pub counters: std::sync::Mutex<Counters>,
+    pub reporting: tokio::sync::Mutex<()>,
 }
 
 /// Runs `work`, turning a panic into [`RunError::Panicked`].
@@ -135,8 +139,11 @@ impl Run {
         *self.counters.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Bumps the counters and reports them to the board.
+    /// Bumps the counters and reports them to the board. Reports of writes
+    /// that run at once go out one after another, so progress never goes
+    /// back.
     async fn count(&self, change: impl FnOnce(&mut Counters)) -> Result<(), RunError> {
+        let _in_order = self.reporting.lock().await;
         let counters = {
             let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
             change(&mut counters);
@@ -261,46 +268,85 @@ impl Run {
         seen: &mut Seen,
         received: &mut bool,
     ) -> Result<(), RunError> {
-        let mut batches = host.contacts(&self.session, self.config.stall_timeout).await?;
-        let mut next = batches.next().await?;
-        // The host's next batch is received and decoded while this one is
-        // written: two batches in memory at most.
-        while let Some(batch) = next {
-            *received = true;
-            next = overlapped(self.store_contacts(dedupe::contacts(batch), seen), batches.next()).await?;
-        }
-        Ok(())
+        let batches = host.contacts(&self.session, self.config.stall_timeout).await?;
+        let ahead = Ahead::start(batches, |_| 1, self.store.staging_writes());
+        self.write_all(ahead, received, |items| {
+            let batch = dedupe::contacts(items);
+            let maybe = possibly_staged(seen, batch.iter().map(|c| c.jid.as_str()), "contacts")?;
+            Ok((!maybe.is_empty(), self.store_contacts(batch, maybe).boxed()))
+        })
+        .await
     }
 
     async fn pull_groups(&self, host: &dyn SessionHost, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
-        let mut batches = host.groups(&self.session, self.config.stall_timeout).await?;
-        let mut next = batches.next().await?;
-        while let Some(batch) = next {
-            *received = true;
-            next = overlapped(self.store_groups(dedupe::groups(batch), seen), batches.next()).await?;
-        }
-        Ok(())
+        let batches = host.groups(&self.session, self.config.stall_timeout).await?;
+        let ahead = Ahead::start(batches, |g: &Group| 1 + g.participants.len(), self.store.staging_writes());
+        self.write_all(ahead, received, |items| {
+            let batch = dedupe::groups(items);
+            let maybe = possibly_staged(seen, batch.iter().map(|g| g.info.jid.as_str()), "groups")?;
+            Ok((!maybe.is_empty(), self.store_groups(batch, maybe).boxed()))
+        })
+        .await
     }
 
-    /// One host batch, one transaction: memory is bounded by the host's
-    /// batch size (and the message caps), and progress moves per batch.
-    async fn store_contacts(&self, batch: Vec<Contact>, seen: &mut Seen) -> Result<(), RunError> {
+    /// Writes what the host sends as the store takes it ([`Writers`]):
+    /// `plan` turns received items into a write, and says whether it may
+    /// replace staged rows. Returns once every write has ended.
+    async fn write_all<'a, T: Send + 'static>(
+        &'a self,
+        mut ahead: Ahead<T>,
+        received: &mut bool,
+        mut plan: impl FnMut(Vec<T>) -> Result<(bool, Write<'a, RunError>), RunError>,
+    ) -> Result<(), RunError> {
+        let mut writers = Writers::new(self.store.staging_writes().concurrent);
+        let result = loop {
+            if let Err(error) = writers.room(false).await {
+                break Err(error);
+            }
+            let items = tokio::select! {
+                items = ahead.next_write() => items,
+                ended = writers.finished() => match ended {
+                    Ok(()) => continue,
+                    Err(error) => break Err(error),
+                },
+            };
+            let items = match items {
+                Ok(items) if items.is_empty() => break Ok(()),
+                Ok(items) => items,
+                Err(error) => break Err(error.into()),
+            };
+            *received = true;
+            let (repeats, write) = match plan(items) {
+                Ok(planned) => planned,
+                Err(error) => break Err(error),
+            };
+            if repeats && let Err(error) = writers.room(true).await {
+                break Err(error);
+            }
+            writers.start(write);
+        };
+        let ended = writers.all_ended().await;
+        result.and(ended)
+    }
+
+    /// One write, one transaction: memory is bounded by the rows received
+    /// ahead ([`super::overlap`]), and progress moves per write.
+    async fn store_contacts(&self, batch: Vec<Contact>, maybe: Vec<String>) -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let maybe = seen.record(batch.iter().map(|c| c.jid.as_str())).map_err(|limit| too_many("contacts", limit))?;
+        let maybe: Vec<&str> = maybe.iter().map(String::as_str).collect();
         let replaced = self.store_retrying(|| self.store.stage_contacts(self.staging(), &batch, &maybe)).await?;
         let added = batch.len() as u64 - replaced;
         metrics::counter!("wa_gateway_backfill_rows_total", "kind" => "contacts").increment(added);
         self.count(|c| c.contacts += added).await
     }
 
-    async fn store_groups(&self, batch: Vec<Group>, seen: &mut Seen) -> Result<(), RunError> {
+    async fn store_groups(&self, batch: Vec<Group>, maybe: Vec<String>) -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let maybe =
-            seen.record(batch.iter().map(|g| g.info.jid.as_str())).map_err(|limit| too_many("groups", limit))?;
+        let maybe: Vec<&str> = maybe.iter().map(String::as_str).collect();
         let replaced = self.store_retrying(|| self.store.stage_groups(self.staging(), &batch, &maybe)).await?;
         let groups = batch.len() as u64 - replaced.groups;
         let members = batch.iter().map(|g| g.participants.len() as u64).sum::<u64>();
@@ -338,26 +384,6 @@ impl Run {
     }
 }
 
-/// Writes one batch while the host's next one is received and decoded. The
-/// write always runs to its end (its rows and its count go together); a
-/// failed write is reported at once, without waiting for the host.
-async fn overlapped<T>(
-    write: impl Future<Output = Result<(), RunError>>,
-    fetch: impl Future<Output = Result<Option<Vec<T>>, HostError>>,
-) -> Result<Option<Vec<T>>, RunError> {
-    tokio::pin!(write, fetch);
-    tokio::select! {
-        written = &mut write => {
-            written?;
-            Ok(fetch.await?)
-        }
-        fetched = &mut fetch => {
-            write.await?;
-            Ok(fetched?)
-        }
-    }
-}
-
 /// Runs a host stream in its span, marking the span failed on an error.
 async fn traced(span: tracing::Span, pulled: impl Future<Output = Result<(), RunError>>) -> Result<(), RunError> {
     let result = pulled.instrument(span.clone()).await;
@@ -367,8 +393,17 @@ async fn traced(span: tracing::Span, pulled: impl Future<Output = Result<(), Run
     result
 }
 
-fn too_many(kind: &str, limit: usize) -> RunError {
-    HostError::InvalidData(format!("more than {limit} distinct {kind} in one session")).into()
+/// Records the jids of a write in `seen`; those the job may have staged
+/// before, which the write replaces.
+fn possibly_staged<'a>(
+    seen: &mut Seen,
+    jids: impl Iterator<Item = &'a str>,
+    kind: &str,
+) -> Result<Vec<String>, RunError> {
+    let maybe = seen.record(jids).map_err(|limit| {
+        RunError::from(HostError::InvalidData(format!("more than {limit} distinct {kind} in one session")))
+    })?;
+    Ok(maybe.into_iter().map(str::to_owned).collect())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use super::error::StoreError;
 use super::port::{
     ApiKeyRow, ApiKeyStore, Database, DirectoryStore, GatewayRemoval, Replaced, SessionImport, SessionStore, Slice,
-    Staging, StatusCount,
+    Staging, StagingWrites, StatusCount,
 };
 use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
@@ -147,7 +147,11 @@ impl<D: Database> ApiKeyStore for Instrumented<D> {
 
 #[async_trait]
 impl<D: Database> DirectoryStore for Instrumented<D> {
-    #[tracing::instrument(level = "debug", name = "store.stage_contacts", skip_all, fields(db.system = self.system))]
+    fn staging_writes(&self) -> StagingWrites {
+        self.inner.staging_writes()
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.stage_contacts", skip_all, fields(db.system = self.system, rows = contacts.len() as i64))]
     async fn stage_contacts(
         &self,
         to: Staging<'_>,
@@ -157,7 +161,7 @@ impl<D: Database> DirectoryStore for Instrumented<D> {
         self.inner.stage_contacts(to, contacts, maybe_staged).await
     }
 
-    #[tracing::instrument(level = "debug", name = "store.stage_groups", skip_all, fields(db.system = self.system))]
+    #[tracing::instrument(level = "debug", name = "store.stage_groups", skip_all, fields(db.system = self.system, rows = groups.len() as i64))]
     async fn stage_groups(
         &self,
         to: Staging<'_>,

@@ -14,5 +14,5 @@ pub use error::{STORE_BUSY, StoreError};
 pub use instrumented::Instrumented;
 pub use port::{
     ApiKeyRow, ApiKeyStore, Database, DirectoryStore, GatewayRemoval, Replaced, SessionImport, SessionStore, Slice,
-    Staging, StatusCount, Store,
+    Staging, StagingWrites, StatusCount, Store,
 };

@@ -46,6 +46,27 @@ pub struct Replaced {
     pub members: u64,
 }
 
+/// How a backend takes a job's rows. Memory follows these numbers, never
+/// the session's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StagingWrites {
+    /// Most rows one staging write (one transaction) holds.
+    pub rows: usize,
+    /// Most rows received from the host ahead of the writes (at least `rows`).
+    pub ahead: usize,
+    /// How many staging writes of one job may run at once. A write that may
+    /// replace rows the job staged before never overlaps another.
+    pub concurrent: usize,
+}
+
+impl Default for StagingWrites {
+    /// One writer at a time, in writes small enough that the rows received
+    /// ahead of it stay a few MiB.
+    fn default() -> Self {
+        Self { rows: 2_048, ahead: 2_048, concurrent: 1 }
+    }
+}
+
 /// Rows of one listing page and the generation they were read from (`None`
 /// when there were no rows). Rows and generation come from one statement, so
 /// a page never mixes two backfills.
@@ -159,6 +180,10 @@ pub trait ApiKeyStore: Send + Sync {
 /// generation a session shows, and the pages read from it.
 #[async_trait]
 pub trait DirectoryStore: Send + Sync {
+    /// How this backend wants a backfill's rows written.
+    fn staging_writes(&self) -> StagingWrites {
+        StagingWrites::default()
+    }
     /// Stages contacts (distinct jids) in one transaction. Those of
     /// `maybe_staged` that the generation already holds are replaced whole;
     /// returns how many were.
