@@ -12,8 +12,10 @@
 //! …); each figure is the median of 3, with the server's peak RSS growth
 //! during the backfill.
 //!
-//!     cargo bench --bench ingest     # the 302,000-row session
-//!     cargo test --bench ingest      # a small session (smoke)
+//!     cargo bench --bench ingest                # the 302,000-row session
+//!     cargo bench --bench ingest -- postgres    # one engine only (or sqlite)
+//!     cargo bench --bench ingest -- --rounds 7  # median of 7
+//!     cargo test --bench ingest                 # a small session (smoke)
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -113,7 +115,14 @@ fn main() {
     } else {
         Shape { contacts: 2_000, groups: 20, members: 10 }
     };
-    let rounds = if full { 3 } else { 1 };
+    let args: Vec<String> = std::env::args().collect();
+    let rounds = match args.iter().position(|a| a == "--rounds") {
+        Some(i) => args.get(i + 1).and_then(|n| n.parse().ok()).expect("--rounds takes a number"),
+        None if full => 3,
+        None => 1,
+    };
+    let only = std::env::args().find(|a| a == "sqlite" || a == "postgres");
+    let (with_sqlite, with_postgres) = (only.as_deref() != Some("postgres"), only.as_deref() != Some("sqlite"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (sqlite, postgres) = runtime.block_on(async {
         let sim = HostSimProcess::start(&[
@@ -131,17 +140,20 @@ fn main() {
         let copy_rows = baselines::copy_rows(SESSION, shape.contacts, shape.groups, shape.members);
         let (mut sqlite, mut postgres) = (Figures::default(), Figures::default());
         for _ in 0..rounds {
-            let dir = tempfile::tempdir().unwrap();
-            let file = dir.path().join("gateway.db").display().to_string();
-            let (wall, rss) = backfill(&file, &sim.url, &jwks, shape).await;
-            sqlite.ours.push(wall);
-            sqlite.rss.push(rss);
-            sqlite.raw.push(baselines::executemany(shape.contacts, shape.groups, shape.members));
-
-            let (wall, rss) = backfill(&pg::database().await, &sim.url, &jwks, shape).await;
-            postgres.ours.push(wall);
-            postgres.rss.push(rss);
-            postgres.raw.push(baselines::copy(&copy_rows).await);
+            if with_sqlite {
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join("gateway.db").display().to_string();
+                let (wall, rss) = backfill(&file, &sim.url, &jwks, shape).await;
+                sqlite.ours.push(wall);
+                sqlite.rss.push(rss);
+                sqlite.raw.push(baselines::executemany(shape.contacts, shape.groups, shape.members));
+            }
+            if with_postgres {
+                let (wall, rss) = backfill(&pg::database().await, &sim.url, &jwks, shape).await;
+                postgres.ours.push(wall);
+                postgres.rss.push(rss);
+                postgres.raw.push(baselines::copy(&copy_rows).await);
+            }
         }
         (sqlite, postgres)
     });
@@ -149,6 +161,10 @@ fn main() {
         "| engine | rows | wa-gateway backfill | rows/s | server RSS growth | baseline | baseline time | rows/s | ratio (rate) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
-    println!("{}", sqlite.row("SQLite", "raw `executemany`, one transaction", shape.rows()));
-    println!("{}", postgres.row("PostgreSQL", "`COPY` of the same rows", shape.rows()));
+    if with_sqlite {
+        println!("{}", sqlite.row("SQLite", "raw `executemany`, one transaction", shape.rows()));
+    }
+    if with_postgres {
+        println!("{}", postgres.row("PostgreSQL", "`COPY` of the same rows", shape.rows()));
+    }
 }

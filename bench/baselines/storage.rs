@@ -6,13 +6,17 @@ use std::time::{Duration, Instant};
 use super::common::*;
 use wa_gateway::hosts::sim;
 
-/// argv: database, contacts, groups, members per group.
+/// Stands for the job id a backfill stores its rows under: the same length,
+/// so index keys weigh the same in the baselines as in the backfill.
+const GENERATION: &str = "01JBENCHGENERATION00000000";
+
+/// argv: database, contacts, groups, members per group, generation.
 const BASELINE: &str = r#"
 import sqlite3, sys
-db_path, contacts, groups, members = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+db_path, contacts, groups, members, gen = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 db = sqlite3.connect(db_path, isolation_level=None)
 db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=NORMAL")
-s, gen, base = "bench-session", "01JBENCHGENERATION00000000", 612345678
+s, base = "bench-session", 612345678
 def contact(i):
     phone = "62%d%07d" % (base, i)
     return (phone + "@s.whatsapp.net", "%d%07d@lid" % (base + 7, i), phone, "Contact %d" % i,
@@ -43,18 +47,19 @@ pub fn executemany(contacts: usize, groups: usize, members: usize) -> Duration {
     assert!(cli(&db, &["--log", "warn", "migrate"]).status.success());
     let started = Instant::now();
     let counts = [contacts, groups, members].map(|n| n.to_string());
-    let out = std::process::Command::new("python3").args(["-c", BASELINE]).arg(&db).args(&counts).output().unwrap();
+    let out = std::process::Command::new("python3").args(["-c", BASELINE]).arg(&db).args(&counts).arg(GENERATION).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     started.elapsed()
 }
 
-/// COPY text of every row the host sends, per table (built before timing).
+/// COPY text of every row the host sends, as the backfill stores them, per
+/// table (built before timing).
 pub fn copy_rows(session: &str, contacts: usize, groups: usize, members: usize) -> [Vec<u8>; 3] {
     let (mut c, mut g, mut p) = (Vec::new(), Vec::new(), Vec::new());
     let text = |v: &str| if v.is_empty() { "\\N".to_owned() } else { v.to_owned() };
     for i in 0..contacts {
         let x = sim::contact(session, i);
-        let row = [session, "gen", &x.jid, &x.lid, &x.phone_number, &x.push_name, &x.full_name, &x.first_name];
+        let row = [session, GENERATION, &x.jid, &x.lid, &x.phone_number, &x.push_name, &x.full_name, &x.first_name];
         let mut line: Vec<String> = row.iter().map(|v| text(v)).collect();
         line.push(text(&x.business_name));
         c.extend_from_slice(format!("{}\n", line.join("\t")).as_bytes());
@@ -64,7 +69,7 @@ pub fn copy_rows(session: &str, contacts: usize, groups: usize, members: usize) 
         let flag = |b: bool| if b { "t" } else { "f" };
         g.extend_from_slice(
             format!(
-                "{session}\tgen\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                "{session}\t{GENERATION}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                 x.jid,
                 x.name,
                 x.topic,
@@ -80,7 +85,7 @@ pub fn copy_rows(session: &str, contacts: usize, groups: usize, members: usize) 
         for m in &x.participants {
             p.extend_from_slice(
                 format!(
-                    "{session}\tgen\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    "{session}\t{GENERATION}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
                     x.jid,
                     m.jid,
                     m.lid,
