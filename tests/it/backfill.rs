@@ -67,6 +67,33 @@ async fn host_sim_backfill_stores_everything_and_reports_growing_progress() {
     assert_eq!(failed.error.as_deref(), Some("session not connected"));
 }
 
+crate::both_backends!(the_host_is_asked_for_groups_while_contacts_are_still_coming);
+async fn the_host_is_asked_for_groups_while_contacts_are_still_coming() {
+    let (host, url) = ScriptedHost::start(Script {
+        contacts: (0..30).map(|i| contact(i, "c")).collect(),
+        groups: (0..3).map(|i| group(i, 2, "g")).collect(),
+        batch: 10,
+        gated: true,
+        ..Default::default()
+    })
+    .await;
+    let env = env(&[("gw-1", &url)], &[]).await;
+    env.start("sess-1").await.unwrap();
+    // The host sent its first contacts and holds the rest: it already has
+    // the groups call, so it can prepare them meanwhile.
+    eventually("the groups call while contacts are held", Duration::from_secs(30), || async {
+        (host.calls.load(std::sync::atomic::Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
+    let running = env.get("sess-1").await.unwrap();
+    assert_eq!((running.status(), running.groups), (BackfillStatus::Running, 0), "groups wait for contacts");
+    host.open_gate();
+    let done = env.finished("sess-1").await;
+    assert_eq!((done.status(), done.contacts, done.groups, done.group_members), (BackfillStatus::Succeeded, 30, 3, 6));
+    assert_eq!(env.contacts("sess-1").await.len(), 30);
+    assert_eq!(env.groups_with_members("sess-1").await.len(), 3);
+}
+
 crate::both_backends!(one_job_per_session_decided_atomically);
 async fn one_job_per_session_decided_atomically() {
     let (host, url) = ScriptedHost::start(Script {

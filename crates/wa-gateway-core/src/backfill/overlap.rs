@@ -39,12 +39,29 @@ impl<T: Send + 'static> Ahead<T> {
     /// Starts receiving `batches`, each item weighing `rows` rows, for
     /// writes shaped as `shape` says (a single host batch larger than a
     /// write is taken whole).
-    pub fn start(mut batches: Box<dyn HostBatches<T>>, rows: fn(&T) -> usize, shape: StagingWrites) -> Self {
+    pub fn start(batches: Box<dyn HostBatches<T>>, rows: fn(&T) -> usize, shape: StagingWrites) -> Self {
+        Self::opening(std::future::ready(Ok(batches)), rows, shape)
+    }
+
+    /// As [`Ahead::start`], for a stream still being opened: the job goes on
+    /// meanwhile, and a failure to open is the first thing received.
+    pub fn opening(
+        open: impl Future<Output = Result<Box<dyn HostBatches<T>>, HostError>> + Send + 'static,
+        rows: fn(&T) -> usize,
+        shape: StagingWrites,
+    ) -> Self {
         let write_rows = shape.rows.clamp(1, u32::MAX as usize);
         let ahead = shape.ahead.clamp(write_rows, u32::MAX as usize);
         let (sender, arrivals) = mpsc::channel(AHEAD_BATCHES);
         let room = Arc::new(Semaphore::new(ahead));
         let receiving = async move {
+            let mut batches = match open.await {
+                Ok(batches) => batches,
+                Err(error) => {
+                    let _ = sender.send((Err(error), None)).await;
+                    return;
+                }
+            };
             loop {
                 let batch = match batches.next().await {
                     Ok(Some(batch)) => batch,
@@ -183,6 +200,26 @@ mod tests {
         assert_eq!(ahead.next_write().await.unwrap().len(), 4);
         let error = ahead.next_write().await.unwrap_err();
         assert!(matches!(error, HostError::Broken(_)), "{error}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_that_fails_to_open_fails_the_first_write() {
+        let open = async { Err::<Box<dyn HostBatches<u32>>, _>(HostError::NotHeld) };
+        let mut ahead = Ahead::opening(open, |_| 1, SHAPE);
+        let error = ahead.next_write().await.unwrap_err();
+        assert!(matches!(error, HostError::NotHeld), "{error}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_being_opened_is_received_once_open() {
+        let (opened, open) = tokio::sync::oneshot::channel();
+        let (batches, taken) = host(sized(&[3, 4]));
+        let mut ahead = Ahead::opening(async move { open.await.map_err(|_| HostError::NotHeld) }, |_| 1, SHAPE);
+        settle().await;
+        assert_eq!(*taken.lock().unwrap(), 0, "nothing is received before the stream is open");
+        assert!(opened.send(batches).is_ok());
+        settle().await;
+        assert_eq!(ahead.next_write().await.unwrap().len(), 7);
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,15 +1,19 @@
 //! One backfill job from queue to terminal state.
 //!
-//! Contacts stream first, then groups. Each write (one or more host batches,
-//! [`super::overlap`]) is its own transaction under the job's generation,
-//! which readers do not see. Only after both streams end cleanly is the
-//! generation published, in one transaction that nothing interrupts once
-//! begun. Any failure (host error, deadline, cancel, shutdown, even a panic)
-//! discards the generation, so the previously published data stays exactly
-//! as it was.
+//! Contacts are written first, then groups. The groups stream opens as soon
+//! as the host has accepted the contacts stream, so the host prepares its
+//! groups (on a real host, calls to WhatsApp) while contacts are written,
+//! and the job does not wait for them in between. Each write (one or more
+//! host batches, [`super::overlap`]) is its own transaction under the job's
+//! generation, which readers do not see. Only after both streams end
+//! cleanly is the generation published, in one transaction that nothing
+//! interrupts once begun. Any failure (host error, deadline, cancel,
+//! shutdown, even a panic) discards the generation, so the previously
+//! published data stays exactly as it was.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
@@ -28,6 +32,9 @@ use crate::sessions::model::SessionId;
 use crate::store::error::StoreError;
 use crate::store::port::{Staging, Store};
 use tracing::Instrument;
+
+/// A joined-groups stream opened ahead of its turn, with its span.
+type Opened = (tracing::Span, Ahead<Group>);
 
 /// How a stream is retried after a transient host failure.
 #[derive(Debug, Clone, Copy)]
@@ -178,11 +185,11 @@ impl Run {
         tracing::info!(session = %self.session, job = %self.generation(), "backfill running");
         let session = self.store.get_session(&self.session).await?.ok_or(RunError::SessionGone)?;
         let gateway = session.gateway_id.unwrap_or_default();
-        let host = self.hosts.host(&gateway).ok_or(RunError::NoHost(gateway))?;
+        let host: Arc<dyn SessionHost> = self.hosts.host(&gateway).ok_or(RunError::NoHost(gateway))?.into();
         let stop = self.handle.stop_token();
         let deadline = Instant::now() + self.config.deadline;
         tokio::select! {
-            pulled = self.pull(host.as_ref()) => pulled?,
+            pulled = self.pull(host) => pulled?,
             () = stop.cancelled() => return Err(match self.handle.stop_cause() {
                 // The directory stops the job of a session it removed.
                 StopCause::Cancelled if matches!(self.store.get_session(&self.session).await, Ok(None)) => {
@@ -224,13 +231,22 @@ impl Run {
         Staging { session: &self.session, generation: self.generation() }
     }
 
-    async fn pull(&self, host: &dyn SessionHost) -> Result<(), RunError> {
+    async fn pull(&self, host: Arc<dyn SessionHost>) -> Result<(), RunError> {
+        let job = tracing::Span::current();
+        let mut groups = None;
         let mut seen = Seen::new(MAX_CONTACTS_PER_JOB);
         let mut attempt = 1;
         loop {
             let mut received = false;
             let span = spans::host_stream_span("StreamContacts", host.gateway(), attempt);
-            match traced(span, self.pull_contacts(host, &mut seen, &mut received)).await {
+            let pulled = async {
+                let batches = host.contacts(&self.session, self.config.stall_timeout).await?;
+                // The host holds the session: its groups are asked for now.
+                groups.get_or_insert_with(|| self.open_groups(&host, 1, &job));
+                let ahead = Ahead::start(batches, |_| 1, self.store.staging_writes());
+                self.write_contacts(ahead, &mut seen, &mut received).await
+            };
+            match traced(span, pulled).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
             }
@@ -239,13 +255,24 @@ impl Run {
         let mut attempt = 1;
         loop {
             let mut received = false;
-            let span = spans::host_stream_span("StreamJoinedGroups", host.gateway(), attempt);
-            match traced(span, self.pull_groups(host, &mut seen, &mut received)).await {
+            let (span, ahead) = groups.take().unwrap_or_else(|| self.open_groups(&host, attempt, &job));
+            match traced(span, self.write_groups(ahead, &mut seen, &mut received)).await {
                 Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
                 other => break other?,
             }
         }
         Ok(())
+    }
+
+    /// Opens the joined-groups stream, a child of the job's span, and starts
+    /// receiving it ahead of the writes.
+    fn open_groups(&self, host: &Arc<dyn SessionHost>, attempt: u32, job: &tracing::Span) -> Opened {
+        let span = job.in_scope(|| spans::host_stream_span("StreamJoinedGroups", host.gateway(), attempt));
+        let (host, session, stall) = (host.clone(), self.session.clone(), self.config.stall_timeout);
+        let open = async move { host.groups(&session, stall).await };
+        let shape = self.store.staging_writes();
+        let ahead = span.in_scope(|| Ahead::opening(open, |g: &Group| 1 + g.participants.len(), shape));
+        (span, ahead)
     }
 
     /// Waits out the backoff of a transient failure and returns the next
@@ -262,14 +289,7 @@ impl Run {
         Ok(attempt + 1)
     }
 
-    async fn pull_contacts(
-        &self,
-        host: &dyn SessionHost,
-        seen: &mut Seen,
-        received: &mut bool,
-    ) -> Result<(), RunError> {
-        let batches = host.contacts(&self.session, self.config.stall_timeout).await?;
-        let ahead = Ahead::start(batches, |_| 1, self.store.staging_writes());
+    async fn write_contacts(&self, ahead: Ahead<Contact>, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
         self.write_all(ahead, received, |items| {
             let batch = dedupe::contacts(items);
             let maybe = possibly_staged(seen, batch.iter().map(|c| c.jid.as_str()), "contacts")?;
@@ -278,9 +298,7 @@ impl Run {
         .await
     }
 
-    async fn pull_groups(&self, host: &dyn SessionHost, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
-        let batches = host.groups(&self.session, self.config.stall_timeout).await?;
-        let ahead = Ahead::start(batches, |g: &Group| 1 + g.participants.len(), self.store.staging_writes());
+    async fn write_groups(&self, ahead: Ahead<Group>, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
         self.write_all(ahead, received, |items| {
             let batch = dedupe::groups(items);
             let maybe = possibly_staged(seen, batch.iter().map(|g| g.info.jid.as_str()), "groups")?;
