@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
@@ -23,13 +23,23 @@ use crate::store::StagingWrites;
 /// included).
 const AHEAD_BATCHES: usize = 64;
 
-type Arrival<T> = (Result<Vec<T>, HostError>, Option<OwnedSemaphorePermit>);
+/// What the receiving task hands the writer. It always ends with `Ended` or
+/// `Failed`; a channel closed without either means the task panicked.
+enum Arrival<T> {
+    Batch(Vec<T>, OwnedSemaphorePermit),
+    Failed(HostError),
+    Ended,
+}
 
 /// A host stream being received ahead of the job's writes. Dropping it stops
 /// the receiving task.
 pub(super) struct Ahead<T> {
     arrivals: mpsc::Receiver<Arrival<T>>,
+    /// The host's failure, returned once the items before it are written.
     failed: Option<HostError>,
+    ended: bool,
+    /// Receiving starts when the writer first asks for a write.
+    asked: Arc<Notify>,
     rows: fn(&T) -> usize,
     write_rows: usize,
     _receiving: AbortOnDropHandle<()>,
@@ -44,7 +54,9 @@ impl<T: Send + 'static> Ahead<T> {
     }
 
     /// As [`Ahead::start`], for a stream still being opened: the job goes on
-    /// meanwhile, and a failure to open is the first thing received.
+    /// meanwhile, and a failure to open is the first thing received. Nothing
+    /// is received before the writer first asks for a write, so a stream
+    /// opened early holds no more than the transport's window meanwhile.
     pub fn opening(
         open: impl Future<Output = Result<Box<dyn HostBatches<T>>, HostError>> + Send + 'static,
         rows: fn(&T) -> usize,
@@ -54,32 +66,38 @@ impl<T: Send + 'static> Ahead<T> {
         let ahead = shape.ahead.clamp(write_rows, u32::MAX as usize);
         let (sender, arrivals) = mpsc::channel(AHEAD_BATCHES);
         let room = Arc::new(Semaphore::new(ahead));
+        let asked = Arc::new(Notify::new());
+        let first_ask = asked.clone();
         let receiving = async move {
             let mut batches = match open.await {
                 Ok(batches) => batches,
                 Err(error) => {
-                    let _ = sender.send((Err(error), None)).await;
+                    let _ = sender.send(Arrival::Failed(error)).await;
                     return;
                 }
             };
+            first_ask.notified().await;
             loop {
                 let batch = match batches.next().await {
                     Ok(Some(batch)) => batch,
-                    Ok(None) => return,
+                    Ok(None) => {
+                        let _ = sender.send(Arrival::Ended).await;
+                        return;
+                    }
                     Err(error) => {
-                        let _ = sender.send((Err(error), None)).await;
+                        let _ = sender.send(Arrival::Failed(error)).await;
                         return;
                     }
                 };
                 let weight = batch.iter().map(rows).sum::<usize>().min(ahead) as u32;
-                let Ok(permit) = room.clone().acquire_many_owned(weight).await else { return };
-                if sender.send((Ok(batch), Some(permit))).await.is_err() {
+                let permit = room.clone().acquire_many_owned(weight).await.expect("the semaphore is never closed");
+                if sender.send(Arrival::Batch(batch, permit)).await.is_err() {
                     return;
                 }
             }
         };
         let receiving = AbortOnDropHandle::new(tokio::spawn(receiving.in_current_span()));
-        Self { arrivals, failed: None, rows, write_rows, _receiving: receiving }
+        Self { arrivals, failed: None, ended: false, asked, rows, write_rows, _receiving: receiving }
     }
 
     /// The next write's items: waits for a batch, then joins whatever else
@@ -87,24 +105,32 @@ impl<T: Send + 'static> Ahead<T> {
     /// stream. A host failure after some items arrived is returned on the
     /// next call, so those items are written first.
     pub async fn next_write(&mut self) -> Result<Vec<T>, HostError> {
-        if let Some(error) = self.failed.take() {
-            return Err(error);
-        }
+        self.asked.notify_one();
         let mut items = Vec::new();
         let mut weight = 0;
-        while items.is_empty() {
-            let Some((batch, _room)) = self.arrivals.recv().await else { return Ok(items) };
-            weight += self.take(batch?, &mut items);
-        }
-        while weight < self.write_rows {
-            let Ok((batch, _room)) = self.arrivals.try_recv() else { break };
-            match batch {
-                Ok(batch) => weight += self.take(batch, &mut items),
-                Err(error) => {
-                    self.failed = Some(error);
-                    break;
+        while !self.ended && self.failed.is_none() && weight < self.write_rows {
+            let arrival = if items.is_empty() {
+                self.arrivals.recv().await
+            } else {
+                match self.arrivals.try_recv() {
+                    Ok(arrival) => Some(arrival),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
                 }
+            };
+            match arrival {
+                Some(Arrival::Batch(batch, _room)) => weight += self.take(batch, &mut items),
+                Some(Arrival::Failed(error)) => self.failed = Some(error),
+                Some(Arrival::Ended) => self.ended = true,
+                // The job fails as for any panic, never as if the host had
+                // ended its stream.
+                None => panic!("the task receiving a host stream panicked"),
             }
+        }
+        if items.is_empty()
+            && let Some(error) = self.failed.take()
+        {
+            return Err(error);
         }
         Ok(items)
     }
@@ -160,11 +186,17 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
+    /// Lets receiving start, as a writer's first ask does, and settles.
+    async fn asked<T: Send + 'static>(ahead: &Ahead<T>) {
+        ahead.asked.notify_one();
+        settle().await;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn batches_that_arrived_during_a_write_join_the_next_write_up_to_the_cap() {
         let (batches, taken) = host(sized(&[3_000, 3_000, 3_000, 3_000, 10]));
         let mut ahead = Ahead::start(batches, |_| 1, SHAPE);
-        settle().await;
+        asked(&ahead).await;
         assert_eq!(*taken.lock().unwrap(), 3, "a batch past the cap waits for the writer to take rows");
         assert_eq!(ahead.next_write().await.unwrap().len(), 6_000);
         settle().await;
@@ -185,7 +217,7 @@ mod tests {
     async fn rows_are_weighed_by_the_given_measure() {
         let (batches, taken) = host(sized(&[2, 2, 2]));
         let mut ahead = Ahead::start(batches, |_| CAP / 2, SHAPE);
-        settle().await;
+        asked(&ahead).await;
         assert_eq!(*taken.lock().unwrap(), 2, "one batch of two heavy items fills the room; the next waits");
         assert_eq!(ahead.next_write().await.unwrap().len(), 2);
     }
@@ -196,7 +228,7 @@ mod tests {
         batches.push(Err(HostError::Broken("cut".into())));
         let (batches, _) = host(batches);
         let mut ahead = Ahead::start(batches, |_| 1, SHAPE);
-        settle().await;
+        asked(&ahead).await;
         assert_eq!(ahead.next_write().await.unwrap().len(), 4);
         let error = ahead.next_write().await.unwrap_err();
         assert!(matches!(error, HostError::Broken(_)), "{error}");
@@ -211,15 +243,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_stream_being_opened_is_received_once_open() {
+    async fn a_stream_opened_early_is_received_only_once_the_writer_asks() {
         let (opened, open) = tokio::sync::oneshot::channel();
         let (batches, taken) = host(sized(&[3, 4]));
         let mut ahead = Ahead::opening(async move { open.await.map_err(|_| HostError::NotHeld) }, |_| 1, SHAPE);
         settle().await;
-        assert_eq!(*taken.lock().unwrap(), 0, "nothing is received before the stream is open");
-        assert!(opened.send(batches).is_ok());
+        assert!(opened.send(batches).is_ok(), "the stream is still being opened");
         settle().await;
-        assert_eq!(ahead.next_write().await.unwrap().len(), 7);
+        assert_eq!(*taken.lock().unwrap(), 0, "an open stream waits for the writer's first ask");
+        let mut received = 0;
+        loop {
+            let items = ahead.next_write().await.unwrap();
+            if items.is_empty() {
+                break;
+            }
+            received += items.len();
+        }
+        assert_eq!(received, 7);
+    }
+
+    /// A stream whose receiving panics.
+    struct Panicking;
+
+    #[async_trait]
+    impl HostBatches<u32> for Panicking {
+        async fn next(&mut self) -> Result<Option<Vec<u32>>, HostError> {
+            panic!("a bug in a decoder")
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_while_receiving_is_a_panic_of_the_job_never_the_end_of_the_stream() {
+        let mut ahead = Ahead::start(Box::new(Panicking), |_| 1, SHAPE);
+        let outcome = futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(ahead.next_write())).await;
+        assert!(outcome.is_err(), "not {:?}", outcome.map(|r| r.map(|items| items.len())));
     }
 
     #[tokio::test(start_paused = true)]

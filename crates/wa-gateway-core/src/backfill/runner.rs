@@ -3,7 +3,8 @@
 //! Contacts are written first, then groups. The groups stream opens as soon
 //! as the host has accepted the contacts stream, so the host prepares its
 //! groups (on a real host, calls to WhatsApp) while contacts are written,
-//! and the job does not wait for them in between. Each write (one or more
+//! and the job does not wait for them in between; it is read from only when
+//! its turn comes. Each write (one or more
 //! host batches, [`super::overlap`]) is its own transaction under the job's
 //! generation, which readers do not see. Only after both streams end
 //! cleanly is the generation published, in one transaction that nothing
@@ -264,8 +265,8 @@ impl Run {
         Ok(())
     }
 
-    /// Opens the joined-groups stream, a child of the job's span, and starts
-    /// receiving it ahead of the writes.
+    /// Opens the joined-groups stream, a child of the job's span, to be
+    /// received ahead of the writes once they ask for it.
     fn open_groups(&self, host: &Arc<dyn SessionHost>, attempt: u32, job: &tracing::Span) -> Opened {
         let span = job.in_scope(|| spans::host_stream_span("StreamJoinedGroups", host.gateway(), attempt));
         let (host, session, stall) = (host.clone(), self.session.clone(), self.config.stall_timeout);
