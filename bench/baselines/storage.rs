@@ -47,7 +47,13 @@ pub fn executemany(contacts: usize, groups: usize, members: usize) -> Duration {
     assert!(cli(&db, &["--log", "warn", "migrate"]).status.success());
     let started = Instant::now();
     let counts = [contacts, groups, members].map(|n| n.to_string());
-    let out = std::process::Command::new("python3").args(["-c", BASELINE]).arg(&db).args(&counts).arg(GENERATION).output().unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-c", BASELINE])
+        .arg(&db)
+        .args(&counts)
+        .arg(GENERATION)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     started.elapsed()
 }

@@ -4,13 +4,12 @@
 //! as the host has accepted the contacts stream, so the host prepares its
 //! groups (on a real host, calls to WhatsApp) while contacts are written,
 //! and the job does not wait for them in between; it is read from only when
-//! its turn comes. Each write (one or more
-//! host batches, [`super::overlap`]) is its own transaction under the job's
-//! generation, which readers do not see. Only after both streams end
-//! cleanly is the generation published, in one transaction that nothing
-//! interrupts once begun. Any failure (host error, deadline, cancel,
-//! shutdown, even a panic) discards the generation, so the previously
-//! published data stays exactly as it was.
+//! its turn comes. Each write (one or more host batches, [`super::overlap`])
+//! is its own transaction under the job's generation, which readers do not
+//! see. Only after both streams end cleanly is the generation published, in
+//! one transaction that nothing interrupts once begun. Any failure (host
+//! error, deadline, cancel, shutdown, even a panic) discards the generation,
+//! so the previously published data stays exactly as it was.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -34,7 +33,7 @@ use crate::store::error::StoreError;
 use crate::store::port::{Staging, Store};
 use tracing::Instrument;
 
-/// A joined-groups stream opened ahead of its turn, with its span.
+/// A joined-groups stream being opened, with its span.
 type Opened = (tracing::Span, Ahead<Group>);
 
 /// How a stream is retried after a transient host failure.
@@ -290,7 +289,12 @@ impl Run {
         Ok(attempt + 1)
     }
 
-    async fn write_contacts(&self, ahead: Ahead<Contact>, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
+    async fn write_contacts(
+        &self,
+        ahead: Ahead<Contact>,
+        seen: &mut Seen,
+        received: &mut bool,
+    ) -> Result<(), RunError> {
         self.write_all(ahead, received, |items| {
             let batch = dedupe::contacts(items);
             let maybe = possibly_staged(seen, batch.iter().map(|c| c.jid.as_str()), "contacts")?;
