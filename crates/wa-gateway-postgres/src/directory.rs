@@ -154,6 +154,17 @@ pub(super) async fn delete_generation(
 /// inside the caller's transaction.
 pub(super) async fn publish(conn: &mut PgConnection, session: &SessionId, generation: &str) -> Result<(), StoreError> {
     crate::unbounded(conn).await?;
+    // The session must still be stored, and stays so until the commit (a
+    // removal's DELETE waits for this lock), so a removed session never
+    // gets data back.
+    let stored: Option<i32> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = $1 FOR KEY SHARE")
+        .bind(session.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(from_sqlx)?;
+    if stored.is_none() {
+        return Err(StoreError::SessionRemoved(session.to_string()));
+    }
     let previous: Option<String> =
         sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1 FOR UPDATE")
             .bind(session.as_str())
@@ -195,7 +206,7 @@ pub(super) async fn sweep_failed_jobs(pool: &PgPool) -> Result<u64, StoreError> 
     for row in failed {
         let (id, session): (String, String) =
             (row.try_get("id").map_err(from_sqlx)?, row.try_get("session_id").map_err(from_sqlx)?);
-        let mut tx = pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(pool).await?;
         let current: Option<String> =
             sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1 FOR UPDATE")
                 .bind(&session)
@@ -210,7 +221,7 @@ pub(super) async fn sweep_failed_jobs(pool: &PgPool) -> Result<u64, StoreError> 
             .execute(&mut *tx)
             .await
             .map_err(from_sqlx)?;
-        tx.commit().await.map_err(from_sqlx)?;
+        tx.commit().await?;
     }
     Ok(swept)
 }
@@ -222,9 +233,9 @@ impl DirectoryStore for PgDatabase {
     }
 
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(&self.pool).await?;
         publish(&mut tx, session, generation).await?;
-        tx.commit().await.map_err(from_sqlx)?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -238,7 +249,7 @@ impl DirectoryStore for PgDatabase {
         contacts: &[Contact],
         maybe_staged: &[&str],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(&self.pool).await?;
         let staged: Vec<String> = staged_among(&mut tx, to, "wa_contacts", "", maybe_staged)
             .await?
             .iter()
@@ -266,7 +277,7 @@ impl DirectoryStore for PgDatabase {
             data,
         )
         .await?;
-        tx.commit().await.map_err(from_sqlx)?;
+        tx.commit().await?;
         Ok(staged.len() as u64)
     }
 
@@ -276,7 +287,7 @@ impl DirectoryStore for PgDatabase {
         groups: &[Group],
         maybe_staged: &[&str],
     ) -> Result<Replaced, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(&self.pool).await?;
         let mut replaced = Replaced::default();
         let mut staged = Vec::new();
         for row in staged_among(&mut tx, to, "wa_groups", ", participant_count", maybe_staged).await? {
@@ -331,12 +342,12 @@ impl DirectoryStore for PgDatabase {
             member_rows,
         )
         .await?;
-        tx.commit().await.map_err(from_sqlx)?;
+        tx.commit().await?;
         Ok(replaced)
     }
 
     async fn discard_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(&self.pool).await?;
         // Never the visible generation, whatever the caller believes.
         let current: Option<String> =
             sqlx::query_scalar("SELECT generation FROM session_data_generations WHERE session_id = $1")
@@ -347,7 +358,7 @@ impl DirectoryStore for PgDatabase {
         if current.as_deref() != Some(generation) {
             delete_generation(&mut tx, session.as_str(), generation).await?;
         }
-        tx.commit().await.map_err(from_sqlx)?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -268,7 +268,7 @@ impl RunningJob for PgRunning {
 
     #[tracing::instrument(level = "debug", name = "store.publish_job", skip_all, fields(db.system = "postgresql"))]
     async fn publish(&self, counters: Counters) -> Result<Job, BoardError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(&self.pool).await?;
         // The fence: the job row, locked, still ours and within its lease.
         let held: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM backfill_jobs WHERE id = $1 AND runner = $2 AND status = 'running' \
@@ -298,7 +298,7 @@ impl RunningJob for PgRunning {
         .await
         .map_err(from_sqlx)?;
         let done = job(&row)?;
-        tx.commit().await.map_err(from_sqlx)?;
+        tx.commit().await?;
         Ok(done)
     }
 

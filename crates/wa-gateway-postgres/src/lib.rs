@@ -36,6 +36,8 @@ pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0005_session_status_counts.sql",
     "0006_feed_followers.sql",
     "0007_feed_tenures.sql",
+    "0008_feed_holds.sql",
+    "0009_status_count_deltas.sql",
 );
 
 pub struct PgDatabase {
@@ -66,6 +68,14 @@ pub struct PgOptions {
     /// discarding, sweeping, removing) are exempt ([`UNBOUNDED`]), and so
     /// are migrations. `None`: no limit.
     pub statement_timeout: Option<Duration>,
+}
+
+/// A write transaction whose connection is closed, never pooled again, if
+/// it is dropped before its end ([`wa_gateway_sql::tx`]).
+pub(crate) type Tx = wa_gateway_sql::Tx<sqlx::Postgres>;
+
+pub(crate) async fn begin(pool: &PgPool) -> Result<Tx, StoreError> {
+    Tx::begin(pool, "BEGIN", from_sqlx).await
 }
 
 /// Lifts the statement timeout for the rest of the current transaction.
@@ -184,7 +194,13 @@ impl Database for PgDatabase {
 
     fn feed_leases(&self) -> Option<Arc<dyn wa_gateway_core::feed::leases::FeedLeases>> {
         let replica = format!("{}-{}", std::process::id(), ulid::Ulid::new());
-        Some(Arc::new(followers::PgFeedLeases { pool: self.pool.clone(), replica }))
+        // A pool of their own, so that renewing a lease never waits for a
+        // connection the rest of the replica holds.
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(self.pool.options().get_acquire_timeout())
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        Some(Arc::new(followers::PgFeedLeases { pool, replica }))
     }
 
     fn hold_serving_lock(&self) -> Result<(), StoreError> {

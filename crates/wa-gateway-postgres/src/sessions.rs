@@ -2,78 +2,25 @@ use crate::errors::from_sqlx;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use sqlx::{PgConnection, Postgres, QueryBuilder, Transaction};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
 use wa_gateway_core::sessions::writes::{self, FeedWriter, Inspection, SessionWrite, StoredVersion, Upsert};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
-use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
+use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
+use wa_gateway_sql::sessions::{Over, Placeholders, SessionWrites};
 
 /// Upserts in statements of at most 1,000 rows (17 parameters each, well
 /// under PostgreSQL's 65,535).
-/// One row of `INSERT INTO sessions ({SESSION_COLUMNS}) VALUES …`.
-fn push_session<'q>(row: &mut sqlx::query_builder::Separated<'_, 'q, Postgres, &'static str>, s: &'q Session) {
-    row.push_bind(s.id.as_str())
-        .push_bind(&s.organization_id)
-        .push_bind(&s.created_by_user_id)
-        .push_bind(&s.gateway_id)
-        .push_bind(&s.label)
-        .push_bind(&s.phone_number)
-        .push_bind(&s.wa_jid)
-        .push_bind(&s.wa_lid)
-        .push_bind(s.status.as_str())
-        .push_bind(s.auto_read)
-        .push_bind(s.presence_typing)
-        .push_bind(s.is_admin_session)
-        .push_bind(s.rate_per_min)
-        .push_bind(s.rate_per_hour)
-        .push_bind(s.created_at)
-        .push_bind(s.updated_at)
-        .push_bind(s.last_connected_at);
-}
+const WRITES: SessionWrites =
+    SessionWrites { rows_per_statement: 1000, placeholders: Placeholders::Numbered, error: from_sqlx };
 
-async fn write(conn: &mut PgConnection, sessions: &[&Session], keep_created_at: bool) -> Result<(), StoreError> {
-    for chunk in sessions.chunks(1000) {
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
-        q.push_values(chunk, |mut row, s| push_session(&mut row, s));
-        q.push(format!(" ON CONFLICT (id) DO UPDATE SET {SESSION_UPSERT_UPDATES}"));
-        if !keep_created_at {
-            q.push(", created_at = excluded.created_at");
-        }
-        q.build().execute(&mut *conn).await.map_err(from_sqlx)?;
-    }
-    if !sessions.is_empty() {
-        // In the writing transaction: see `sessions_revision` (migrations).
-        sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
-    }
+async fn bump_revision(conn: &mut PgConnection) -> Result<(), StoreError> {
+    // In the writing transaction: see `sessions_revision` (migrations).
+    sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
     Ok(())
-}
-
-/// Whole-record upserts from a feed, each applied only over an older row of
-/// the same organization (the rule of [`writes::decide`], held again by the
-/// statement itself against a row a concurrent import inserted after the
-/// read). Answers the ids written.
-async fn write_newer(conn: &mut PgConnection, sessions: &[&Session]) -> Result<HashSet<String>, StoreError> {
-    let mut landed = HashSet::with_capacity(sessions.len());
-    for chunk in sessions.chunks(1000) {
-        let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
-        q.push_values(chunk, |mut row, s| push_session(&mut row, s));
-        q.push(format!(
-            " ON CONFLICT (id) DO UPDATE SET {SESSION_UPSERT_UPDATES}, created_at = excluded.created_at \
-             WHERE sessions.updated_at < excluded.updated_at \
-               AND sessions.organization_id = excluded.organization_id \
-             RETURNING id"
-        ));
-        for id in q.build_query_scalar::<String>().fetch_all(&mut *conn).await.map_err(from_sqlx)? {
-            landed.insert(id);
-        }
-    }
-    if !landed.is_empty() {
-        sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
-    }
-    Ok(landed)
 }
 
 /// The stored version of each of `ids` that exists, read with `lock`.
@@ -92,9 +39,11 @@ async fn stored_versions(
 }
 
 /// One import transaction. Ids already seen are kept in a temporary table
-/// that disappears with the transaction.
+/// that disappears with the transaction. The revision row is locked only
+/// at the commit, so feed writes on every replica go on meanwhile.
 struct PgImport {
-    tx: Transaction<'static, Postgres>,
+    tx: crate::Tx,
+    wrote: bool,
 }
 
 #[async_trait]
@@ -126,21 +75,54 @@ impl SessionImport for PgImport {
             .collect())
     }
 
-    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError> {
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<Vec<String>, StoreError> {
+        let mut left_out = Vec::new();
         for keep in [false, true] {
             let group: Vec<&Session> =
                 sessions.iter().filter(|w| w.keep_stored_created_at == keep).map(|w| &w.session).collect();
-            write(&mut self.tx, &group, keep).await?;
+            let landed = WRITES.upsert::<Postgres>(&mut self.tx, &group, keep, Over::NoNewer).await?;
+            self.wrote |= !landed.is_empty();
+            if landed.len() < group.len() {
+                let landed: HashSet<String> = landed.into_iter().collect();
+                left_out
+                    .extend(group.iter().map(|s| s.id.as_str()).filter(|id| !landed.contains(*id)).map(str::to_owned));
+            }
         }
-        Ok(())
+        Ok(left_out)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if self.wrote {
+            bump_revision(&mut self.tx).await?;
+        }
         // Fresh statistics keep the planner choosing the filter indexes.
         sqlx::query("ANALYZE sessions").execute(&mut *self.tx).await.map_err(from_sqlx)?;
-        self.tx.commit().await.map_err(from_sqlx)?;
+        self.tx.commit().await?;
         Ok(())
     }
+}
+
+/// The counters plus the changes not yet folded into them (migration 0009).
+const READ_COUNTS: &str = "SELECT gateway_id, status, SUM(n)::BIGINT AS sessions FROM ( \
+         SELECT gateway_id, status, sessions AS n FROM session_status_counts \
+         UNION ALL SELECT gateway_id, status, delta FROM session_status_deltas) AS c \
+     GROUP BY gateway_id, status HAVING SUM(n) > 0 ORDER BY gateway_id, status";
+
+/// Folds the committed status changes into the counters. Changes of a
+/// transaction still open are not seen, so not waited for; two replicas
+/// folding at once take each change once (the second finds it deleted).
+pub(crate) async fn fold_status_changes(pool: &sqlx::PgPool) -> Result<u64, StoreError> {
+    let folded = sqlx::query(
+        "WITH moved AS (DELETE FROM session_status_deltas RETURNING gateway_id, status, delta), \
+              net AS (SELECT gateway_id, status, SUM(delta)::BIGINT AS n FROM moved GROUP BY 1, 2) \
+         INSERT INTO session_status_counts AS c (gateway_id, status, sessions) \
+             SELECT gateway_id, status, n FROM net ORDER BY 1, 2 \
+         ON CONFLICT (gateway_id, status) DO UPDATE SET sessions = c.sessions + excluded.sessions",
+    )
+    .execute(pool)
+    .await
+    .map_err(from_sqlx)?;
+    Ok(folded.rows_affected())
 }
 
 impl crate::PgDatabase {
@@ -152,6 +134,7 @@ impl crate::PgDatabase {
             begin: "BEGIN",
             holds_tenure: Some(crate::followers::HOLDS_TENURE),
             unbounded: Some(crate::UNBOUNDED),
+            counts: READ_COUNTS,
         }
     }
 }
@@ -159,19 +142,20 @@ impl crate::PgDatabase {
 #[async_trait]
 impl SessionStore for crate::PgDatabase {
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
-        write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
-        tx.commit().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(&self.pool).await?;
+        WRITES.upsert::<Postgres>(&mut tx, &sessions.iter().collect::<Vec<_>>(), false, Over::Any).await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(&self.pool).await?;
         sqlx::query("CREATE TEMP TABLE import_seen (id TEXT COLLATE \"C\" NOT NULL PRIMARY KEY) ON COMMIT DROP")
             .execute(&mut *tx)
             .await
             .map_err(from_sqlx)?;
-        Ok(Box::new(PgImport { tx }))
+        Ok(Box::new(PgImport { tx, wrote: false }))
     }
 
     async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {
@@ -208,7 +192,7 @@ impl SessionStore for crate::PgDatabase {
     }
 
     async fn upsert_newer(&self, writer: FeedWriter<'_>, sessions: &[Session]) -> Result<Vec<Upsert>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let mut tx = crate::begin(&self.pool).await?;
         self.gateway_sessions().check_tenure(&mut tx, writer).await?;
         let raw: Vec<&str> = sessions.iter().map(|s| s.id.as_str()).collect();
         // FOR UPDATE: a concurrent writer of the same rows waits, so the
@@ -217,7 +201,14 @@ impl SessionStore for crate::PgDatabase {
         let mut outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
         let written: Vec<&Session> =
             sessions.iter().zip(&outcomes).filter(|(_, o)| **o == Upsert::Written).map(|(s, _)| s).collect();
-        let landed = write_newer(&mut tx, &written).await?;
+        let landed: HashSet<String> = WRITES
+            .upsert::<Postgres>(&mut tx, &written, false, Over::OlderSameOrganization)
+            .await?
+            .into_iter()
+            .collect();
+        if !landed.is_empty() {
+            bump_revision(&mut tx).await?;
+        }
         // A row absent when read, and inserted since by a concurrent import,
         // was left alone by the guarded write: decide again against it.
         let raced: Vec<&str> = written.iter().map(|s| s.id.as_str()).filter(|id| !landed.contains(*id)).collect();
@@ -232,7 +223,7 @@ impl SessionStore for crate::PgDatabase {
                 }
             }
         }
-        tx.commit().await.map_err(from_sqlx)?;
+        tx.commit().await?;
         Ok(outcomes)
     }
 

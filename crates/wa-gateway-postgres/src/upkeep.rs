@@ -9,7 +9,8 @@
 //! - **keep**: renews the leases of the jobs this replica runs (a job whose
 //!   lease it can no longer renew is stopped), fails jobs whose lease expired
 //!   anywhere (`interrupted`: their replica died), deletes the staged rows of
-//!   failed jobs, and prunes old job records.
+//!   failed jobs, folds the sessions' status changes into the gateways'
+//!   counters, and prunes old job records.
 
 use crate::errors::from_sqlx;
 use std::sync::Arc;
@@ -192,6 +193,9 @@ pub(super) async fn keep(pool: PgPool, local: Arc<Local>, replica: String, lease
         }
         if let Err(error) = directory::sweep_failed_jobs(&pool).await {
             tracing::warn!(%error, "could not sweep the rows of failed backfills");
+        }
+        if let Err(error) = crate::sessions::fold_status_changes(&pool).await {
+            tracing::warn!(%error, "could not fold status changes into the gateways' counters");
         }
         if round % prune_every == prune_every - 1 {
             if let Err(error) = prune(&pool).await {

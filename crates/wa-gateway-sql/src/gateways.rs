@@ -25,10 +25,17 @@ pub struct GatewaySessions<'p, DB: Database> {
     /// A statement run first in a removal's transaction, which deletes whole
     /// sessions' stored data: one that lifts a statement timeout.
     pub unbounded: Option<&'static str>,
+    /// The statement that reads the counters: gateway, status and sessions
+    /// of each pair with sessions, ordered by gateway and status.
+    pub counts: &'static str,
 }
 
+/// [`GatewaySessions::counts`] where the counters are all there is.
+pub const READ_COUNTERS: &str =
+    "SELECT gateway_id, status, sessions FROM session_status_counts WHERE sessions > 0 ORDER BY gateway_id, status";
+
 /// `$first, $first+1, …` for `n` parameters.
-fn numbered(first: usize, n: usize) -> String {
+pub(crate) fn numbered(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
@@ -81,7 +88,7 @@ where
         if ids.is_empty() {
             return Ok(removal);
         }
-        let mut tx = self.pool.begin_with(self.begin).await.map_err(self.error)?;
+        let mut tx = crate::Tx::begin(self.pool, self.begin, self.error).await?;
         if let Some(statement) = self.unbounded {
             sqlx::query(statement).execute(&mut *tx).await.map_err(self.error)?;
         }
@@ -117,17 +124,12 @@ where
             }
             sqlx::query(BUMP_REVISION).execute(&mut *tx).await.map_err(self.error)?;
         }
-        tx.commit().await.map_err(self.error)?;
+        tx.commit().await?;
         Ok(removal)
     }
 
     pub async fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT gateway_id, status, sessions FROM session_status_counts WHERE sessions > 0 ORDER BY gateway_id, status",
-        )
-        .fetch_all(self.pool)
-        .await
-        .map_err(self.error)?;
+        let rows = sqlx::query(self.counts).fetch_all(self.pool).await.map_err(self.error)?;
         rows.iter()
             .map(|row| {
                 let status = row.text_at(1)?;

@@ -11,7 +11,10 @@ pub mod gateways;
 pub mod migrations;
 pub mod redact;
 pub mod rows;
+pub mod sessions;
+pub mod tx;
 
 pub use errors::{from_migrate, from_sqlx};
 pub use migrations::Embedded;
 pub use redact::{redact_password, redact_url};
+pub use tx::Tx;

@@ -191,6 +191,17 @@ impl DirectoryStore for SqliteDatabase {
         .bind(now_millis())
         .execute(&mut *tx)
         .await.map_err(from_sqlx)?;
+        // Asked once this transaction holds the write lock: a removal either
+        // committed before (nothing is published) or waits for this commit
+        // and removes the published rows with the session.
+        let stored: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE id = ?")
+            .bind(session.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        if stored.is_none() {
+            return Err(StoreError::SessionRemoved(session.to_string()));
+        }
         if let Some(previous) = previous.filter(|p| p != generation) {
             delete_generation(&mut tx, session, &previous).await?;
         }

@@ -12,41 +12,16 @@ use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
 use wa_gateway_core::sessions::writes::{self, FeedWriter, Inspection, SessionWrite, StoredVersion, Upsert};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
-use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS, SESSION_UPSERT_UPDATES};
+use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
+use wa_gateway_sql::sessions::{Over, Placeholders, SessionWrites};
 
 /// Upserts in statements of at most 500 rows (17 variables each).
-async fn write(conn: &mut SqliteConnection, sessions: &[&Session], keep_created_at: bool) -> Result<(), StoreError> {
-    for chunk in sessions.chunks(500) {
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(format!("INSERT INTO sessions ({SESSION_COLUMNS}) "));
-        q.push_values(chunk, |mut row, s| {
-            row.push_bind(s.id.as_str())
-                .push_bind(&s.organization_id)
-                .push_bind(&s.created_by_user_id)
-                .push_bind(&s.gateway_id)
-                .push_bind(&s.label)
-                .push_bind(&s.phone_number)
-                .push_bind(&s.wa_jid)
-                .push_bind(&s.wa_lid)
-                .push_bind(s.status.as_str())
-                .push_bind(s.auto_read)
-                .push_bind(s.presence_typing)
-                .push_bind(s.is_admin_session)
-                .push_bind(s.rate_per_min)
-                .push_bind(s.rate_per_hour)
-                .push_bind(s.created_at)
-                .push_bind(s.updated_at)
-                .push_bind(s.last_connected_at);
-        });
-        q.push(format!(" ON CONFLICT (id) DO UPDATE SET {SESSION_UPSERT_UPDATES}"));
-        if !keep_created_at {
-            q.push(", created_at = excluded.created_at");
-        }
-        q.build().execute(&mut *conn).await.map_err(from_sqlx)?;
-    }
-    if !sessions.is_empty() {
-        // In the writing transaction: see `sessions_revision` (migrations).
-        sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
-    }
+const WRITES: SessionWrites =
+    SessionWrites { rows_per_statement: 500, placeholders: Placeholders::Anonymous, error: from_sqlx };
+
+async fn bump_revision(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    // In the writing transaction: see `sessions_revision` (migrations).
+    sqlx::query(BUMP_REVISION).execute(&mut *conn).await.map_err(from_sqlx)?;
     Ok(())
 }
 
@@ -55,6 +30,7 @@ async fn write(conn: &mut SqliteConnection, sessions: &[&Session], keep_created_
 /// table), so memory does not grow with the input.
 pub(super) struct SqliteImport {
     tx: Transaction<'static, Sqlite>,
+    wrote: bool,
 }
 
 #[async_trait]
@@ -89,16 +65,26 @@ impl SessionImport for SqliteImport {
             .collect())
     }
 
-    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError> {
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<Vec<String>, StoreError> {
+        let mut left_out = Vec::new();
         for keep in [false, true] {
             let group: Vec<&Session> =
                 sessions.iter().filter(|w| w.keep_stored_created_at == keep).map(|w| &w.session).collect();
-            write(&mut self.tx, &group, keep).await?;
+            let landed = WRITES.upsert::<Sqlite>(&mut self.tx, &group, keep, Over::NoNewer).await?;
+            self.wrote |= !landed.is_empty();
+            if landed.len() < group.len() {
+                let landed: HashSet<String> = landed.into_iter().collect();
+                left_out
+                    .extend(group.iter().map(|s| s.id.as_str()).filter(|id| !landed.contains(*id)).map(str::to_owned));
+            }
         }
-        Ok(())
+        Ok(left_out)
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if self.wrote {
+            bump_revision(&mut self.tx).await?;
+        }
         sqlx::query("DROP TABLE temp.import_seen").execute(&mut *self.tx).await.map_err(from_sqlx)?;
         self.tx.commit().await.map_err(from_sqlx)?;
         Ok(())
@@ -114,6 +100,7 @@ impl crate::SqliteDatabase {
             begin: BEGIN_WRITE,
             holds_tenure: None,
             unbounded: None,
+            counts: wa_gateway_sql::gateways::READ_COUNTERS,
         }
     }
 }
@@ -123,7 +110,8 @@ impl SessionStore for crate::SqliteDatabase {
     /// Inserts or replaces every session in one transaction: all or nothing.
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
-        write(&mut tx, &sessions.iter().collect::<Vec<_>>(), false).await?;
+        WRITES.upsert::<Sqlite>(&mut tx, &sessions.iter().collect::<Vec<_>>(), false, Over::Any).await?;
+        bump_revision(&mut tx).await?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(())
     }
@@ -135,7 +123,7 @@ impl SessionStore for crate::SqliteDatabase {
             .await
             .map_err(from_sqlx)?;
         sqlx::query("DELETE FROM temp.import_seen").execute(&mut *tx).await.map_err(from_sqlx)?;
-        Ok(Box::new(SqliteImport { tx }))
+        Ok(Box::new(SqliteImport { tx, wrote: false }))
     }
 
     /// Up to `limit + 1` sessions after the page's key, ordered by id, so the
@@ -214,7 +202,10 @@ impl SessionStore for crate::SqliteDatabase {
         let outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
         let written: Vec<&Session> =
             sessions.iter().zip(&outcomes).filter(|(_, o)| **o == Upsert::Written).map(|(s, _)| s).collect();
-        write(&mut tx, &written, false).await?;
+        let landed = WRITES.upsert::<Sqlite>(&mut tx, &written, false, Over::OlderSameOrganization).await?;
+        if !landed.is_empty() {
+            bump_revision(&mut tx).await?;
+        }
         tx.commit().await.map_err(from_sqlx)?;
         Ok(outcomes)
     }

@@ -17,6 +17,9 @@ mod memory;
 mod overlap;
 mod runner;
 mod spans;
+mod stopping;
+#[cfg(test)]
+mod tests;
 mod writers;
 
 pub use board::{Admission, BoardError, Counters, JobBoard, RunningJob, StopCause};

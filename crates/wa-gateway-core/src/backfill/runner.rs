@@ -25,6 +25,7 @@ use super::dedupe::{self, MAX_CONTACTS_PER_JOB, MAX_GROUPS_PER_JOB, Seen};
 use super::job::{CANCELLED, INTERRUPTED, Job};
 use super::overlap::Ahead;
 use super::spans;
+use super::stopping::{Stop, Stopping};
 use super::writers::{Write, Writers};
 use crate::directory::{Contact, Group};
 use crate::hosts::{HostError, SessionHost, SessionHosts};
@@ -74,6 +75,16 @@ pub enum RunError {
     NoHost(String),
     #[error("internal error: the backfill task panicked")]
     Panicked,
+    /// The job was told to stop; which error it ends with is decided once
+    /// every write in flight has ended ([`Run::stop_error`]).
+    #[error("stopping")]
+    Stopped(Stop),
+}
+
+impl From<Stop> for RunError {
+    fn from(stop: Stop) -> Self {
+        Self::Stopped(stop)
+    }
 }
 
 /// What a job's `error` says of a store failure: the cause an operator can
@@ -183,45 +194,63 @@ impl Run {
 
     async fn run(&self) -> Result<Job, RunError> {
         tracing::info!(session = %self.session, job = %self.generation(), "backfill running");
-        let session = self.store.get_session(&self.session).await?.ok_or(RunError::SessionGone)?;
-        let gateway = session.gateway_id.unwrap_or_default();
-        let host: Arc<dyn SessionHost> = self.hosts.host(&gateway).ok_or(RunError::NoHost(gateway))?.into();
-        let stop = self.handle.stop_token();
-        let deadline = Instant::now() + self.config.deadline;
-        tokio::select! {
-            pulled = self.pull(host) => pulled?,
-            () = stop.cancelled() => return Err(match self.handle.stop_cause() {
+        let stopping = Stopping {
+            told: self.handle.stop_token(),
+            shutdown: self.shutdown.clone(),
+            deadline: Instant::now() + self.config.deadline,
+        };
+        match self.pull_and_publish(&stopping).await {
+            Err(RunError::Stopped(stop)) => Err(self.stop_error(stop).await),
+            other => other,
+        }
+    }
+
+    /// What a stopped job ends with; asked once nothing of the job runs.
+    async fn stop_error(&self, stop: Stop) -> RunError {
+        match stop {
+            Stop::Told => match self.handle.stop_cause() {
                 // The directory stops the job of a session it removed.
                 StopCause::Cancelled if matches!(self.store.get_session(&self.session).await, Ok(None)) => {
                     RunError::SessionGone
                 }
                 StopCause::Cancelled => RunError::Cancelled,
                 StopCause::LeaseLost => RunError::Interrupted,
-            }),
-            () = self.shutdown.cancelled() => return Err(RunError::Interrupted),
-            () = tokio::time::sleep_until(deadline) => return Err(RunError::TimedOut(self.config.deadline)),
+            },
+            Stop::Shutdown => RunError::Interrupted,
+            Stop::Deadline => RunError::TimedOut(self.config.deadline),
         }
+    }
+
+    async fn pull_and_publish(&self, stopping: &Stopping) -> Result<Job, RunError> {
+        let session = self.store.get_session(&self.session).await?.ok_or(RunError::SessionGone)?;
+        let gateway = session.gateway_id.unwrap_or_default();
+        let host: Arc<dyn SessionHost> = self.hosts.host(&gateway).ok_or(RunError::NoHost(gateway))?.into();
+        self.pull(host, stopping).await?;
         // Publishing is one transaction; it is never abandoned half-way, so
-        // its outcome is known when the job reports one.
+        // its outcome is known when the job reports one. A stop that came
+        // before it begins still stops the job.
         let counters = self.counters();
         let mut wait = Duration::from_millis(50);
         let give_up = Instant::now() + STORE_PATIENCE;
         loop {
+            if let Some(stop) = stopping.now() {
+                return Err(stop.into());
+            }
             match self.handle.publish(counters).await {
                 Err(BoardError::Store(e)) if e.is_busy() && Instant::now() + wait < give_up => {
                     metrics::counter!("wa_gateway_store_busy_total", "during" => "backfill").increment(1);
-                    tokio::time::sleep(wait).await;
+                    stopping.sleep(wait).await?;
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
+                Err(BoardError::Store(StoreError::SessionRemoved(_))) => return Err(RunError::SessionGone),
                 published => return Ok(published?),
             }
         }
     }
 
     async fn discard(&self) {
-        if let Err(error) =
-            self.store_retrying(|| self.store.discard_generation(&self.session, self.generation())).await
-        {
+        let discarding = self.store_retrying(None, || self.store.discard_generation(&self.session, self.generation()));
+        if let Err(RunError::Store(error)) = discarding.await {
             // The rows stay invisible; the sweep removes them.
             tracing::warn!(%error, job = %self.generation(), "could not discard a failed generation");
         }
@@ -231,7 +260,9 @@ impl Run {
         Staging { session: &self.session, generation: self.generation() }
     }
 
-    async fn pull(&self, host: Arc<dyn SessionHost>) -> Result<(), RunError> {
+    /// Pulls both streams into the job's generation. Stopping is checked
+    /// while waiting on the host and between writes, never inside one.
+    async fn pull(&self, host: Arc<dyn SessionHost>, stopping: &Stopping) -> Result<(), RunError> {
         let job = tracing::Span::current();
         let mut groups = None;
         let mut seen = Seen::new(MAX_CONTACTS_PER_JOB);
@@ -240,14 +271,19 @@ impl Run {
             let mut received = false;
             let span = spans::host_stream_span("StreamContacts", host.gateway(), attempt);
             let pulled = async {
-                let batches = host.contacts(&self.session, self.config.stall_timeout).await?;
+                let batches = tokio::select! {
+                    batches = host.contacts(&self.session, self.config.stall_timeout) => batches?,
+                    stop = stopping.signal() => return Err(stop.into()),
+                };
                 // The host holds the session: its groups are asked for now.
                 groups.get_or_insert_with(|| self.open_groups(&host, 1, &job));
                 let ahead = Ahead::start(batches, |_| 1, self.store.staging_writes());
-                self.write_contacts(ahead, &mut seen, &mut received).await
+                self.write_contacts(ahead, stopping, &mut seen, &mut received).await
             };
             match traced(span, pulled).await {
-                Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
+                Err(RunError::Host { error, .. }) => {
+                    attempt = self.retry_or_fail(error, received, attempt, stopping).await?
+                }
                 other => break other?,
             }
         }
@@ -256,8 +292,10 @@ impl Run {
         loop {
             let mut received = false;
             let (span, ahead) = groups.take().unwrap_or_else(|| self.open_groups(&host, attempt, &job));
-            match traced(span, self.write_groups(ahead, &mut seen, &mut received)).await {
-                Err(RunError::Host { error, .. }) => attempt = self.retry_or_fail(error, received, attempt).await?,
+            match traced(span, self.write_groups(ahead, stopping, &mut seen, &mut received)).await {
+                Err(RunError::Host { error, .. }) => {
+                    attempt = self.retry_or_fail(error, received, attempt, stopping).await?
+                }
                 other => break other?,
             }
         }
@@ -278,46 +316,61 @@ impl Run {
     /// Waits out the backoff of a transient failure and returns the next
     /// attempt number, or fails with the error and the attempts made. A
     /// retried stream re-sends items already staged; they replace themselves.
-    async fn retry_or_fail(&self, error: HostError, received: bool, attempt: u32) -> Result<u32, RunError> {
+    async fn retry_or_fail(
+        &self,
+        error: HostError,
+        received: bool,
+        attempt: u32,
+        stopping: &Stopping,
+    ) -> Result<u32, RunError> {
         let retry = self.config.retry;
         if !error.is_transient(received) || attempt >= retry.attempts {
             return Err(RunError::Host { error, attempts: attempt });
         }
         let backoff = retry.first_backoff.saturating_mul(1 << (attempt - 1).min(16)).min(retry.max_backoff);
         tracing::warn!(job = %self.generation(), %error, attempt, ?backoff, "session host stream failed; retrying");
-        tokio::time::sleep(backoff).await;
+        stopping.sleep(backoff).await?;
         Ok(attempt + 1)
     }
 
     async fn write_contacts(
         &self,
         ahead: Ahead<Contact>,
+        stopping: &Stopping,
         seen: &mut Seen,
         received: &mut bool,
     ) -> Result<(), RunError> {
-        self.write_all(ahead, received, |items| {
+        self.write_all(ahead, stopping, received, |items| {
             let batch = dedupe::contacts(items);
             let maybe = possibly_staged(seen, batch.iter().map(|c| c.jid.as_str()), "contacts")?;
-            Ok((!maybe.is_empty(), self.store_contacts(batch, maybe).boxed()))
+            Ok((!maybe.is_empty(), self.store_contacts(batch, maybe, stopping).boxed()))
         })
         .await
     }
 
-    async fn write_groups(&self, ahead: Ahead<Group>, seen: &mut Seen, received: &mut bool) -> Result<(), RunError> {
-        self.write_all(ahead, received, |items| {
+    async fn write_groups(
+        &self,
+        ahead: Ahead<Group>,
+        stopping: &Stopping,
+        seen: &mut Seen,
+        received: &mut bool,
+    ) -> Result<(), RunError> {
+        self.write_all(ahead, stopping, received, |items| {
             let batch = dedupe::groups(items);
             let maybe = possibly_staged(seen, batch.iter().map(|g| g.info.jid.as_str()), "groups")?;
-            Ok((!maybe.is_empty(), self.store_groups(batch, maybe).boxed()))
+            Ok((!maybe.is_empty(), self.store_groups(batch, maybe, stopping).boxed()))
         })
         .await
     }
 
     /// Writes what the host sends as the store takes it ([`Writers`]):
     /// `plan` turns received items into a write, and says whether it may
-    /// replace staged rows. Returns once every write has ended.
+    /// replace staged rows. Returns once every write has ended, also when
+    /// the job was told to stop meanwhile.
     async fn write_all<'a, T: Send + 'static>(
         &'a self,
         mut ahead: Ahead<T>,
+        stopping: &Stopping,
         received: &mut bool,
         mut plan: impl FnMut(Vec<T>) -> Result<(bool, Write<'a, RunError>), RunError>,
     ) -> Result<(), RunError> {
@@ -332,6 +385,7 @@ impl Run {
                     Ok(()) => continue,
                     Err(error) => break Err(error),
                 },
+                stop = stopping.signal() => break Err(stop.into()),
             };
             let items = match items {
                 Ok(items) if items.is_empty() => break Ok(()),
@@ -354,23 +408,30 @@ impl Run {
 
     /// One write, one transaction: memory is bounded by the rows received
     /// ahead ([`super::overlap`]), and progress moves per write.
-    async fn store_contacts(&self, batch: Vec<Contact>, maybe: Vec<String>) -> Result<(), RunError> {
+    async fn store_contacts(
+        &self,
+        batch: Vec<Contact>,
+        maybe: Vec<String>,
+        stopping: &Stopping,
+    ) -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
         }
         let maybe: Vec<&str> = maybe.iter().map(String::as_str).collect();
-        let replaced = self.store_retrying(|| self.store.stage_contacts(self.staging(), &batch, &maybe)).await?;
+        let replaced =
+            self.store_retrying(Some(stopping), || self.store.stage_contacts(self.staging(), &batch, &maybe)).await?;
         let added = batch.len() as u64 - replaced;
         metrics::counter!("wa_gateway_backfill_rows_total", "kind" => "contacts").increment(added);
         self.count(|c| c.contacts += added).await
     }
 
-    async fn store_groups(&self, batch: Vec<Group>, maybe: Vec<String>) -> Result<(), RunError> {
+    async fn store_groups(&self, batch: Vec<Group>, maybe: Vec<String>, stopping: &Stopping) -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
         }
         let maybe: Vec<&str> = maybe.iter().map(String::as_str).collect();
-        let replaced = self.store_retrying(|| self.store.stage_groups(self.staging(), &batch, &maybe)).await?;
+        let replaced =
+            self.store_retrying(Some(stopping), || self.store.stage_groups(self.staging(), &batch, &maybe)).await?;
         let groups = batch.len() as u64 - replaced.groups;
         let members = batch.iter().map(|g| g.participants.len() as u64).sum::<u64>();
         // A re-sent group with fewer members lowers the member count: the
@@ -385,8 +446,9 @@ impl Run {
     }
 
     /// Retries a store operation while the store is busy (another writer
-    /// holds the lock), for at most [`STORE_PATIENCE`].
-    async fn store_retrying<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
+    /// holds the lock), for at most [`STORE_PATIENCE`]; between tries, a
+    /// job told to stop (`stopping`) stops.
+    async fn store_retrying<T, F, Fut>(&self, stopping: Option<&Stopping>, mut op: F) -> Result<T, RunError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -398,10 +460,13 @@ impl Run {
                 Err(error) if error.is_busy() && Instant::now() + wait < give_up => {
                     metrics::counter!("wa_gateway_store_busy_total", "during" => "backfill").increment(1);
                     tracing::debug!(%error, job = %self.generation(), "store busy; retrying");
-                    tokio::time::sleep(wait).await;
+                    match stopping {
+                        Some(stopping) => stopping.sleep(wait).await?,
+                        None => tokio::time::sleep(wait).await,
+                    }
                     wait = (wait * 2).min(Duration::from_secs(2));
                 }
-                other => return other,
+                other => return Ok(other?),
             }
         }
     }
@@ -427,32 +492,4 @@ fn possibly_staged<'a>(
         RunError::from(HostError::InvalidData(format!("more than {limit} distinct {kind} in one session")))
     })?;
     Ok(maybe.into_iter().map(str::to_owned).collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backfill::board::{Admission, JobBoard};
-    use crate::backfill::job::JobStatus;
-    use crate::backfill::memory::MemoryBoard;
-
-    #[tokio::test]
-    async fn a_panicking_job_ends_failed_and_frees_its_session() {
-        let board = MemoryBoard::new(crate::store::fake::FakeDatabase::store());
-        let session = SessionId::parse("s").unwrap();
-        let queued = |id: &str| Job::queued(id.into(), "o".into(), "s".into());
-        assert!(matches!(board.submit(queued("j1")).await.unwrap(), Admission::Queued(_)));
-        let handle = board.claim().await.unwrap().unwrap();
-        let task = tokio::spawn(async move {
-            let result: Result<(), RunError> = supervised(async { panic!("a bug in a job") }).await;
-            let error = result.unwrap_err();
-            handle.fail(Counters::default(), &error.to_string()).await.unwrap()
-        });
-        let ended = task.await.expect("the panic stays inside the job");
-        assert_eq!(ended.status, JobStatus::Failed);
-        assert_eq!(ended.error.as_deref(), Some("internal error: the backfill task panicked"));
-        assert!(ended.finished_at.is_some());
-        assert_eq!(board.current(&session).await.unwrap().unwrap(), ended);
-        assert!(matches!(board.submit(queued("j2")).await.unwrap(), Admission::Queued(_)), "the session is free");
-    }
 }

@@ -131,8 +131,8 @@ impl Coordinator {
                 Ok(hold) if hold.held && hold.tenure != followed.tenure => lost.push(gateway.clone()),
                 Ok(hold) if hold.held => {
                     followed.fence.extend(self.fence_until());
-                    if hold.accept_requested && self.gateways.accept(gateway).is_err() {
-                        tracing::info!(gateway, "an accept arrived, but no snapshot is held any more");
+                    if let Some(accepted) = hold.accepted {
+                        self.gateways.deliver_accept(gateway, accepted);
                     }
                 }
                 Ok(_) => lost.push(gateway.clone()),
@@ -181,6 +181,7 @@ impl Coordinator {
 
     /// This replica no longer follows `gateway`.
     fn idle(&self, gateway: &str) {
+        self.gateways.set_hold(gateway, None);
         self.gateways.update(gateway, |r| {
             r.feed = FeedState::Connecting;
             r.last_error = None;

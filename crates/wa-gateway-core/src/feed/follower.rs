@@ -6,13 +6,14 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::apply::{self, Upserted};
 use super::gateways::Gateways;
 use super::message::{FeedMessage, Refusal, Refused};
-use super::report::FeedState;
+use super::report::{FeedState, HoldId, new_hold_id};
 use super::{FeedConfig, metrics};
 use crate::backfill::Backfills;
 use crate::hosts::{FeedStream, HostError, SessionHost};
@@ -63,6 +64,8 @@ enum Ended {
     Stalled,
     /// The gateway's lease may have run out: another replica may follow it.
     LeaseLost,
+    /// This follower was told to stop.
+    Stopped,
 }
 
 impl From<StoreError> for Ended {
@@ -74,12 +77,32 @@ impl From<StoreError> for Ended {
     }
 }
 
+/// A completed snapshot's removals, held for an operator. It belongs to
+/// the stream that found it: it ends with that stream, and an accept
+/// applies only to the hold it names.
+struct Held {
+    id: HoldId,
+    removals: BTreeSet<SessionId>,
+    /// What the gateway's `lastError` says of it.
+    message: String,
+}
+
+/// What one feed stream has found so far.
+#[derive(Default)]
+struct Stream {
+    /// Until the opening snapshot completes: every id it named.
+    present: Option<HashSet<SessionId>>,
+    tally: Tally,
+    held: Option<Held>,
+}
+
 impl Follower {
     fn writer(&self) -> FeedWriter<'_> {
         FeedWriter { gateway: &self.gateway, tenure: self.tenure }
     }
 
-    /// Follows until `stop`.
+    /// Follows until `stop`. A stop is seen while waiting on the host, never
+    /// inside a store write: every write runs to its end.
     pub async fn run(self, stop: CancellationToken) {
         let mut backoff = self.config.backoff_min;
         loop {
@@ -100,11 +123,12 @@ impl Follower {
                     next_backoff(&mut backoff, self.config.backoff_max)
                 }
                 Ok(stream) => {
-                    let followed = tokio::select! {
-                        ended = self.follow(stream, &mut backoff) => ended,
-                        () = stop.cancelled() => return,
-                    };
-                    let reason = match followed {
+                    let mut followed = Stream::default();
+                    let ended = self.follow(stream, &mut followed, &mut backoff, &stop).await;
+                    if followed.held.is_some() {
+                        self.publish_hold(None).await;
+                    }
+                    let reason = match ended {
                         Ended::Host(error) => error.to_string(),
                         Ended::Store(error) => format!("storing the feed failed: {error}"),
                         Ended::Closed => "the session host ended the feed".to_owned(),
@@ -115,6 +139,7 @@ impl Follower {
                             tracing::warn!(gateway = %self.gateway, "lease lapsed: this replica stops applying the feed");
                             return;
                         }
+                        Ended::Stopped => return,
                     };
                     tracing::warn!(gateway = %self.gateway, error = %reason, "session feed ended; reconnecting");
                     self.state(FeedState::Unreachable, Some(reason));
@@ -128,16 +153,30 @@ impl Follower {
         }
     }
 
-    async fn follow(&self, mut stream: Box<dyn FeedStream>, backoff: &mut Duration) -> Ended {
+    fn lease_lapsed(&self) -> bool {
+        self.fence.as_ref().is_some_and(|fence| !fence.holds())
+    }
+
+    async fn follow(
+        &self,
+        mut stream: Box<dyn FeedStream>,
+        followed: &mut Stream,
+        backoff: &mut Duration,
+        stop: &CancellationToken,
+    ) -> Ended {
         self.state(FeedState::Syncing, None);
         let started = Instant::now();
         let stall_at = tokio::time::Instant::now() + self.config.snapshot_stall;
-        let mut present: Option<HashSet<SessionId>> = Some(HashSet::new());
-        let mut tally = Tally::default();
-        let accepted = self.gateways.accepted(&self.gateway);
+        followed.present = Some(HashSet::new());
+        let mut accepts = self.gateways.accepts(&self.gateway);
+        // An accept from before this stream is for a hold that is gone.
+        if let Some(accepts) = accepts.as_mut() {
+            accepts.borrow_and_update();
+        }
         loop {
+            let snapshotting = followed.present.is_some();
             let next = async {
-                if present.is_some() {
+                if snapshotting {
                     tokio::time::timeout_at(stall_at, stream.next()).await.ok()
                 } else {
                     Some(stream.next().await)
@@ -150,27 +189,31 @@ impl Follower {
                     Some(Ok(None)) => return Ended::Closed,
                     Some(Err(error)) => return Ended::Host(error),
                 },
-                () = wait_accepted(accepted.as_deref()) => {
-                    if self.fence.as_ref().is_some_and(|fence| !fence.holds()) {
+                accepted = next_accept(accepts.as_mut()) => {
+                    let ours = followed.held.as_ref().is_some_and(|held| Some(held.id) == accepted);
+                    if !ours {
+                        continue;
+                    }
+                    if self.lease_lapsed() {
                         return Ended::LeaseLost;
                     }
-                    if let Err(error) = self.apply_held().await {
+                    if let Err(error) = self.apply_held(followed).await {
                         return error.into();
                     }
                     continue;
                 }
+                () = stop.cancelled() => return Ended::Stopped,
             };
-            if self.fence.as_ref().is_some_and(|fence| !fence.holds()) {
+            if self.lease_lapsed() {
                 return Ended::LeaseLost;
             }
             metrics::event(&self.gateway);
             let complete = message.snapshot_complete;
-            match self.apply(message, present.as_mut()).await {
-                Ok(counted) => tally.add(counted),
-                Err(error) => return error.into(),
+            if let Err(error) = self.apply(message, followed).await {
+                return error.into();
             }
-            if complete && let Some(seen) = present.take() {
-                if let Err(error) = self.complete_snapshot(&seen, tally).await {
+            if complete && let Some(seen) = followed.present.take() {
+                if let Err(error) = self.complete_snapshot(&seen, followed).await {
                     return error.into();
                 }
                 metrics::snapshot_seconds(&self.gateway, started.elapsed());
@@ -182,27 +225,22 @@ impl Follower {
         }
     }
 
-    async fn apply(&self, message: FeedMessage, present: Option<&mut HashSet<SessionId>>) -> Result<Tally, StoreError> {
+    async fn apply(&self, message: FeedMessage, followed: &mut Stream) -> Result<(), StoreError> {
         let span = tracing::debug_span!(
             "feed.batch",
             gateway = %self.gateway,
             records = message.upserted.len(),
             removed = message.removed.len()
         );
-        self.apply_batch(message, present).instrument(span).await
+        self.apply_batch(message, followed).instrument(span).await
     }
 
-    async fn apply_batch(
-        &self,
-        message: FeedMessage,
-        present: Option<&mut HashSet<SessionId>>,
-    ) -> Result<Tally, StoreError> {
+    async fn apply_batch(&self, message: FeedMessage, followed: &mut Stream) -> Result<(), StoreError> {
         let FeedMessage { upserted, removed, .. } = message;
         let now = now_millis();
         let Upserted { changed, unchanged, refused, present: named } =
             apply::upsert(&self.store, self.writer(), upserted, now).await?;
         let mut tally = Tally { changed: changed.len(), unchanged, refused: refused.len() };
-        self.gateways.seen(&self.gateway, &named.iter().collect::<Vec<_>>());
         metrics::applied(&self.gateway, changed.len(), unchanged);
         for session in &changed {
             tracing::info!(target: "audit", principal = "session-host", action = "FeedUpsert", gateway = %self.gateway, session = %session, "session updated from its host");
@@ -220,7 +258,21 @@ impl Follower {
                 }
             }
         }
-        match present {
+        followed.tally.add(tally);
+        // A record seen since the hold is present after all.
+        if let Some(held) = followed.held.as_mut() {
+            let before = held.removals.len();
+            for id in &named {
+                held.removals.remove(id);
+            }
+            if held.removals.len() != before {
+                if held.removals.is_empty() {
+                    followed.held = None;
+                }
+                self.publish_hold(followed.held.as_ref()).await;
+            }
+        }
+        match followed.present.as_mut() {
             // Inside a snapshot nothing is removed: a removed id is simply not present.
             Some(present) => {
                 present.extend(named);
@@ -238,16 +290,17 @@ impl Follower {
             None => {}
         }
         self.gateways.update(&self.gateway, |r| r.last_event_at = Some(now));
-        Ok(tally)
+        Ok(())
     }
 
-    /// Removes what the completed snapshot did not name, unless that is too much.
+    /// Removes what the completed snapshot did not name, unless that is too
+    /// much: then holds it.
     #[tracing::instrument(level = "debug", name = "feed.snapshot", skip_all, fields(gateway = %self.gateway, present = present.len()))]
-    async fn complete_snapshot(&self, present: &HashSet<SessionId>, tally: Tally) -> Result<(), StoreError> {
+    async fn complete_snapshot(&self, present: &HashSet<SessionId>, followed: &mut Stream) -> Result<(), StoreError> {
         let stored = self.store.gateway_session_ids(&self.gateway).await?;
         let absent: BTreeSet<SessionId> = stored.iter().filter(|id| !present.contains(*id)).cloned().collect();
-        self.gateways.release(&self.gateway);
         if absent.len() > GUARD_MIN && absent.len() * 2 > stored.len() {
+            tracing::warn!(gateway = %self.gateway, absent = absent.len(), stored = stored.len(), "session feed snapshot held");
             let message = format!(
                 "snapshot held: it would remove {} of the {} sessions stored with this gateway; \
                  accept it with `wa-gateway admin gateways accept {}`",
@@ -255,14 +308,16 @@ impl Follower {
                 stored.len(),
                 self.gateway
             );
-            tracing::warn!(gateway = %self.gateway, absent = absent.len(), stored = stored.len(), "session feed snapshot held");
-            self.gateways.hold(&self.gateway, absent, message);
+            let held = Held { id: new_hold_id(), removals: absent, message };
+            self.publish_hold(Some(&held)).await;
+            followed.held = Some(held);
             metrics::held(&self.gateway, true);
             return Ok(());
         }
         metrics::held(&self.gateway, false);
         let ids: Vec<SessionId> = absent.into_iter().collect();
         let outcome = apply::remove(&self.store, self.writer(), &ids).await?;
+        let tally = followed.tally;
         tracing::info!(
             target: "audit", principal = "session-host", action = "FeedSnapshot",
             gateway = %self.gateway, present = present.len(), applied = tally.changed, unchanged = tally.unchanged,
@@ -273,13 +328,29 @@ impl Follower {
         Ok(())
     }
 
-    async fn apply_held(&self) -> Result<(), StoreError> {
-        let ids: Vec<SessionId> = self.gateways.take_held(&self.gateway).into_iter().collect();
-        metrics::held(&self.gateway, false);
+    async fn apply_held(&self, followed: &mut Stream) -> Result<(), StoreError> {
+        let Some(held) = followed.held.take() else { return Ok(()) };
+        let ids: Vec<SessionId> = held.removals.into_iter().collect();
         let outcome = apply::remove(&self.store, self.writer(), &ids).await?;
+        self.publish_hold(None).await;
+        metrics::held(&self.gateway, false);
         tracing::info!(target: "audit", principal = "operator", action = "AcceptSnapshot", gateway = %self.gateway, removed = outcome.removed.len(), "held snapshot accepted");
         self.removed(&outcome.removed).await;
         Ok(())
+    }
+
+    /// Shows the hold (or its end) here and, in cluster mode, to every
+    /// replica, before anyone can accept it. Without a current lease
+    /// nothing is published there: the next follower starts without a hold.
+    async fn publish_hold(&self, held: Option<&Held>) {
+        if let (Some(leases), Some(tenure)) = (self.gateways.leases(), self.tenure) {
+            let hold = held.map(|h| (h.id, h.removals.len(), h.message.as_str()));
+            if let Err(error) = leases.publish_hold(&self.gateway, tenure, hold).await {
+                tracing::warn!(gateway = %self.gateway, %error, "could not publish the held snapshot to the other replicas");
+            }
+        }
+        let hold = held.map(|h| (h.id, h.removals.len(), h.message.clone()));
+        self.gateways.set_hold(&self.gateway, hold);
     }
 
     async fn removed(&self, sessions: &[SessionId]) {
@@ -310,11 +381,14 @@ impl Follower {
     }
 }
 
-async fn wait_accepted(accepted: Option<&tokio::sync::Notify>) {
-    match accepted {
-        Some(notify) => notify.notified().await,
-        None => std::future::pending().await,
+/// The next accepted hold; never ready without a channel.
+async fn next_accept(accepts: Option<&mut watch::Receiver<Option<HoldId>>>) -> Option<HoldId> {
+    if let Some(accepts) = accepts
+        && accepts.changed().await.is_ok()
+    {
+        return *accepts.borrow_and_update();
     }
+    std::future::pending().await
 }
 
 /// The current wait with up to 50% jitter, and the next one doubled up to `max`.

@@ -2,24 +2,30 @@
 //! the feed's state, the last snapshot and event, the last error, and a
 //! held snapshot waiting for an operator.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::leases::FeedLeases;
-pub use super::report::{FeedState, GatewayReport};
-use crate::sessions::model::SessionId;
+pub use super::report::{FeedState, GatewayReport, HoldId};
 
 #[derive(Debug)]
 struct Entry {
     report: GatewayReport,
-    held: BTreeSet<SessionId>,
-    accepted: Arc<Notify>,
+    /// The hold of the gateway's current feed stream, if any (here, when
+    /// this process follows the gateway).
+    hold: Option<HoldId>,
+    /// The last hold an operator accepted; its follower applies it only if
+    /// it is still the hold it has.
+    accepted: watch::Sender<Option<HoldId>>,
 }
 
 /// The configured gateways' reports, and in cluster mode who follows
-/// which; cheap to clone.
+/// which; cheap to clone. A held snapshot's removals belong to the feed
+/// stream that found them (the follower's own memory); what other
+/// replicas must see of it (that it exists, its size, an accept) is
+/// published through [`FeedLeases`] in cluster mode.
 #[derive(Clone, Default)]
 pub struct Gateways {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
@@ -60,7 +66,8 @@ impl Gateways {
             last_error: None,
             held_removals: 0,
         };
-        self.lock().insert(id.to_owned(), Entry { report, held: BTreeSet::new(), accepted: Arc::new(Notify::new()) });
+        let entry = Entry { report, hold: None, accepted: watch::channel(None).0 };
+        self.lock().insert(id.to_owned(), entry);
     }
 
     /// Every registered gateway, by id.
@@ -80,61 +87,51 @@ impl Gateways {
         self.changed.notified().await;
     }
 
-    /// Holds `removals` until an operator accepts them.
-    pub(crate) fn hold(&self, id: &str, removals: BTreeSet<SessionId>, message: String) {
+    /// The follower of `id` holds a snapshot that would remove `removals`
+    /// sessions (`hold` and `message`), or none (`None`).
+    pub(crate) fn set_hold(&self, id: &str, hold: Option<(HoldId, usize, String)>) {
         if let Some(entry) = self.lock().get_mut(id) {
-            entry.report.held_removals = removals.len();
-            entry.report.last_error = Some(message);
-            entry.held = removals;
-        }
-    }
-
-    /// A record seen since the hold is present after all.
-    pub(crate) fn seen(&self, id: &str, sessions: &[&SessionId]) {
-        if let Some(entry) = self.lock().get_mut(id)
-            && !entry.held.is_empty()
-        {
-            for session in sessions {
-                entry.held.remove(*session);
+            match hold {
+                Some((hold, removals, message)) => {
+                    entry.hold = Some(hold);
+                    entry.report.held_removals = removals;
+                    entry.report.last_error = Some(message);
+                }
+                None => {
+                    if entry.hold.take().is_some() {
+                        entry.report.last_error = None;
+                    }
+                    entry.report.held_removals = 0;
+                }
             }
-            entry.report.held_removals = entry.held.len();
         }
+        self.changed.notify_one();
     }
 
-    /// Drops a held snapshot (a new snapshot replaces it).
-    pub(crate) fn release(&self, id: &str) {
-        if let Some(entry) = self.lock().get_mut(id) {
-            if entry.report.held_removals > 0 {
-                entry.report.last_error = None;
-            }
-            entry.held.clear();
-            entry.report.held_removals = 0;
-        }
-    }
-
-    /// Takes the held removals of `id` to apply them; wakes its follower.
+    /// Accepts the snapshot `id`'s follower in this process holds now.
     pub fn accept(&self, id: &str) -> Result<(), AcceptError> {
-        let mut entries = self.lock();
-        let entry = entries.get_mut(id).ok_or_else(|| AcceptError::UnknownGateway(id.to_owned()))?;
-        if entry.report.held_removals == 0 {
-            return Err(AcceptError::NothingHeld(id.to_owned()));
-        }
-        entry.accepted.notify_one();
+        let entries = self.lock();
+        let entry = entries.get(id).ok_or_else(|| AcceptError::UnknownGateway(id.to_owned()))?;
+        let hold = entry.hold.ok_or_else(|| AcceptError::NothingHeld(id.to_owned()))?;
+        entry.accepted.send_replace(Some(hold));
         Ok(())
     }
 
-    /// Resolves once an operator accepted `id`'s held snapshot.
-    pub(crate) fn accepted(&self, id: &str) -> Option<Arc<Notify>> {
-        self.lock().get(id).map(|e| e.accepted.clone())
+    /// Hands an accept of `hold`, recorded elsewhere (cluster mode), to
+    /// `id`'s follower here; it applies it only if `hold` is its own.
+    pub(crate) fn deliver_accept(&self, id: &str, hold: HoldId) {
+        if let Some(entry) = self.lock().get(id) {
+            entry.accepted.send_if_modified(|accepted| {
+                let fresh = *accepted != Some(hold);
+                *accepted = Some(hold);
+                fresh
+            });
+        }
     }
 
-    /// The held removals of `id`, emptied.
-    pub(crate) fn take_held(&self, id: &str) -> BTreeSet<SessionId> {
-        let mut entries = self.lock();
-        let Some(entry) = entries.get_mut(id) else { return BTreeSet::new() };
-        entry.report.held_removals = 0;
-        entry.report.last_error = None;
-        std::mem::take(&mut entry.held)
+    /// The accepts of `id`'s held snapshots, as they come.
+    pub(crate) fn accepts(&self, id: &str) -> Option<watch::Receiver<Option<HoldId>>> {
+        self.lock().get(id).map(|e| e.accepted.subscribe())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {

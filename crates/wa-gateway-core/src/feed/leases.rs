@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::report::GatewayReport;
+use super::report::{GatewayReport, HoldId};
 use crate::store::error::StoreError;
 
 /// What taking or renewing a gateway's lease found.
@@ -16,8 +16,9 @@ use crate::store::error::StoreError;
 pub struct Hold {
     /// This replica holds the gateway until the lease runs out.
     pub held: bool,
-    /// An operator accepted the gateway's held snapshot on some replica.
-    pub accept_requested: bool,
+    /// The held snapshot an operator accepted on some replica, by its
+    /// number; the follower applies it only if it still holds that one.
+    pub accepted: Option<HoldId>,
     /// The lease's number: it stays while one replica keeps renewing the
     /// gateway and changes whenever another takes it, so a follower's
     /// writes name the lease they were begun under.
@@ -44,8 +45,18 @@ pub trait FeedLeases: Send + Sync + 'static {
     async fn release(&self, gateway: &str) -> Result<(), StoreError>;
     /// Marks this replica gone (a clean stop).
     async fn leave(&self) -> Result<(), StoreError>;
-    /// Asks `gateway`'s follower to apply its held snapshot; false when no
-    /// follower holds one.
+    /// Publishes the snapshot `gateway`'s follower holds now (its number,
+    /// how many sessions it would remove, and the gateway's `lastError`
+    /// saying so), or that it holds none, while `tenure` is the gateway's
+    /// current lease.
+    async fn publish_hold(
+        &self,
+        gateway: &str,
+        tenure: i64,
+        hold: Option<(HoldId, usize, &str)>,
+    ) -> Result<(), StoreError>;
+    /// Records an operator's accept of the snapshot `gateway`'s follower
+    /// holds now, for the follower to apply; false when none is held.
     async fn request_accept(&self, gateway: &str) -> Result<bool, StoreError>;
     /// Every gateway whose lease is current, with its follower's report.
     async fn followers(&self) -> Result<Vec<Following>, StoreError>;

@@ -17,6 +17,8 @@ pub mod leases;
 pub mod message;
 pub mod metrics;
 pub mod report;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -188,13 +190,11 @@ pub async fn list(_admin: &SuperAdmin, store: &Store, gateways: &Gateways) -> Re
 }
 
 /// Accepts `gateway`'s held snapshot; its follower (here, or on another
-/// replica in cluster mode) removes the sessions.
+/// replica in cluster mode) removes the sessions. In cluster mode the
+/// accept is recorded in the database, whichever replica answers.
 pub async fn accept(admin: &SuperAdmin, gateways: &Gateways, gateway: &str) -> Result<(), AcceptError> {
-    let held_here = gateways.reports().iter().any(|r| r.id == gateway && r.held_removals > 0);
     match gateways.leases() {
-        // This process follows it (or is the only one): accept here.
         None => gateways.accept(gateway)?,
-        Some(_) if held_here => gateways.accept(gateway)?,
         Some(leases) => {
             if !gateways.reports().iter().any(|r| r.id == gateway) {
                 return Err(AcceptError::UnknownGateway(gateway.to_owned()));

@@ -40,3 +40,13 @@ pub struct GatewayReport {
     /// Sessions a held snapshot would remove.
     pub held_removals: usize,
 }
+
+/// One held snapshot, by a number no other hold of any gateway had: an
+/// accept names the hold it accepts, so it never applies to a later one.
+pub type HoldId = i64;
+
+/// A fresh hold number.
+pub(crate) fn new_hold_id() -> HoldId {
+    use rand::Rng;
+    rand::thread_rng().gen_range(1..i64::MAX)
+}

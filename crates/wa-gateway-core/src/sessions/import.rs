@@ -137,6 +137,7 @@ async fn apply(
     let ids: Vec<&SessionId> = chunk.iter().map(|(_, parsed)| &parsed.session.id).collect();
     let inspections = import.inspect(&ids).await?;
     let mut writes = Vec::with_capacity(chunk.len());
+    let mut inserting: HashSet<String> = HashSet::new();
     for ((line, parsed), inspection) in chunk.drain(..).zip(inspections) {
         let ParsedLine { mut session, created_at_given, updated_at_given } = parsed;
         if inspection.repeated {
@@ -144,6 +145,7 @@ async fn apply(
         }
         let Some(stored) = inspection.stored else {
             summary.inserted += 1;
+            inserting.insert(session.id.as_str().to_owned());
             writes.push(SessionWrite { session, keep_stored_created_at: false });
             continue;
         };
@@ -164,6 +166,13 @@ async fn apply(
         summary.updated += 1;
         writes.push(SessionWrite { session, keep_stored_created_at: !created_at_given });
     }
-    import.write(&writes).await?;
+    // A row stored newer since the inspection (by the feed) stays as it is.
+    for id in import.write(&writes).await? {
+        match inserting.contains(id.as_str()) {
+            true => summary.inserted -= 1,
+            false => summary.updated -= 1,
+        }
+        summary.skipped_older += 1;
+    }
     Ok(())
 }

@@ -134,3 +134,35 @@ impl SessionFilter {
         )
     }
 }
+
+#[cfg(test)]
+impl Session {
+    /// A session of `organization` on `gateway`, `status` since `updated_at`.
+    pub(crate) fn for_tests(
+        id: &str,
+        organization: &str,
+        gateway: &str,
+        status: SessionStatus,
+        updated_at: i64,
+    ) -> Self {
+        Self {
+            id: SessionId::parse(id).expect("a valid test id"),
+            organization_id: organization.into(),
+            created_by_user_id: None,
+            gateway_id: Some(gateway.into()),
+            label: None,
+            phone_number: None,
+            wa_jid: None,
+            wa_lid: None,
+            status,
+            auto_read: false,
+            presence_typing: false,
+            is_admin_session: false,
+            rate_per_min: None,
+            rate_per_hour: None,
+            created_at: 1,
+            updated_at,
+            last_connected_at: None,
+        }
+    }
+}

@@ -42,6 +42,10 @@ pub enum StoreError {
     /// another replica may follow it now, so nothing was written.
     #[error("this replica no longer follows gateway {0}'s session feed")]
     NotFollowing(String),
+    /// A backfill's publish found its session removed: nothing was
+    /// published.
+    #[error("session {0} was removed")]
+    SessionRemoved(String),
     #[error("the database is closed")]
     Closed,
     #[error("migration failed: {0}")]

@@ -245,8 +245,10 @@ pub trait SessionImport: Send {
     /// For each id (distinct within one call): whether this import saw it
     /// before, and the stored row's owner and version if there is one.
     async fn inspect(&mut self, ids: &[&SessionId]) -> Result<Vec<Inspection>, StoreError>;
-    /// Inserts or updates these sessions.
-    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError>;
+    /// Inserts or updates these sessions, each only over a stored row no
+    /// newer than it (another writer may have stored a newer one since
+    /// [`Self::inspect`]); answers the ids left out for that.
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<Vec<String>, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 

@@ -92,3 +92,6 @@ impl HostError {
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod fake;

@@ -2,11 +2,17 @@
 //! runner, the listings): the port's documented behaviour over maps, nothing
 //! of SQL. Tests about the store itself run against both real backends.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+mod leases;
+mod state;
+
+pub use leases::FakeLeases;
+use state::{State, lock};
 
 use super::error::StoreError;
 use super::port::{
@@ -23,33 +29,81 @@ use crate::time::UnixMillis;
 #[derive(Default)]
 pub struct FakeDatabase {
     state: Arc<Mutex<State>>,
+    /// When set, every contacts write waits at it ([`WriteGate`]).
+    gate: Option<Arc<WriteGate>>,
 }
 
-#[derive(Default)]
-struct State {
-    sessions: BTreeMap<String, Session>,
-    revision: u64,
-    api_keys: Vec<ApiKeyRow>,
-    /// Rows by (session, generation).
-    generations: HashMap<(String, String), Rows>,
-    /// The visible generation of each session.
-    current: HashMap<String, String>,
+/// Holds a store's contacts writes in flight until the test lets them end,
+/// and tells whether one was abandoned (its future dropped) before it did.
+pub struct WriteGate {
+    pub began: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+    pub begun: std::sync::atomic::AtomicUsize,
+    pub ended: std::sync::atomic::AtomicUsize,
+    pub abandoned: std::sync::atomic::AtomicUsize,
 }
 
-#[derive(Default)]
-struct Rows {
-    contacts: BTreeMap<String, Contact>,
-    groups: BTreeMap<String, Group>,
+impl Default for WriteGate {
+    fn default() -> Self {
+        Self {
+            began: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+            begun: Default::default(),
+            ended: Default::default(),
+            abandoned: Default::default(),
+        }
+    }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+impl WriteGate {
+    /// Lets `n` held writes (or later ones) end.
+    pub fn release(&self, n: usize) {
+        self.release.add_permits(n);
+    }
+
+    async fn pass(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        struct InFlight<'a>(&'a WriteGate, bool);
+        impl Drop for InFlight<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.abandoned.fetch_add(1, SeqCst);
+                }
+            }
+        }
+        self.begun.fetch_add(1, SeqCst);
+        let mut in_flight = InFlight(self, false);
+        self.began.notify_one();
+        if let Ok(permit) = self.release.acquire().await {
+            permit.forget();
+        }
+        in_flight.1 = true;
+        self.ended.fetch_add(1, SeqCst);
+    }
 }
 
 impl FakeDatabase {
     /// A store over a new, empty fake.
     pub fn store() -> Store {
         Store::new(Arc::new(Self::default()))
+    }
+
+    /// Replica `replica`'s feed leases over this store's lease rows: every
+    /// feed write with a tenure is checked against them, as both real
+    /// stores check it in the write's own transaction.
+    pub fn leases(&self, replica: &str) -> FakeLeases {
+        FakeLeases::new(self.state.clone(), replica)
+    }
+
+    /// Another handle to the same data.
+    pub fn handle(&self) -> Self {
+        Self { state: self.state.clone(), gate: self.gate.clone() }
+    }
+
+    /// This store with its contacts writes held at `gate`.
+    pub fn gated(mut self, gate: Arc<WriteGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -133,13 +187,13 @@ impl SessionStore for FakeDatabase {
         Ok(self.state().revision.to_string())
     }
 
-    /// One process, no leases: `writer`'s tenure is not checked.
     async fn upsert_newer(
         &self,
-        _writer: FeedWriter<'_>,
+        writer: FeedWriter<'_>,
         sessions: &[Session],
     ) -> Result<Vec<crate::sessions::writes::Upsert>, StoreError> {
         let mut state = self.state();
+        state::check_tenure(&state, writer)?;
         let mut outcomes = Vec::with_capacity(sessions.len());
         for session in sessions {
             let stored = state
@@ -169,6 +223,7 @@ impl SessionStore for FakeDatabase {
     ) -> Result<GatewayRemoval, StoreError> {
         let gateway = writer.gateway;
         let mut state = self.state();
+        state::check_tenure(&state, writer)?;
         let mut removal = GatewayRemoval::default();
         for id in ids {
             match state.sessions.get(id.as_str()).map(|s| s.gateway_id.as_deref() == Some(gateway)) {
@@ -226,9 +281,12 @@ impl SessionImport for FakeImport {
             .collect())
     }
 
-    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<(), StoreError> {
+    /// Written at the commit, under the store's one lock, each over a row
+    /// no newer only (the rule both real stores hold in the statement); a
+    /// row stored newer before the commit is left, and not reported.
+    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<Vec<String>, StoreError> {
         self.pending.extend_from_slice(sessions);
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -236,6 +294,9 @@ impl SessionImport for FakeImport {
         for write in self.pending {
             let mut session = write.session;
             if let Some(stored) = state.sessions.get(session.id.as_str()) {
+                if stored.updated_at > session.updated_at {
+                    continue;
+                }
                 if write.keep_stored_created_at {
                     session.created_at = stored.created_at;
                 }
@@ -277,18 +338,6 @@ impl ApiKeyStore for FakeDatabase {
     }
 }
 
-impl State {
-    fn staged(&mut self, to: Staging<'_>) -> &mut Rows {
-        self.generations.entry((to.session.as_str().to_owned(), to.generation.to_owned())).or_default()
-    }
-
-    /// The visible rows of a session and their generation.
-    fn visible(&self, session: &SessionId) -> Option<(&String, &Rows)> {
-        let generation = self.current.get(session.as_str())?;
-        Some((generation, self.generations.get(&(session.as_str().to_owned(), generation.clone()))?))
-    }
-}
-
 /// A page's slice: the generation is named only when rows were read.
 fn slice<T>(generation: Option<&String>, rows: Vec<T>) -> Slice<T> {
     Slice { generation: generation.filter(|_| !rows.is_empty()).cloned(), rows }
@@ -302,6 +351,9 @@ impl DirectoryStore for FakeDatabase {
         contacts: &[Contact],
         maybe_staged: &[&str],
     ) -> Result<u64, StoreError> {
+        if let Some(gate) = &self.gate {
+            gate.pass().await;
+        }
         let mut state = self.state();
         let rows = state.staged(to);
         let replaced = maybe_staged.iter().filter(|jid| rows.contacts.contains_key(**jid)).count() as u64;
@@ -334,6 +386,9 @@ impl DirectoryStore for FakeDatabase {
 
     async fn publish_generation(&self, session: &SessionId, generation: &str) -> Result<(), StoreError> {
         let mut state = self.state();
+        if !state.sessions.contains_key(session.as_str()) {
+            return Err(StoreError::SessionRemoved(session.to_string()));
+        }
         if let Some(old) = state.current.insert(session.as_str().to_owned(), generation.to_owned()) {
             if old != generation {
                 state.generations.remove(&(session.as_str().to_owned(), old));
