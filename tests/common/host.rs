@@ -253,6 +253,14 @@ impl ScriptedHost {
         }
     }
 
+    /// Sends `message` on the open feed if there is one with room, without
+    /// waiting; whether it went. (A dropped change reaches the directory
+    /// with the next snapshot, which the script's `snapshot` must hold.)
+    pub fn offer(&self, message: WatchSessionsResponse) -> bool {
+        let open = self.feed.lock().unwrap().clone();
+        open.is_some_and(|tx| tx.try_send(Ok(message)).is_ok())
+    }
+
     /// Ends the open feed with `status`.
     pub async fn break_feed(&self, status: Status) {
         let open = self.feed.lock().unwrap().take();

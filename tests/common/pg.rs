@@ -92,7 +92,8 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn start() -> Server {
+/// A fresh data directory (initdb) in its own temporary folder.
+fn init() -> (PathBuf, PathBuf) {
     remove_stale_dirs();
     let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), ulid::Ulid::new()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -107,34 +108,111 @@ fn start() -> Server {
         .output()
         .expect("initdb (install Debian's postgresql package)");
     assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
+    (dir, data)
+}
+
+fn postgres(dir: &Path, data: &Path, port: u16) -> Command {
+    let mut cmd = command(&bin("postgres"));
+    cmd.arg("-D")
+        .arg(data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(dir)
+        .args(["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400", "-c", "fsync=off"])
+        .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "log_min_messages=fatal"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
+fn until_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "postgres did not listen within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn start() -> Server {
+    let (dir, data) = init();
     let port = free_port();
-    let postgres = bin("postgres");
     let (tx, rx) = std::sync::mpsc::channel();
     // The server is a child of a thread that lives as long as the process,
     // so the parent-death signal arrives only when the process ends.
     std::thread::spawn(move || {
-        let child = command(&postgres)
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=400", "-c", "fsync=off"])
-            .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "log_min_messages=fatal"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
+        let child = postgres(&dir, &data, port).spawn();
         tx.send(child.map(|c| c.id())).unwrap();
         loop {
             std::thread::park();
         }
     });
     rx.recv().unwrap().expect("start postgres");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "postgres did not listen within 30 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_listening(port);
     Server { port }
+}
+
+/// A PostgreSQL server of one test's own, which the test may restart (a
+/// fast shutdown, then a start on the same data and port).
+pub struct Dedicated {
+    pub port: u16,
+    pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    start: std::sync::mpsc::Sender<()>,
+}
+
+impl Dedicated {
+    pub fn start() -> Self {
+        let (dir, data) = init();
+        let port = free_port();
+        let pid = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (start, starts) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel();
+        let current = pid.clone();
+        // One thread keeps the server: it starts it when told, and reaps it
+        // when it stops; it lives as long as the process.
+        std::thread::spawn(move || {
+            while starts.recv().is_ok() {
+                let mut child = postgres(&dir, &data, port).spawn().expect("start postgres");
+                current.store(child.id(), std::sync::atomic::Ordering::SeqCst);
+                started.send(()).unwrap();
+                let _ = child.wait();
+            }
+        });
+        start.send(()).unwrap();
+        running.recv().unwrap();
+        until_listening(port);
+        // Later starts are announced by the listening port alone.
+        std::mem::forget(running);
+        Self { port, pid, start }
+    }
+
+    /// A fresh, empty database on this server; its URL.
+    pub async fn database(&self) -> String {
+        create_database(self.port).await
+    }
+
+    /// Stops the server (fast shutdown: sessions end, transactions roll
+    /// back), keeps it down for `down`, and starts it again.
+    pub async fn restart(&self, down: Duration) {
+        let pid = self.pid.load(std::sync::atomic::Ordering::SeqCst) as libc::pid_t;
+        // SAFETY: signalling the server this test started.
+        unsafe { libc::kill(pid, libc::SIGINT) };
+        let port = self.port;
+        tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                assert!(Instant::now() < deadline, "postgres did not stop within 30 s");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(down).await;
+        // The keeper starts it again once it has reaped the old process.
+        self.start.send(()).unwrap();
+        while self.pid.load(std::sync::atomic::Ordering::SeqCst) as libc::pid_t == pid {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::task::spawn_blocking(move || until_listening(port)).await.unwrap();
+    }
 }
 
 fn server() -> &'static Server {
@@ -149,7 +227,11 @@ pub fn admin_url() -> String {
 
 /// A fresh, empty database; its URL.
 pub async fn database() -> String {
-    let admin = admin_url();
+    create_database(server().port).await
+}
+
+async fn create_database(port: u16) -> String {
+    let admin = format!("postgres://postgres@127.0.0.1:{port}/postgres");
     let name = format!("t_{}", ulid::Ulid::new().to_string().to_lowercase());
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut conn = loop {
@@ -164,7 +246,7 @@ pub async fn database() -> String {
         }
     };
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    format!("postgres://postgres@127.0.0.1:{}/{name}", server().port)
+    format!("postgres://postgres@127.0.0.1:{port}/{name}")
 }
 
 /// Waits until a statement of wa-gateway on `db` whose text contains
