@@ -23,6 +23,7 @@ mod deploy;
 mod directory;
 mod directory_load;
 mod disk_full;
+mod docs;
 mod edges;
 mod file_cycles;
 mod grpcurl;
