@@ -5,8 +5,10 @@ use clap::Args;
 #[derive(Args, Debug)]
 pub struct BackupArgs {
     /// Where to write the copy: a new file (an existing one is never
-    /// overwritten). The copy is written beside it under a temporary name,
-    /// checked with `PRAGMA integrity_check`, and renamed into place.
+    /// overwritten). The copy is written beside it under a temporary name
+    /// readable by its owner alone, checked with `PRAGMA integrity_check`,
+    /// synced, and linked into place. Exit 0 means a complete, durable copy
+    /// is at FILE; any failure leaves nothing there.
     #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
 }
@@ -29,5 +31,8 @@ pub async fn run(database_url: &str, args: BackupArgs) -> anyhow::Result<()> {
         copied.sessions,
         copied.api_keys
     );
+    if let Some(warning) = copied.warning {
+        eprintln!("warning: {warning}");
+    }
     Ok(())
 }
