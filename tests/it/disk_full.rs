@@ -110,3 +110,57 @@ async fn a_full_disk_fails_the_write_and_keeps_the_store_whole_and_readable() {
     assert_eq!(first_contacts(&env).await.len(), 100);
     assert_eq!(integrity(&file).await, ["ok"]);
 }
+
+/// `wa_gateway_store_full_total` as `/metrics` says it.
+async fn full_counted(gw: &Gateway) -> f64 {
+    let body = reqwest::get(gw.http("/metrics")).await.unwrap().text().await.unwrap();
+    body.lines()
+        .filter(|l| l.starts_with("wa_gateway_store_full_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// PostgreSQL out of disk (SQLSTATE 53100) reads as SQLite's full disk: the
+/// job fails saying so, and the write counts where `WaGatewayStoreFull`
+/// looks. The server answers every contacts write with that error, as it
+/// does when it cannot extend a file.
+#[tokio::test]
+async fn postgres_out_of_disk_fails_the_write_as_a_full_disk_and_is_counted() {
+    let script =
+        host::Script { contacts: (0..50).map(|i| host::contact(i, "c")).collect(), batch: 10, ..Default::default() };
+    let (_host, url) = host::ScriptedHost::start(script).await;
+    let jwks = JwksServer::start().await;
+    let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+    let db = pg::database().await;
+    assert!(import(&db, &session_line("s1", "org_a", "working", "gw-1")).status.success());
+    let gw = Gateway::start_with_db(&db, &jwks.url(), &["--host", &format!("gw-1={url}")]).await;
+    let mut sql = sqlx::PgConnection::connect(&db).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE FUNCTION no_space() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full'; END $$; \
+         CREATE TRIGGER no_space BEFORE INSERT ON wa_contacts FOR EACH STATEMENT EXECUTE FUNCTION no_space();",
+    )
+    .execute(&mut sql)
+    .await
+    .unwrap();
+    assert_eq!(full_counted(&gw).await, 0.0);
+
+    let http = reqwest::Client::new();
+    let started = http.post(gw.http("/api/v1/admin/sessions/s1:backfill")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(started.status(), 202);
+    let job: serde_json::Value = eventually("the job ends", Duration::from_secs(60), || async {
+        let job: serde_json::Value = http
+            .get(gw.http("/api/v1/admin/sessions/s1/backfill"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (job["status"] == "failed").then_some(job)
+    })
+    .await;
+    assert!(job["error"].as_str().unwrap().starts_with("the database has no space left"), "{job}");
+    assert!(full_counted(&gw).await >= 1.0, "PostgreSQL's full disk was not counted");
+}

@@ -16,7 +16,7 @@ pub(crate) fn from_sqlstate(code: &str, message: String) -> StoreError {
         // admin_shutdown, cannot_connect_now (starting up or shutting down)
         "57P01" | "57P03" => StoreError::Unavailable(message),
         // disk_full
-        "53100" => StoreError::Full(message),
+        "53100" => StoreError::full(message),
         // data_corrupted, index_corrupted
         "XX001" | "XX002" => StoreError::Corrupt(message),
         _ => StoreError::Other(message),

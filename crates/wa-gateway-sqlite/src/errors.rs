@@ -10,11 +10,8 @@ pub(crate) fn from_code(code: i32, message: String) -> StoreError {
         5 | 6 => StoreError::Busy(format!(
             "{message}: another writer held SQLite's write lock longer than --busy-timeout-secs"
         )),
-        // SQLITE_FULL: counted here, where every SQLite write's failure is read.
-        13 => {
-            metrics::counter!("wa_gateway_store_full_total").increment(1);
-            StoreError::Full(message)
-        }
+        // SQLITE_FULL
+        13 => StoreError::full(message),
         // SQLITE_CORRUPT, SQLITE_NOTADB
         11 | 26 => StoreError::Corrupt(message),
         _ => StoreError::Other(message),

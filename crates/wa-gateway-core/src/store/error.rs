@@ -55,6 +55,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The disk or the database is full, as a backend read it: counted in
+    /// `wa_gateway_store_full_total` (what `WaGatewayStoreFull` watches)
+    /// whichever backend it was.
+    pub fn full(message: String) -> Self {
+        metrics::counter!("wa_gateway_store_full_total").increment(1);
+        Self::Full(message)
+    }
+
     /// The database is there but cannot serve now: locked by another writer,
     /// out of pooled connections, or briefly unreachable. Worth retrying.
     pub fn is_busy(&self) -> bool {
