@@ -100,6 +100,12 @@ pub struct ServeArgs {
     #[arg(long, env = "WA_GATEWAY_FEED_SNAPSHOT_TIMEOUT_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub feed_snapshot_timeout_secs: u64,
 
+    /// Most sessions a host's opening snapshot may name. A snapshot past it
+    /// ends the feed with an error saying so, and removes nothing: the
+    /// memory a snapshot takes stays bounded whatever a host sends.
+    #[arg(long, env = "WA_GATEWAY_FEED_SNAPSHOT_MAX_SESSIONS", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub feed_snapshot_max_sessions: u64,
+
     /// Longest wait, in seconds, before a broken session feed is opened again
     /// (waits start at half a second and double, with jitter).
     #[arg(long, env = "WA_GATEWAY_FEED_BACKOFF_MAX_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -308,6 +314,7 @@ pub async fn run(database_url: &str, mut store: crate::store::StoreOptions, args
         },
         feed: FeedConfig {
             snapshot_stall: Duration::from_secs(args.feed_snapshot_timeout_secs),
+            snapshot_max: usize::try_from(args.feed_snapshot_max_sessions).unwrap_or(usize::MAX),
             backoff_max: Duration::from_secs(args.feed_backoff_max_secs),
             ..FeedConfig::default()
         },

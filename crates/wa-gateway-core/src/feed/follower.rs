@@ -66,6 +66,8 @@ enum Ended {
     LeaseLost,
     /// This follower was told to stop.
     Stopped,
+    /// The snapshot named more sessions than the bound.
+    TooLarge,
 }
 
 impl From<StoreError> for Ended {
@@ -135,6 +137,10 @@ impl Follower {
                         Ended::Stalled => {
                             format!("the snapshot did not complete within {} s", self.config.snapshot_stall.as_secs())
                         }
+                        Ended::TooLarge => format!(
+                            "the snapshot named more than {} sessions (--feed-snapshot-max-sessions); nothing was removed",
+                            self.config.snapshot_max
+                        ),
                         Ended::LeaseLost => {
                             tracing::warn!(gateway = %self.gateway, "lease lapsed: this replica stops applying the feed");
                             return;
@@ -211,6 +217,9 @@ impl Follower {
             let complete = message.snapshot_complete;
             if let Err(error) = self.apply(message, followed).await {
                 return error.into();
+            }
+            if followed.present.as_ref().is_some_and(|present| present.len() > self.config.snapshot_max) {
+                return Ended::TooLarge;
             }
             if complete && let Some(seen) = followed.present.take() {
                 if let Err(error) = self.complete_snapshot(&seen, followed).await {

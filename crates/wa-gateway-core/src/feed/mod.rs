@@ -43,6 +43,9 @@ use crate::store::port::Store;
 pub struct FeedConfig {
     /// A snapshot that does not complete within this ends the stream.
     pub snapshot_stall: Duration,
+    /// A snapshot that names more sessions than this ends the stream: the
+    /// ids it names are held until it completes.
+    pub snapshot_max: usize,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     /// How long a host that has no feed is left alone.
@@ -53,6 +56,7 @@ impl Default for FeedConfig {
     fn default() -> Self {
         Self {
             snapshot_stall: Duration::from_secs(120),
+            snapshot_max: 2_000_000,
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             unsupported_retry: Duration::from_secs(600),

@@ -63,13 +63,17 @@ impl Fixture {
 
     /// A follower of `GW` (with `tenure` in cluster mode), started.
     fn follow(&self, tenure: Option<i64>) -> tokio::task::JoinHandle<()> {
+        self.follow_with(tenure, FeedConfig { backoff_min: Duration::from_millis(100), ..FeedConfig::default() })
+    }
+
+    fn follow_with(&self, tenure: Option<i64>, config: FeedConfig) -> tokio::task::JoinHandle<()> {
         let follower = Follower {
             gateway: GW.into(),
             host: self.hosts.host(GW).unwrap(),
             store: self.store.clone(),
             backfills: None,
             gateways: self.gateways.clone(),
-            config: FeedConfig { backoff_min: Duration::from_millis(100), ..FeedConfig::default() },
+            config,
             fence: None,
             tenure,
         };
@@ -288,6 +292,33 @@ async fn holding_in(f: &Fixture, gateways: &Gateways) -> FeedSender {
     settle().await;
     assert_eq!(gateways.reports()[0].held_removals, 25);
     feed
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_that_never_completes_is_bounded_and_removes_nothing() {
+    let f = Fixture::single();
+    let config = FeedConfig { snapshot_max: 100, backoff_min: Duration::from_millis(100), ..FeedConfig::default() };
+    f.follow_with(None, config);
+    let feed = f.feed().await;
+    feed.send(Ok(snapshot(ids(0..30), 10))).unwrap();
+    settle().await;
+
+    // The next stream's host names session after session, and never says
+    // its snapshot is complete.
+    feed.send(Err(crate::hosts::HostError::Unavailable("restart".into()))).unwrap();
+    let endless = f.feed().await;
+    for batch in 0..30 {
+        let records = (0..10).map(|i| record(&format!("n{:04}", batch * 10 + i), 20)).collect();
+        if endless.send(Ok(FeedMessage { upserted: records, ..Default::default() })).is_err() {
+            break;
+        }
+        settle().await;
+    }
+    let report = f.gateways.reports()[0].clone();
+    assert!(report.last_error.as_deref().unwrap_or("").contains("more than 100 sessions"), "{report:?}");
+    assert!(endless.is_closed(), "the follower let the stream go");
+    let stored = f.stored().await;
+    assert!(ids(0..30).all(|id| stored.contains(&id)), "a snapshot that never completed removed sessions");
 }
 
 #[test]
