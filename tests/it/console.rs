@@ -290,11 +290,16 @@ async fn the_console_signs_in_lists_sessions_and_runs_a_backfill_in_a_real_brows
     browser.wait_text("#sign-in-message", "not a platform super_admin").await;
 
     // A short-lived token: at its expiry the console returns to sign-in and says why.
+    // The console signs in with it (it keeps the token) and then, however
+    // slowly the page loaded, returns to sign-in once it has expired.
     let mut short = claims("user_root", "org_platform", "owner", Some("super_admin"));
-    short["exp"] = json!(jwks_now() + 4);
-    browser.type_into("#token", &mint(KeyKind::Rsa, "rsa-1", &short)).await;
+    short["exp"] = json!(jwks_now() + 6);
+    let short = mint(KeyKind::Rsa, "rsa-1", &short);
+    browser.type_into("#token", &short).await;
     browser.click(".sign-in button[type=submit]").await;
-    browser.wait("the table", "return document.querySelectorAll('tr[data-session]').length > 0;", json!([])).await;
+    let signed_in = "return sessionStorage.getItem(arguments[0]) === arguments[1] \
+                     || (document.querySelector('#sign-in-message')?.textContent ?? '').includes('expired');";
+    browser.wait("signed in with the short token", signed_in, json!([KEY, short])).await;
     browser.wait_text("#sign-in-message", "expired").await;
     assert_eq!(browser.run("return sessionStorage.getItem(arguments[0]);", json!([KEY])).await, Value::Null);
 
@@ -348,4 +353,64 @@ async fn console_files_are_public_revalidated_and_locked_down() {
     assert_eq!(body["error"]["code"], "not_found");
     let traversal = http.get(platform.gw.http("/console/..%2F..%2FCargo.toml")).send().await.unwrap();
     assert_eq!(traversal.status(), 404);
+}
+
+/// The gateways view refreshes every 5 s. An operator who armed the accept
+/// button with a first click, and a refresh came before the second, still
+/// has it armed and focused: the second click accepts.
+#[tokio::test]
+async fn an_armed_accept_button_and_its_focus_outlive_a_refresh_of_the_gateways_view() {
+    use wa_gateway::proto::host::{HostedSession, HostedSessionStatus};
+    let hosted = |i: usize| HostedSession {
+        id: format!("h{i:02}"),
+        organization_id: "org_a".into(),
+        status: HostedSessionStatus::Working.into(),
+        created_at_ms: 1_700_000_000_000,
+        updated_at_ms: 1_750_000_000_000,
+        ..Default::default()
+    };
+    // 30 sessions stored with gw-1, of which its host holds 5: a held snapshot.
+    let script = Script { feed: true, snapshot: Some((0..5).map(hosted).collect()), ..Default::default() };
+    let (_host, url) = ScriptedHost::start(script).await;
+    let platform = Platform::start(&["--host", &format!("gw-1={url}")]).await;
+    let lines: Vec<String> = (0..30).map(|i| line(&format!("h{i:02}"), "org_a", "working", "gw-1", "held")).collect();
+    assert!(import(&platform.gw.db, &lines.join("\n")).status.success());
+    let origin = platform.gw.http("");
+    let origin = origin.trim_end_matches('/');
+    let browser = Browser::start(1280, 800).await;
+    browser.goto(&format!("{origin}/console/?view=gateways#token={}", platform.admin)).await;
+    let button = "tr[data-gateway='gw-1'] button";
+    browser
+        .wait("the accept button", &format!("return document.querySelector(\"{button}\") !== null;"), json!([]))
+        .await;
+
+    browser.click(button).await;
+    browser.wait_text(button, "Remove 25 session(s)").await;
+    let refreshes =
+        browser.run("return Number(document.querySelector('.table-wrap').dataset.refreshes);", json!([])).await;
+    browser
+        .wait(
+            "a refresh",
+            "return Number(document.querySelector('.table-wrap').dataset.refreshes) > arguments[0];",
+            json!([refreshes]),
+        )
+        .await;
+    let after = browser
+        .run(
+            &format!("const b = document.querySelector(\"{button}\"); return {{label: b.textContent, focused: document.activeElement === b}};"),
+            json!([]),
+        )
+        .await;
+    assert_eq!(after["label"], "Remove 25 session(s)", "the refresh disarmed the button: {after}");
+    assert_eq!(after["focused"], true, "the refresh took the keyboard focus away: {after}");
+    browser.click(button).await;
+    browser.wait_text(".notice", "Accepted").await;
+    browser
+        .wait(
+            "the held sessions removed",
+            "return document.querySelector(\"tr[data-gateway='gw-1'] button\") === null;",
+            json!([]),
+        )
+        .await;
+    no_script_errors(&browser, "gateways accept").await;
 }

@@ -310,14 +310,36 @@ async fn an_import_waits_for_the_write_lock_up_to_the_busy_timeout() {
     assert!(waited >= std::time::Duration::from_millis(900), "gave up after {waited:?}");
 
     // Released while the next import waits: it goes through.
-    let db2 = db.clone();
-    let waiting = tokio::task::spawn_blocking(move || {
-        import_with(&db2, session_line("b2", "org_a", "working", "gw-1").as_bytes(), &["--busy-timeout-secs", "30"])
-    });
-    // Give it time to reach the lock; it must still be waiting there.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "the import did not wait for the write lock");
+    let mut waiting = std::process::Command::new(BIN)
+        .args(["--database-url", &db, "--busy-timeout-secs", "30", "sessions", "import", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut input = waiting.stdin.take().unwrap();
+        input.write_all(session_line("b2", "org_a", "working", "gw-1").as_bytes()).unwrap();
+    }
+    // SQLite's busy handler sleeps between its tries: once a thread of the
+    // import sleeps there, it is waiting for the lock.
+    let pid = waiting.id();
+    eventually("the import waiting on the write lock", std::time::Duration::from_secs(10), || async move {
+        sleeping_in_the_kernel(pid).then_some(())
+    })
+    .await;
+    assert!(waiting.try_wait().unwrap().is_none(), "the import did not wait for the write lock");
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
-    let out = waiting.await.unwrap();
+    let out = tokio::task::spawn_blocking(move || waiting.wait_with_output().unwrap()).await.unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Whether a thread of process `pid` sleeps on a timer (`nanosleep`), as
+/// SQLite's busy handler does between tries.
+fn sleeping_in_the_kernel(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks
+        .flatten()
+        .any(|task| std::fs::read_to_string(task.path().join("wchan")).is_ok_and(|wchan| wchan.contains("nanosleep")))
 }

@@ -14,6 +14,7 @@ export function renderGateways({ main }) {
   const table = h('div', { class: 'table-wrap', 'aria-live': 'polite' }, h('p', { class: 'muted' }, 'Loading gateways…'));
   fill(main, h('h1', {}, 'Gateways'), notice, table);
   const controller = new AbortController();
+  const view = new GatewaysTable(table, accept);
   let timer = null;
   let stopped = false;
 
@@ -22,7 +23,7 @@ export function renderGateways({ main }) {
     try {
       const { body } = await call('/api/v1/admin/gateways', { signal: controller.signal });
       if (stopped) return;
-      fill(table, body.data.length ? gatewaysTable(body.data, accept) : h('p', { class: 'empty' }, 'No gateway is configured (serve --host GW=URL).'));
+      view.show(body.data);
     } catch (error) {
       if (stopped || error.name === 'AbortError') return;
       fill(notice, error.message);
@@ -52,35 +53,97 @@ export function renderGateways({ main }) {
   };
 }
 
-function gatewaysTable(gateways, accept) {
-  return h('table', { class: 'gateways' },
-    h('thead', {}, h('tr', {},
-      ['Gateway', 'Feed', 'Sessions', ...STATUSES, 'Last snapshot', 'Last event', 'Last error', ''].map((c) => h('th', { scope: 'col' }, c)))),
-    h('tbody', {}, gateways.map((g) => h('tr', { 'data-gateway': g.id },
-      h('td', {}, h('span', { title: g.hostUrl }, g.id)),
-      h('td', {}, status(g.feed)),
-      h('td', {}, link({ gatewayId: g.id }, String(g.sessions))),
-      STATUSES.map((s) => h('td', { 'data-status': s }, link({ gatewayId: g.id, status: s }, String(g.statusCounts[s] ?? 0)))),
-      h('td', {}, time(g.lastSnapshotAt)),
-      h('td', {}, time(g.lastEventAt)),
-      h('td', { class: 'error-text' }, text(g.lastError)),
-      h('td', {}, g.heldRemovals > 0 ? acceptButton(g, accept) : null),
-    ))),
-  );
+/**
+ * The gateways table, updated in place on every refresh: a row's cells get
+ * their new values, but its accept button stays the same element, so a
+ * button armed by a first click (and the keyboard focus on it) outlive the
+ * refresh. The table is built anew only when the gateways themselves change.
+ */
+class GatewaysTable {
+  constructor(wrap, accept) {
+    this.wrap = wrap;
+    this.accept = accept;
+    this.ids = null;
+    this.rows = new Map();
+    this.refreshes = 0;
+  }
+
+  show(gateways) {
+    this.refreshes += 1;
+    this.wrap.dataset.refreshes = String(this.refreshes);
+    const ids = gateways.map((g) => g.id).join('\n');
+    if (!gateways.length) {
+      this.ids = ids;
+      fill(this.wrap, h('p', { class: 'empty' }, 'No gateway is configured (serve --host GW=URL).'));
+      return;
+    }
+    if (ids !== this.ids) {
+      this.ids = ids;
+      this.rows.clear();
+      const body = h('tbody', {}, gateways.map((g) => this.row(g)));
+      fill(this.wrap, h('table', { class: 'gateways' },
+        h('thead', {}, h('tr', {},
+          ['Gateway', 'Feed', 'Sessions', ...STATUSES, 'Last snapshot', 'Last event', 'Last error', ''].map((c) => h('th', { scope: 'col' }, c)))),
+        body));
+    }
+    for (const g of gateways) this.update(g);
+  }
+
+  row(g) {
+    const cells = cellsOf(g).map((_, i) => h('td', i >= 3 && i < 3 + STATUSES.length ? { 'data-status': STATUSES[i - 3] } : {}));
+    const action = h('td', {});
+    const tr = h('tr', { 'data-gateway': g.id }, cells, action);
+    this.rows.set(g.id, { cells, action, button: null });
+    return tr;
+  }
+
+  update(g) {
+    const row = this.rows.get(g.id);
+    cellsOf(g).forEach((content, i) => fill(row.cells[i], content));
+    if (g.heldRemovals > 0) {
+      if (!row.button) {
+        row.button = acceptButton(g.id, this.accept);
+        fill(row.action, row.button.element);
+      }
+      row.button.held(g.heldRemovals);
+    } else if (row.button) {
+      row.button = null;
+      fill(row.action);
+    }
+  }
+}
+
+function cellsOf(g) {
+  return [
+    h('span', { title: g.hostUrl }, g.id),
+    status(g.feed),
+    link({ gatewayId: g.id }, String(g.sessions)),
+    ...STATUSES.map((s) => link({ gatewayId: g.id, status: s }, String(g.statusCounts[s] ?? 0))),
+    time(g.lastSnapshotAt),
+    time(g.lastEventAt),
+    h('span', { class: 'error-text' }, text(g.lastError)),
+  ];
 }
 
 /** Two clicks: the first says what will happen, the second does it. */
 function acceptButton(gateway, accept) {
-  const button = h('button', { type: 'button', class: 'danger' }, 'Accept held snapshot…');
+  const element = h('button', { type: 'button', class: 'danger' }, 'Accept held snapshot…');
   let armed = false;
-  button.addEventListener('click', () => {
+  let removals = 0;
+  element.addEventListener('click', () => {
     if (!armed) {
       armed = true;
-      fill(button, `Remove ${gateway.heldRemovals} session(s)`);
+      fill(element, `Remove ${removals} session(s)`);
       return;
     }
-    button.disabled = true;
-    accept(gateway.id);
+    element.disabled = true;
+    accept(gateway);
   });
-  return button;
+  return {
+    element,
+    held(count) {
+      removals = count;
+      if (armed) fill(element, `Remove ${removals} session(s)`);
+    },
+  };
 }
