@@ -6,9 +6,10 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
-use wa_gateway_core::sessions::writes::{self, FeedWriter, Inspection, SessionWrite, StoredVersion, Upsert};
+use wa_gateway_core::sessions::writes::{self, FeedWriter, StoredVersion, Upsert};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
+use wa_gateway_sql::import::{Import, ImportShape};
 use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
 use wa_gateway_sql::sessions::{Over, Placeholders, SessionWrites};
 
@@ -38,69 +39,15 @@ async fn stored_versions(
     Ok(stored)
 }
 
-/// One import transaction. Ids already seen are kept in a temporary table
-/// that disappears with the transaction. The revision row is locked only
-/// at the commit, so feed writes on every replica go on meanwhile.
-struct PgImport {
-    tx: crate::Tx,
-    wrote: bool,
-}
-
-#[async_trait]
-impl SessionImport for PgImport {
-    async fn inspect(&mut self, ids: &[&SessionId]) -> Result<Vec<Inspection>, StoreError> {
-        let raw: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
-        let fresh: HashSet<String> = sqlx::query_scalar(
-            "INSERT INTO import_seen (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING RETURNING id",
-        )
-        .bind(&raw)
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(from_sqlx)?
-        .into_iter()
-        .collect();
-        let mut stored: HashMap<String, StoredVersion> = HashMap::new();
-        for row in sqlx::query("SELECT id, organization_id, updated_at FROM sessions WHERE id = ANY($1)")
-            .bind(&raw)
-            .fetch_all(&mut *self.tx)
-            .await
-            .map_err(from_sqlx)?
-        {
-            let (id, version) = rows::stored_version(&row)?;
-            stored.insert(id, version);
-        }
-        Ok(ids
-            .iter()
-            .map(|id| Inspection { repeated: !fresh.contains(id.as_str()), stored: stored.remove(id.as_str()) })
-            .collect())
-    }
-
-    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<Vec<String>, StoreError> {
-        let mut left_out = Vec::new();
-        for keep in [false, true] {
-            let group: Vec<&Session> =
-                sessions.iter().filter(|w| w.keep_stored_created_at == keep).map(|w| &w.session).collect();
-            let landed = WRITES.upsert::<Postgres>(&mut self.tx, &group, keep, Over::NoNewer).await?;
-            self.wrote |= !landed.is_empty();
-            if landed.len() < group.len() {
-                let landed: HashSet<String> = landed.into_iter().collect();
-                left_out
-                    .extend(group.iter().map(|s| s.id.as_str()).filter(|id| !landed.contains(*id)).map(str::to_owned));
-            }
-        }
-        Ok(left_out)
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        if self.wrote {
-            bump_revision(&mut self.tx).await?;
-        }
-        // Fresh statistics keep the planner choosing the filter indexes.
-        sqlx::query("ANALYZE sessions").execute(&mut *self.tx).await.map_err(from_sqlx)?;
-        self.tx.commit().await?;
-        Ok(())
-    }
-}
+/// An import: the ids it has seen in a temporary table that goes with the
+/// transaction, and fresh statistics for the planner at the end (the
+/// filters' indexes stay chosen after a large import).
+const IMPORT: ImportShape = ImportShape {
+    writes: WRITES,
+    begin: "BEGIN",
+    start: &["CREATE TEMP TABLE import_seen (id TEXT COLLATE \"C\" NOT NULL PRIMARY KEY) ON COMMIT DROP"],
+    finish: &["ANALYZE sessions"],
+};
 
 /// The counters plus the changes not yet folded into them (migration 0009).
 const READ_COUNTS: &str = "SELECT gateway_id, status, SUM(n)::BIGINT AS sessions FROM ( \
@@ -150,12 +97,7 @@ impl SessionStore for crate::PgDatabase {
     }
 
     async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
-        let mut tx = crate::begin(&self.pool).await?;
-        sqlx::query("CREATE TEMP TABLE import_seen (id TEXT COLLATE \"C\" NOT NULL PRIMARY KEY) ON COMMIT DROP")
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        Ok(Box::new(PgImport { tx, wrote: false }))
+        Ok(Box::new(Import::<Postgres>::begin(&self.pool, IMPORT).await?))
     }
 
     async fn list_sessions(&self, filter: &SessionFilter, page: &PageRequest) -> Result<Vec<Session>, StoreError> {

@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod errors;
 pub mod gateways;
+pub mod import;
 pub mod migrations;
 pub mod redact;
 pub mod rows;

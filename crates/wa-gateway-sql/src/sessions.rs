@@ -51,7 +51,7 @@ pub enum Placeholders {
 
 impl Placeholders {
     /// The parameters of `n` values, the first of which is the `first`th.
-    fn list(self, first: usize, n: usize) -> String {
+    pub(crate) fn list(self, first: usize, n: usize) -> String {
         match self {
             Self::Numbered => numbered(first, n),
             Self::Anonymous => vec!["?"; n].join(", "),

@@ -1,17 +1,18 @@
 use crate::BEGIN_WRITE;
 use crate::errors::from_rusqlite;
 use crate::errors::from_sqlx;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use crate::readers::{ReaderRow, Value};
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
-use wa_gateway_core::sessions::writes::{self, FeedWriter, Inspection, SessionWrite, StoredVersion, Upsert};
+use wa_gateway_core::sessions::writes::{self, FeedWriter, StoredVersion, Upsert};
 use wa_gateway_core::store::error::StoreError;
 use wa_gateway_core::store::port::{GatewayRemoval, SessionImport, SessionStore, StatusCount};
+use wa_gateway_sql::import::{Import, ImportShape};
 use wa_gateway_sql::rows::{self, BUMP_REVISION, READ_REVISION, SESSION_COLUMNS};
 use wa_gateway_sql::sessions::{Over, Placeholders, SessionWrites};
 
@@ -25,71 +26,17 @@ async fn bump_revision(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One import transaction. Ids already seen by this import are kept in a
-/// temporary table, which SQLite holds in its temp database (paged like any
-/// table), so memory does not grow with the input.
-pub(super) struct SqliteImport {
-    tx: Transaction<'static, Sqlite>,
-    wrote: bool,
-}
-
-#[async_trait]
-impl SessionImport for SqliteImport {
-    async fn inspect(&mut self, ids: &[&SessionId]) -> Result<Vec<Inspection>, StoreError> {
-        let mut fresh: HashSet<String> = HashSet::with_capacity(ids.len());
-        let mut stored: HashMap<String, StoredVersion> = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("INSERT INTO temp.import_seen (id) ");
-            q.push_values(chunk, |mut row, id| {
-                row.push_bind(id.as_str());
-            });
-            q.push(" ON CONFLICT (id) DO NOTHING RETURNING id");
-            for row in q.build().fetch_all(&mut *self.tx).await.map_err(from_sqlx)? {
-                fresh.insert(row.try_get("id").map_err(from_sqlx)?);
-            }
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT id, organization_id, updated_at FROM sessions WHERE id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(id.as_str());
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&mut *self.tx).await.map_err(from_sqlx)? {
-                let (id, version) = rows::stored_version(&row)?;
-                stored.insert(id, version);
-            }
-        }
-        Ok(ids
-            .iter()
-            .map(|id| Inspection { repeated: !fresh.contains(id.as_str()), stored: stored.remove(id.as_str()) })
-            .collect())
-    }
-
-    async fn write(&mut self, sessions: &[SessionWrite]) -> Result<Vec<String>, StoreError> {
-        let mut left_out = Vec::new();
-        for keep in [false, true] {
-            let group: Vec<&Session> =
-                sessions.iter().filter(|w| w.keep_stored_created_at == keep).map(|w| &w.session).collect();
-            let landed = WRITES.upsert::<Sqlite>(&mut self.tx, &group, keep, Over::NoNewer).await?;
-            self.wrote |= !landed.is_empty();
-            if landed.len() < group.len() {
-                let landed: HashSet<String> = landed.into_iter().collect();
-                left_out
-                    .extend(group.iter().map(|s| s.id.as_str()).filter(|id| !landed.contains(*id)).map(str::to_owned));
-            }
-        }
-        Ok(left_out)
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        if self.wrote {
-            bump_revision(&mut self.tx).await?;
-        }
-        sqlx::query("DROP TABLE temp.import_seen").execute(&mut *self.tx).await.map_err(from_sqlx)?;
-        self.tx.commit().await.map_err(from_sqlx)?;
-        Ok(())
-    }
-}
+/// An import: the ids it has seen in a temporary table, which SQLite holds
+/// in its temp database (paged like any table), dropped at the end.
+const IMPORT: ImportShape = ImportShape {
+    writes: WRITES,
+    begin: BEGIN_WRITE,
+    start: &[
+        "CREATE TEMP TABLE IF NOT EXISTS import_seen (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID",
+        "DELETE FROM temp.import_seen",
+    ],
+    finish: &["DROP TABLE temp.import_seen"],
+};
 
 impl crate::SqliteDatabase {
     /// The per-gateway statements both backends share.
@@ -117,13 +64,7 @@ impl SessionStore for crate::SqliteDatabase {
     }
 
     async fn begin_import(&self) -> Result<Box<dyn SessionImport>, StoreError> {
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(from_sqlx)?;
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS import_seen (id TEXT NOT NULL PRIMARY KEY) WITHOUT ROWID")
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        sqlx::query("DELETE FROM temp.import_seen").execute(&mut *tx).await.map_err(from_sqlx)?;
-        Ok(Box::new(SqliteImport { tx, wrote: false }))
+        Ok(Box::new(Import::<Sqlite>::begin(&self.pool, IMPORT).await?))
     }
 
     /// Up to `limit + 1` sessions after the page's key, ordered by id, so the
