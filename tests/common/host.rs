@@ -51,6 +51,29 @@ pub struct ScriptedHost {
     pub feed_opens: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// A session as a host's feed reports it, created 2023-11-14.
+pub fn hosted(id: &str, organization: &str, status: HostedSessionStatus, updated_at_ms: i64) -> HostedSession {
+    HostedSession {
+        id: id.into(),
+        organization_id: organization.into(),
+        status: status.into(),
+        created_at_ms: 1_700_000_000_000,
+        updated_at_ms,
+        ..Default::default()
+    }
+}
+
+/// What a connection out of step with its server looks like in sqlx's
+/// errors, as they show in a replica's log.
+pub const OUT_OF_STEP: [&str; 6] = [
+    "unexpected message",
+    "expected ParseComplete",
+    "already a transaction in progress",
+    "unexpected connection status",
+    "CopyInResponse",
+    "during COPY",
+];
+
 pub fn contact(i: usize, tag: &str) -> Contact {
     Contact {
         jid: format!("{i:05}@s.whatsapp.net"),

@@ -12,20 +12,13 @@ use sqlx::Connection;
 use wa_gateway::proto::host::{HostedSession, HostedSessionStatus, WatchSessionsResponse};
 
 use crate::common::Gateway;
-use crate::common::host::{Script, ScriptedHost};
+use crate::common::host::{self, Script, ScriptedHost};
 use crate::common::{JwksServer, KeyKind, eventually, import, mint, pg, session_line, super_admin_claims};
 
 const LEASE_SECS: u64 = 3;
 
 fn hosted(id: &str) -> HostedSession {
-    HostedSession {
-        id: id.into(),
-        organization_id: "org_a".into(),
-        status: HostedSessionStatus::Working.into(),
-        created_at_ms: 1_700_000_000_000,
-        updated_at_ms: 1_750_000_000_000,
-        ..Default::default()
-    }
+    host::hosted(id, "org_a", HostedSessionStatus::Working, 1_750_000_000_000)
 }
 
 /// Each gateway as `replica` shows it.

@@ -11,7 +11,7 @@ use wa_gateway::proto::host::{HostedSession, HostedSessionStatus, WatchSessionsR
 
 use crate::both_backends;
 use crate::common::Gateway;
-use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::host::{self, OUT_OF_STEP, Script, ScriptedHost, contact, group};
 use crate::common::proxy::{FaultProxy, Mode, port_of};
 use crate::common::{Backend, JwksServer, KeyKind, backend, eventually, fresh_database, mint, pg, super_admin_claims};
 
@@ -19,25 +19,8 @@ const CONTACTS: usize = 20_000;
 const LEASE_SECS: u64 = 3;
 const PATIENCE: Duration = Duration::from_secs(120);
 
-/// What a connection out of step with its server looks like in sqlx's errors.
-const OUT_OF_STEP: [&str; 6] = [
-    "unexpected message",
-    "expected ParseComplete",
-    "already a transaction in progress",
-    "unexpected connection status",
-    "CopyInResponse",
-    "during COPY",
-];
-
 fn hosted(id: &str, updated_at_ms: i64) -> HostedSession {
-    HostedSession {
-        id: id.into(),
-        organization_id: "org_a".into(),
-        status: HostedSessionStatus::Working.into(),
-        created_at_ms: 1_700_000_000_000,
-        updated_at_ms,
-        ..Default::default()
-    }
+    host::hosted(id, "org_a", HostedSessionStatus::Working, updated_at_ms)
 }
 
 fn script() -> Script {

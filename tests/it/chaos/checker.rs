@@ -48,7 +48,17 @@ async fn get(cluster: &Cluster, replica: usize, path: &str) -> Option<Value> {
 /// Every session ends with its newest acknowledged record, and a session
 /// no host holds is gone, with its data.
 pub async fn sessions(cluster: &Cluster, truth: &Truth, found: &mut Vec<String>) {
-    let listed = get(cluster, 0, "/api/v1/admin/sessions?limit=500").await.expect("the listing answers");
+    let mut answered = None;
+    for replica in 0..cluster.replicas.len() {
+        answered = get(cluster, replica, "/api/v1/admin/sessions?limit=500").await;
+        if answered.is_some() {
+            break;
+        }
+    }
+    let Some(listed) = answered else {
+        found.push("no replica answers the sessions listing".into());
+        return;
+    };
     let listed: BTreeMap<String, &Value> =
         listed["data"].as_array().unwrap().iter().map(|s| (s["id"].as_str().unwrap().to_owned(), s)).collect();
     let mut expected = BTreeSet::new();
@@ -170,16 +180,25 @@ pub async fn jobs(cluster: &Cluster, events: &[Value], found: &mut Vec<String>) 
     }
 }
 
-/// No answer was a 500.
+/// No answer was a 500, and the run's own credential was never refused
+/// (a 401 or 429 would mean the operators stopped testing anything).
 pub fn answers(events: &[Value], found: &mut Vec<String>) {
     for event in events.iter().filter(|e| e["status"] == 500) {
         found.push(format!("a 500: {event}"));
     }
+    let refused = events.iter().filter(|e| e["status"] == 401 || e["status"] == 429).count();
+    if refused > 0 {
+        found.push(format!("{refused} calls had the run's credential refused (401 or 429)"));
+    }
 }
 
-/// Every replica answers ready.
+/// Every replica runs and answers ready.
 pub async fn ready(cluster: &Cluster, found: &mut Vec<String>) {
     for replica in 0..cluster.replicas.len() {
+        if let Err(why) = cluster.running(replica).await {
+            found.push(format!("replica {replica} is not running: {why}"));
+            continue;
+        }
         let ready = match cluster.http(replica).await {
             Some(base) => reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200),
             None => false,

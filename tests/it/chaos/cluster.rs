@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::RwLock;
 
-use crate::common::host::{Script, ScriptedHost, contact, group};
+use crate::common::host::{OUT_OF_STEP, Script, ScriptedHost, contact, group};
 use crate::common::proxy::{FaultProxy, port_of};
 use crate::common::{Backend, Gateway, JwksServer, KeyKind, fresh_database, mint, pg, super_admin_claims};
 
@@ -45,9 +45,12 @@ fn backfill_data() -> Script {
 }
 
 impl Cluster {
-    pub async fn start(backend: Backend) -> Self {
+    /// The system for a run of `secs` seconds (its token outlives the run).
+    pub async fn start(backend: Backend, secs: u64) -> Self {
         let jwks = JwksServer::start().await;
-        let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
+        let mut claims = super_admin_claims();
+        claims["exp"] = serde_json::json!(crate::common::jwks_now() + secs as i64 + 3600);
+        let token = mint(KeyKind::Rsa, "rsa-1", &claims);
         let mut hosts = Vec::new();
         let mut args: Vec<String> = vec![
             "--backfill-lease-secs".into(),
@@ -141,6 +144,32 @@ impl Cluster {
         Duration::from_secs(LEASE_SECS)
     }
 
+    /// Whether replica `i`'s process is still running (not exited or killed).
+    pub async fn running(&self, i: usize) -> Result<(), String> {
+        match self.replicas[i].write().await.as_mut() {
+            None => Err("down".into()),
+            Some(gw) => match gw.child.try_wait() {
+                Ok(None) => Ok(()),
+                Ok(Some(status)) => Err(format!("exited: {status}")),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
+    /// Writes each running replica's log to `target/tmp/chaos/<name>-replica-<i>.log`.
+    pub async fn save_logs(&self, name: &str) -> Vec<std::path::PathBuf> {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("chaos");
+        let mut saved = Vec::new();
+        for (i, replica) in self.replicas.iter().enumerate() {
+            if let Some(gw) = replica.read().await.as_ref() {
+                let path = dir.join(format!("{name}-replica-{i}.log"));
+                std::fs::write(&path, gw.logs.lock().unwrap().join("\n")).unwrap();
+                saved.push(path);
+            }
+        }
+        saved
+    }
+
     /// Protocol errors in the logs of every replica running now.
     pub async fn out_of_step(&self) -> Vec<String> {
         let mut found = self.killed_out_of_step.lock().unwrap().clone();
@@ -152,16 +181,6 @@ impl Cluster {
         found
     }
 }
-
-/// What a connection out of step with its server looks like in sqlx's errors.
-const OUT_OF_STEP: [&str; 6] = [
-    "unexpected message",
-    "expected ParseComplete",
-    "already a transaction in progress",
-    "unexpected connection status",
-    "CopyInResponse",
-    "during COPY",
-];
 
 fn scan_logs(gw: &Gateway, i: usize, found: &mut Vec<String>) {
     for line in gw.logs.lock().unwrap().iter() {

@@ -52,7 +52,7 @@ async fn run(backend: Backend, seed: u64, secs: u64) {
     let engine = if backend == Backend::Postgres { "postgres" } else { "sqlite" };
     let name = format!("{engine}-{seed}");
     eprintln!("chaos {name}: {secs} s; replay with scripts/chaos --backend {engine} --seed {seed} --secs {secs}");
-    let cluster = Cluster::start(backend).await;
+    let cluster = Cluster::start(backend, secs).await;
     let history = History::new();
     let workload = Workload::new(&cluster, &history);
     workload.seed(&mut StdRng::seed_from_u64(seed));
@@ -65,9 +65,9 @@ async fn run(backend: Backend, seed: u64, secs: u64) {
         tokio::join!(futures_util::future::join_all(operators), nemesis::run(&cluster, &history, seed, until), sampler);
 
     heal(&cluster).await;
-    converge(&cluster, &history).await;
-    let events = history.events();
     let mut found = Vec::new();
+    converge(&cluster, &history, &mut found).await;
+    let events = history.events();
     checker::ready(&cluster, &mut found).await;
     checker::answers(&events, &mut found);
     checker::sessions(&cluster, &workload.truth.lock().unwrap(), &mut found).await;
@@ -76,6 +76,11 @@ async fn run(backend: Backend, seed: u64, secs: u64) {
     found.extend(events.iter().filter(|e| e["op"] == "overlap").map(|e| format!("two jobs ran at once: {e}")));
     found.extend(cluster.out_of_step().await);
     let path = history.save(&name);
+    if !found.is_empty() {
+        for log in cluster.save_logs(&name).await {
+            eprintln!("  replica log: {}", log.display());
+        }
+    }
     summary(&events, faults, &path, &found);
     assert!(found.is_empty(), "chaos {name}: {} violations (history in {})", found.len(), path.display());
 }
@@ -111,10 +116,68 @@ async fn heal(cluster: &Cluster) {
     }
 }
 
+/// Polls `check` until it holds or `PATIENCE` passes; whether it held.
+async fn within<F, Fut>(mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let until = tokio::time::Instant::now() + PATIENCE;
+    while tokio::time::Instant::now() < until {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// Every replica's gateways view, the lease rows, and each replica's last
+/// feed log lines: what an operator would look at when a feed is stuck.
+async fn feed_state(cluster: &Cluster) -> String {
+    let mut out = String::new();
+    for i in 0..cluster.replicas.len() {
+        let view = match cluster.http(i).await {
+            Some(base) => match reqwest::Client::new()
+                .get(format!("{base}/api/v1/admin/gateways"))
+                .bearer_auth(&cluster.token)
+                .send()
+                .await
+            {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(e) => e.to_string(),
+            },
+            None => "down".into(),
+        };
+        out.push_str(&format!("\nreplica {i} (pid {:?}) sees: {view}", cluster.pid(i).await));
+        if let Some(gw) = cluster.replicas[i].read().await.as_ref() {
+            let logs = gw.logs.lock().unwrap();
+            let feed: Vec<&String> = logs.iter().filter(|l| l.contains("feed") && !l.contains("FeedUpsert")).collect();
+            for line in feed.iter().rev().take(12).rev() {
+                out.push_str(&format!("\n  {line}"));
+            }
+        }
+    }
+    if cluster.backend == Backend::Postgres {
+        let rows = checker::rows(
+            cluster,
+            "SELECT gateway_id, follower, tenure::text, (lease_expires_at - (extract(epoch from clock_timestamp()) * 1000)::bigint)::text \
+             FROM feed_followers ORDER BY 1",
+        )
+        .await;
+        out.push_str(&format!("\nleases (gateway, follower, tenure, ms left): {rows:?}"));
+        out.push_str(&format!(
+            "\nreplicas alive: {:?}",
+            checker::rows(cluster, "SELECT replica FROM feed_replicas").await
+        ));
+    }
+    out
+}
+
 /// Every host's feed starts again from a fresh snapshot of what it holds
 /// (what the workload's feeds missed arrives now), held snapshots are
-/// accepted, and every job ends.
-async fn converge(cluster: &Cluster, history: &History) {
+/// accepted, and every job ends. What did not happen is a finding.
+async fn converge(cluster: &Cluster, history: &History, found: &mut Vec<String>) {
     let client = reqwest::Client::new();
     let view = || async {
         let base = cluster.http(0).await?;
@@ -129,21 +192,24 @@ async fn converge(cluster: &Cluster, history: &History) {
             .ok()?;
         Some(body["data"].as_array()?.clone())
     };
-    eventually("one follower per gateway", PATIENCE, || async {
-        let gateways = view().await?;
-        gateways.iter().all(|g| g["feed"] == "live").then_some(())
-    })
-    .await;
+    let live = within(|| async { view().await.is_some_and(|g| g.iter().all(|g| g["feed"] == "live")) }).await;
+    if !live {
+        found.push(format!(
+            "not every feed was live {} s after the faults healed:{}",
+            PATIENCE.as_secs(),
+            feed_state(cluster).await
+        ));
+        return;
+    }
     let since = crate::common::jwks_now() * 1000;
     for (_, host) in &cluster.hosts {
         host.break_feed(tonic::Status::unavailable("the chaos run ends")).await;
     }
-    eventually("a fresh snapshot of every gateway", PATIENCE, || async {
-        let gateways = view().await?;
+    let fresh = within(|| async {
+        let Some(gateways) = view().await else { return false };
         for g in &gateways {
             if g["heldRemovals"].as_u64().unwrap_or(0) > 0 {
-                let id = g["id"].as_str()?;
-                let base = cluster.http(0).await?;
+                let (Some(id), Some(base)) = (g["id"].as_str(), cluster.http(0).await) else { continue };
                 let _ = client
                     .post(format!("{base}/api/v1/admin/gateways/{id}:acceptSnapshot"))
                     .bearer_auth(&cluster.token)
@@ -154,15 +220,21 @@ async fn converge(cluster: &Cluster, history: &History) {
         gateways
             .iter()
             .all(|g| g["feed"] == "live" && g["lastSnapshotAt"].as_i64() >= Some(since) && g["heldRemovals"] == 0)
-            .then_some(())
     })
     .await;
+    if !fresh {
+        found.push(format!(
+            "no fresh snapshot of every gateway within {} s:{}",
+            PATIENCE.as_secs(),
+            feed_state(cluster).await
+        ));
+        return;
+    }
     let jobs_active = "SELECT COUNT(*) FROM backfill_jobs WHERE status IN ('queued', 'running')";
-    if cluster.backend == Backend::Postgres {
-        eventually("every job ended", PATIENCE, || async {
-            (checker::rows(cluster, jobs_active).await[0][0] == "0").then_some(())
-        })
-        .await;
+    if cluster.backend == Backend::Postgres
+        && !within(|| async { checker::rows(cluster, jobs_active).await[0][0] == "0" }).await
+    {
+        found.push(format!("jobs still active {} s after the faults healed", PATIENCE.as_secs()));
     }
     // The counters fold in the background; let one upkeep round pass.
     tokio::time::sleep(Cluster::lease()).await;

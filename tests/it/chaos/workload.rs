@@ -68,14 +68,7 @@ pub struct Workload<'a> {
 fn hosted(id: &str, status: HostedSessionStatus, updated_at_ms: i64) -> HostedSession {
     // Each id keeps one organization: a host never moves a session.
     let organization = if id.ends_with(['0', '2', '4', '6', '8']) { "org_a" } else { "org_b" };
-    HostedSession {
-        id: id.into(),
-        organization_id: organization.into(),
-        status: status.into(),
-        created_at_ms: 1_700_000_000_000,
-        updated_at_ms,
-        ..Default::default()
-    }
+    crate::common::host::hosted(id, organization, status, updated_at_ms)
 }
 
 impl<'a> Workload<'a> {
