@@ -16,8 +16,12 @@ use crate::proto::{self as pb, admin_service_client::AdminServiceClient, admin_s
 /// The stream of job updates WatchBackfill answers with.
 pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchBackfillResponse, Status>> + Send>>;
 
+/// The stream of session events WatchSessionEvents answers with.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::WatchSessionEventsResponse, Status>> + Send>>;
+
 /// An AdminService the REST layer can call.
-pub type AdminBackend = Arc<dyn AdminService<WatchBackfillStream = WatchStream>>;
+pub type AdminBackend =
+    Arc<dyn AdminService<WatchBackfillStream = WatchStream, WatchSessionEventsStream = EventStream>>;
 
 /// Largest response message accepted from a remote AdminService.
 const MAX_RESPONSE_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -94,6 +98,16 @@ macro_rules! forward {
                 let response = self.0.clone().watch_backfill(as_sent(request)).await?;
                 Ok(response.map(|updates| Box::pin(updates) as WatchStream))
             }
+
+            type WatchSessionEventsStream = EventStream;
+
+            async fn watch_session_events(
+                &self,
+                request: Request<pb::WatchSessionEventsRequest>,
+            ) -> Result<Response<EventStream>, Status> {
+                let response = self.0.clone().watch_session_events(as_sent(request)).await?;
+                Ok(response.map(|events| Box::pin(events) as EventStream))
+            }
         }
     };
 }
@@ -110,4 +124,5 @@ forward! {
     list_session_contacts(ListSessionContactsRequest) -> ListSessionContactsResponse;
     list_session_groups(ListSessionGroupsRequest) -> ListSessionGroupsResponse;
     list_session_group_participants(ListSessionGroupParticipantsRequest) -> ListSessionGroupParticipantsResponse;
+    list_session_events(ListSessionEventsRequest) -> ListSessionEventsResponse;
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::proto as pb;
 
-fn millis(ts: Option<Timestamp>) -> Option<i64> {
+pub(crate) fn millis(ts: Option<Timestamp>) -> Option<i64> {
     ts.map(|t| t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000))
 }
 

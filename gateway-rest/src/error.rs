@@ -54,9 +54,8 @@ impl ApiError {
 /// The CONTRACT §1 table, read from the gRPC side.
 pub fn http_status(code: Code) -> (StatusCode, &'static str) {
     match code {
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            (StatusCode::BAD_REQUEST, "invalid_argument")
-        }
+        Code::InvalidArgument | Code::FailedPrecondition => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        Code::OutOfRange => (StatusCode::GONE, "gone"),
         Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthorized"),
         Code::PermissionDenied => (StatusCode::FORBIDDEN, "forbidden"),
         Code::NotFound => (StatusCode::NOT_FOUND, "not_found"),

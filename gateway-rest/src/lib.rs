@@ -17,6 +17,7 @@ mod body;
 mod client_addr;
 pub mod dto;
 pub mod error;
+pub mod events;
 pub mod finish;
 mod forwarded;
 mod gateways;
@@ -33,7 +34,7 @@ mod state;
 
 use std::time::Duration;
 
-pub use backend::{AdminBackend, WatchStream, remote};
+pub use backend::{AdminBackend, EventStream, WatchStream, remote};
 pub use client_addr::TrustedProxies;
 pub use forwarded::Forwarded;
 pub use request_context::acceptable_request_id;

@@ -114,6 +114,9 @@ fn schemas() -> Value {
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Group"}}, "nextCursor": nullable("string")}},
         "ParticipantPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
             "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/Participant"}}, "nextCursor": nullable("string")}},
+        "SessionEvent": session_event_schema(),
+        "SessionEventPage": {"type": "object", "required": ["data","nextCursor"], "additionalProperties": false,
+            "properties": {"data": {"type": "array", "items": {"$ref": "#/components/schemas/SessionEvent"}}, "nextCursor": nullable("string")}},
         "Gateway": {
             "type": "object",
             "required": ["id","hostUrl","feed","sessions","lastSnapshotAt","lastEventAt","lastError","follower","statusCounts","heldRemovals"],
@@ -149,6 +152,55 @@ fn schemas() -> Value {
     })
 }
 
+fn session_event_schema() -> Value {
+    let status = json!({"enum": ["stopped","starting","scan_qr_code","working","failed", null]});
+    json!({
+        "type": "object",
+        "required": ["cursor","sessionId","organizationId","gatewayId","kind","fromStatus","toStatus","fromGatewayId","changedAt","recordedAt","source"],
+        "additionalProperties": false,
+        "properties": {
+            "cursor": {"type": "string", "description": "where a watch resumes after this event (after=)"},
+            "sessionId": {"type": "string"}, "organizationId": {"type": "string"}, "gatewayId": nullable("string"),
+            "kind": {"enum": ["appeared","status_changed","moved","removed"]},
+            "fromStatus": status, "toStatus": status, "fromGatewayId": nullable("string"),
+            "changedAt": {"type": "integer", "description": "the record's updatedAt (the removal's time for removed)"},
+            "recordedAt": {"type": "integer", "description": "when the change was stored"},
+            "source": {"enum": ["feed","import"]}
+        }
+    })
+}
+
+fn event_paths() -> Value {
+    let filters = [
+        json!({"name": "organizationId", "in": "query", "required": false, "description": "Only this organization's events; empty means no filter.", "schema": {"type": "string", "pattern": FILTER_PATTERN}}),
+        json!({"name": "gatewayId", "in": "query", "required": false, "description": "Only events on this gateway; empty means no filter.", "schema": {"type": "string", "pattern": FILTER_PATTERN}}),
+        json!({"name": "status", "in": "query", "required": false, "description": "Only events entering this status.", "schema": {"enum": ["stopped","starting","scan_qr_code","working","failed"]}}),
+        json!({"name": "since", "in": "query", "required": false, "description": "Only events recorded at or after this time (ms since 1970).", "schema": {"type": "integer", "minimum": 0, "maximum": 253_402_300_799_999_i64}}),
+    ];
+    json!({
+        "/api/v1/admin/sessions/{session}/events": {"get": {
+            "operationId": "listSessionEventsOfSession", "summary": "One session's history, newest first (super_admin)",
+            "description": "404 for a session never stored; a removed session's events stay readable.",
+            "parameters": session_page_params(),
+            "responses": with(json!({"200": ok("One page of events, newest first.", "SessionEventPage")}), errors(&["404"]))
+        }},
+        "/api/v1/admin/session-events": {"get": {
+            "operationId": "listSessionEvents", "summary": "The fleet's session events, newest first (super_admin)",
+            "parameters": page_params().into_iter().chain(filters).collect::<Vec<_>>(),
+            "responses": with(json!({"200": ok("One page of events, newest first.", "SessionEventPage")}), errors(&[]))
+        }},
+        "/api/v1/admin/session-events:watch": {"get": {
+            "operationId": "watchSessionEvents", "summary": "Every session event as it commits (super_admin)",
+            "description": "Newline-delimited JSON, one SessionEvent per line, in commit order: the events after `after`, then each new one. Without `after`, from now on. Resuming with the cursor of the last event seen gives every later event exactly once, on any replica. 410 (reason CURSOR_GONE) when events after the cursor were pruned: list again. The stream ends with an error line when the token expires.",
+            "parameters": [json!({"name": "after", "in": "query", "required": false, "description": "The cursor of the last event seen.", "schema": {"type": "string", "minLength": 1}})],
+            "responses": with(json!({"200": {
+                "description": "Newline-delimited JSON: one SessionEvent per line.",
+                "content": {"application/x-ndjson": {"schema": {"type": "string"}}}
+            }}), errors(&["410"]))
+        }}
+    })
+}
+
 fn error_component(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
@@ -173,6 +225,14 @@ fn errors(extra: &[&str]) -> Value {
 }
 
 pub fn document() -> Value {
+    let mut document = base_document();
+    if let (Some(paths), Value::Object(events)) = (document["paths"].as_object_mut(), event_paths()) {
+        paths.extend(events);
+    }
+    document
+}
+
+fn base_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -275,6 +335,7 @@ pub fn document() -> Value {
                 "Error404": error_component("not_found: no such session, job or path."),
                 "Error405": error_component("method_not_allowed."),
                 "Error409": error_component("conflict: a backfill is already queued or running (BACKFILL_RUNNING), none is running to cancel (BACKFILL_NOT_RUNNING), or a cursor outlived its backfill (CURSOR_STALE)."),
+                "Error410": error_component("gone: events after the cursor were pruned (CURSOR_GONE); list the events again."),
                 "Error413": error_component("payload_too_large."),
                 "Error429": with(error_component("rate_limited: too many failed credentials from this address; retry after Retry-After seconds."),
                     json!({"headers": {"Retry-After": {"schema": {"type": "integer"}}}})),

@@ -3,16 +3,15 @@
 use std::collections::HashMap;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::StreamExt;
 
 use crate::body::{check_empty_body, read_body};
 use crate::dto::{self, PageOf};
-use crate::error::{ApiError, from_status};
+use crate::error::ApiError;
 use crate::forwarded::{Forwarded, rpc_request};
 use crate::json_body::{JsonBody, WrittenJson};
 use crate::proto as pb;
@@ -29,6 +28,14 @@ pub(crate) fn routes(state: RestState) -> Router {
             get(crate::gateways::list).fallback(|| async { ApiError::method_not_allowed("GET") }),
         )
         .route("/api/v1/admin/gateways/{gateway}", axum::routing::any(crate::gateways::accept))
+        .route(
+            crate::events::SESSION_EVENTS,
+            get(crate::events::of_fleet).fallback(|| async { ApiError::method_not_allowed("GET") }),
+        )
+        .route(
+            crate::events::WATCH,
+            get(crate::events::watch).fallback(|| async { ApiError::method_not_allowed("GET") }),
+        )
         .route(
             "/api/v1/openapi.json",
             get(|| async { JsonBody(crate::openapi::document()) })
@@ -94,6 +101,7 @@ async fn session_resource(State(state): State<RestState>, request: Request) -> R
             })
             .await
         }
+        Resource::Events => crate::events::of_session(state, headers, &query, session_id).await,
         Resource::Groups => {
             list_stored(&query, move |limit, cursor| async move {
                 let message = pb::ListSessionGroupsRequest { session_id, limit, cursor };
@@ -174,19 +182,5 @@ async fn watch_backfill(
 ) -> Result<Response, ApiError> {
     let message = pb::WatchBackfillRequest { session_id, job_id };
     let stream = state.call(state.backend.watch_backfill(rpc_request(headers, message))).await?;
-    let lines = stream.map(|item| {
-        let value = match item {
-            Ok(update) => serde_json::to_value(update.job.map(dto::BackfillJob::from)),
-            Err(status) => {
-                let e = from_status(&status);
-                Ok(serde_json::json!({"error": {"code": e.code, "message": e.message, "details": e.details}}))
-            }
-        };
-        let mut line = value.map(|v| v.to_string()).unwrap_or_else(|_| "null".into());
-        line.push('\n');
-        Ok::<_, std::convert::Infallible>(Bytes::from(line))
-    });
-    let mut response = Body::from_stream(lines).into_response();
-    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-ndjson"));
-    Ok(response)
+    Ok(crate::events::ndjson(stream, |update: pb::WatchBackfillResponse| update.job.map(dto::BackfillJob::from)))
 }

@@ -30,6 +30,7 @@ pub(crate) enum Resource<'a> {
     WatchBackfill,
     CancelBackfill,
     Contacts,
+    Events,
     Groups,
     Participants { raw_group: &'a str },
 }
@@ -66,6 +67,7 @@ impl Resource<'_> {
             Self::WatchBackfill => "/api/v1/admin/sessions/{session}/backfill:watch",
             Self::CancelBackfill => "/api/v1/admin/sessions/{session}/backfill:cancel",
             Self::Contacts => "/api/v1/admin/sessions/{session}/contacts",
+            Self::Events => "/api/v1/admin/sessions/{session}/events",
             Self::Groups => "/api/v1/admin/sessions/{session}/groups",
             Self::Participants { .. } => "/api/v1/admin/sessions/{session}/groups/{groupJid}/participants",
         })
@@ -102,6 +104,7 @@ pub(crate) fn parse(tail: &str) -> Result<(&str, Resource<'_>), ApiError> {
         "backfill:watch" => Resource::WatchBackfill,
         "backfill:cancel" => Resource::CancelBackfill,
         "contacts" => Resource::Contacts,
+        "events" => Resource::Events,
         "groups" => Resource::Groups,
         _ => match group {
             Some(group) if !group.is_empty() && !group.contains('/') => Resource::Participants { raw_group: group },

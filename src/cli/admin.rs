@@ -44,6 +44,9 @@ pub enum AdminCommand {
     /// Backfill jobs.
     #[command(subcommand)]
     Backfill(BackfillCommand),
+    /// Session events across the fleet.
+    #[command(subcommand)]
+    Events(super::events::EventsCommand),
     /// Every configured gateway: its session feed and its sessions by status.
     Gateways {
         #[command(subcommand)]
@@ -66,6 +69,17 @@ pub enum SessionsCommand {
         #[arg(long, default_value_t = 50)]
         limit: i32,
         /// Follow the cursor to the last page.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One session's history, newest first: when it appeared, each status
+    /// change and move, and its removal.
+    Events {
+        session: String,
+        /// Page size (1-500).
+        #[arg(long, default_value_t = 50)]
+        limit: i32,
+        /// Follow the cursor to the oldest event kept.
         #[arg(long)]
         all: bool,
     },
@@ -165,6 +179,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("--token contains characters a header cannot carry"))?;
     let mut client = Client { inner: AdminServiceClient::new(channel), token };
     match args.command {
+        AdminCommand::Events(command) => super::events::run(client.inner, client.token, command, args.json).await,
+        AdminCommand::Sessions(SessionsCommand::Events { session, limit, all }) => {
+            super::events::list(client.inner, client.token, session, limit, all, args.json).await
+        }
         AdminCommand::Gateways { command } => {
             super::gateways::run(client.inner, client.token, command, args.json).await
         }

@@ -5,6 +5,7 @@ mod admin;
 mod api_keys;
 mod backup;
 mod demo;
+mod events;
 mod gateways;
 mod host_check;
 mod host_sim;

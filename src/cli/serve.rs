@@ -11,6 +11,7 @@ use crate::backfill::{BackfillConfig, RetryPolicy};
 use crate::hosts::HostRegistry;
 use crate::server::{self, ServeConfig};
 use crate::tls::ClientTls;
+use wa_gateway_core::events::retention::RetentionPolicy;
 use wa_gateway_core::feed::FeedConfig;
 
 #[derive(Args, Debug)]
@@ -105,6 +106,16 @@ pub struct ServeArgs {
     /// memory a snapshot takes stays bounded whatever a host sends.
     #[arg(long, env = "WA_GATEWAY_FEED_SNAPSHOT_MAX_SESSIONS", default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub feed_snapshot_max_sessions: u64,
+
+    /// Days a session event is kept (each session also keeps at most its
+    /// newest 1,000).
+    #[arg(long, env = "WA_GATEWAY_SESSION_EVENTS_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub session_events_retention_days: u64,
+
+    /// Seconds between rounds of pruning session events (a round deletes in
+    /// batches of 2,000 until nothing is left to prune).
+    #[arg(long, env = "WA_GATEWAY_SESSION_EVENTS_PRUNE_EVERY_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub session_events_prune_every_secs: u64,
 
     /// Longest wait, in seconds, before a broken session feed is opened again
     /// (waits start at half a second and double, with jitter).
@@ -317,6 +328,11 @@ pub async fn run(database_url: &str, mut store: crate::store::StoreOptions, args
             snapshot_max: usize::try_from(args.feed_snapshot_max_sessions).unwrap_or(usize::MAX),
             backoff_max: Duration::from_secs(args.feed_backoff_max_secs),
             ..FeedConfig::default()
+        },
+        session_events: RetentionPolicy {
+            max_age: Duration::from_secs(args.session_events_retention_days * 86_400),
+            every: Duration::from_secs(args.session_events_prune_every_secs),
+            ..RetentionPolicy::default()
         },
         demo_jwks: demo.as_ref().map(|d| d.jwks_json.clone()),
     };

@@ -37,10 +37,11 @@ macro_rules! assets {
 
 const JS: &str = "text/javascript; charset=utf-8";
 
-static ASSETS: [Asset; 11] = assets![
+static ASSETS: [Asset; 12] = assets![
     "index.html" => "text/html; charset=utf-8",
     "console.css" => "text/css; charset=utf-8",
     "app.js" => JS,
+    "changes.js" => JS,
     "cursors.js" => JS,
     "api.js" => JS,
     "dom.js" => JS,

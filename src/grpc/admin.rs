@@ -12,13 +12,14 @@ use tonic::{Request, Response, Status};
 use super::convert::{self, ToProto, group_jid, session_id, timestamp};
 use super::status::to_status;
 use crate::auth::{AuthError, SuperAdmin};
+use crate::backfill::Backfills;
 use crate::backfill::listing::PageArgs;
-use crate::backfill::{Backfills, Job};
 use crate::headers::METADATA;
 use crate::paging::CursorCodec;
 use crate::proto::admin::{self as pb, admin_service_server::AdminService};
 use crate::sessions;
 use crate::store::Store;
+use wa_gateway_core::events;
 use wa_gateway_core::feed::{self, Gateways};
 
 /// The AdminService implementation; cheap to clone.
@@ -76,27 +77,27 @@ impl Call {
     }
 }
 
-type JobStream = Pin<Box<dyn Stream<Item = Result<pb::WatchBackfillResponse, Status>> + Send>>;
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 fn page_args(limit: Option<i32>, cursor: &str) -> PageArgs<'_> {
     PageArgs { limit: limit.map(i64::from), cursor: Some(cursor).filter(|c| !c.is_empty()) }
 }
 
-/// Ends `jobs` with UNAUTHENTICATED (TOKEN_EXPIRED) once the caller's
-/// credential expires, if the job has not finished by then.
-fn until_expiry(jobs: BoxStream<'static, Job>, valid_until: SystemTime) -> JobStream {
+/// Ends `items` with UNAUTHENTICATED (TOKEN_EXPIRED) once the caller's
+/// credential expires, if they have not ended by then.
+fn until_expiry<T: Send + 'static>(
+    items: BoxStream<'static, Result<T, Status>>,
+    valid_until: SystemTime,
+) -> Streamed<T> {
     let left = valid_until.duration_since(SystemTime::now()).unwrap_or_default();
     let expiry = Box::pin(tokio::time::sleep(left));
-    Box::pin(stream::unfold((jobs, expiry, false), |(mut jobs, mut expiry, ended)| async move {
+    Box::pin(stream::unfold((items, expiry, false), |(mut items, mut expiry, ended)| async move {
         if ended {
             return None;
         }
         tokio::select! {
-            job = jobs.next() => {
-                let job = job?;
-                Some((Ok(pb::WatchBackfillResponse { job: Some(job.to_proto()) }), (jobs, expiry, false)))
-            }
-            () = &mut expiry => Some((Err(to_status(&AuthError::Expired)), (jobs, expiry, true))),
+            item = items.next() => Some((item?, (items, expiry, false))),
+            () = &mut expiry => Some((Err(to_status(&AuthError::Expired)), (items, expiry, true))),
         }
     }))
 }
@@ -224,7 +225,7 @@ impl AdminService for AdminApi {
         call.finish(&raw, result)
     }
 
-    type WatchBackfillStream = JobStream;
+    type WatchBackfillStream = Streamed<pb::WatchBackfillResponse>;
 
     async fn watch_backfill(
         &self,
@@ -245,6 +246,7 @@ impl AdminService for AdminApi {
         // The current state first, then each change; the stream ends after
         // the terminal state, or when the caller's token expires. Driven by
         // the board's notifications, no polling.
+        let jobs = jobs.map(|job| Ok(pb::WatchBackfillResponse { job: Some(job.to_proto()) })).boxed();
         Ok(Response::new(until_expiry(jobs, call.admin.valid_until())))
     }
 
@@ -301,5 +303,41 @@ impl AdminService for AdminApi {
         }
         .await;
         call.finish(&req.session_id, result)
+    }
+
+    async fn list_session_events(
+        &self,
+        mut request: Request<pb::ListSessionEventsRequest>,
+    ) -> Result<Response<pb::ListSessionEventsResponse>, Status> {
+        let call = Call::begin(&mut request, "ListSessionEvents")?;
+        let req = request.into_inner();
+        let session = req.session_id.clone();
+        let result = async {
+            let query = super::events::list_events_query(req)?;
+            let page = events::list(&call.admin, &self.store, &self.codec, query).await.map_err(|e| to_status(&e))?;
+            let data = page.items.into_iter().map(ToProto::to_proto).collect();
+            Ok(Response::new(pb::ListSessionEventsResponse { data, next_cursor: page.next_cursor }))
+        }
+        .await;
+        call.finish(&session, result)
+    }
+
+    type WatchSessionEventsStream = Streamed<pb::WatchSessionEventsResponse>;
+
+    async fn watch_session_events(
+        &self,
+        mut request: Request<pb::WatchSessionEventsRequest>,
+    ) -> Result<Response<Self::WatchSessionEventsStream>, Status> {
+        let call = Call::begin(&mut request, "WatchSessionEvents")?;
+        let after = request.into_inner().after;
+        let watched = events::watch(&call.admin, &self.store, &self.codec, Some(after.as_str())).await;
+        let events = call.finish("", watched.map_err(|e| to_status(&e)))?;
+        let events = events
+            .map(|item| match item {
+                Ok(event) => Ok(pb::WatchSessionEventsResponse { event: Some(event.to_proto()) }),
+                Err(e) => Err(to_status(&e)),
+            })
+            .boxed();
+        Ok(Response::new(until_expiry(events, call.admin.valid_until())))
     }
 }

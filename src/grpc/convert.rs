@@ -19,7 +19,7 @@ fn invalid(field: &'static str, message: impl ToString) -> InvalidField {
     InvalidField { field, message: message.to_string() }
 }
 
-fn optional_id(field: &'static str, raw: String) -> Result<Option<String>, InvalidField> {
+pub(super) fn optional_id(field: &'static str, raw: String) -> Result<Option<String>, InvalidField> {
     if raw.is_empty() {
         return Ok(None);
     }
@@ -36,7 +36,7 @@ pub fn group_jid(raw: &str) -> Result<&str, InvalidField> {
     Ok(raw)
 }
 
-fn session_status_from_pb(raw: i32) -> Result<Option<SessionStatus>, InvalidField> {
+pub(super) fn session_status_from_pb(raw: i32) -> Result<Option<SessionStatus>, InvalidField> {
     match pb::SessionStatus::try_from(raw) {
         Ok(pb::SessionStatus::Unspecified) => Ok(None),
         Ok(pb::SessionStatus::Stopped) => Ok(Some(SessionStatus::Stopped)),
@@ -48,7 +48,7 @@ fn session_status_from_pb(raw: i32) -> Result<Option<SessionStatus>, InvalidFiel
     }
 }
 
-fn session_status_to_pb(status: SessionStatus) -> pb::SessionStatus {
+pub(super) fn session_status_to_pb(status: SessionStatus) -> pb::SessionStatus {
     match status {
         SessionStatus::Stopped => pb::SessionStatus::Stopped,
         SessionStatus::Starting => pb::SessionStatus::Starting,

@@ -80,6 +80,16 @@ macro_rules! admitted {
                 traced("WatchBackfill", async { self.api.watch_backfill(self.admit(request, "WatchBackfill").await?).await })
                     .await
             }
+
+            type WatchSessionEventsStream = gateway_rest::EventStream;
+
+            async fn watch_session_events(
+                &self,
+                request: Request<pb::WatchSessionEventsRequest>,
+            ) -> Result<Response<Self::WatchSessionEventsStream>, Status> {
+                let action = "WatchSessionEvents";
+                traced(action, async { self.api.watch_session_events(self.admit(request, action).await?).await }).await
+            }
         }
     };
 }
@@ -97,4 +107,5 @@ admitted! {
     list_session_groups(ListSessionGroupsRequest) -> ListSessionGroupsResponse as "ListSessionGroups";
     list_session_group_participants(ListSessionGroupParticipantsRequest)
         -> ListSessionGroupParticipantsResponse as "ListSessionGroupParticipants";
+    list_session_events(ListSessionEventsRequest) -> ListSessionEventsResponse as "ListSessionEvents";
 }

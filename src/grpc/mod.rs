@@ -6,6 +6,7 @@
 mod admin;
 mod auth_layer;
 mod convert;
+mod events;
 mod gateways;
 mod in_process;
 pub mod status;

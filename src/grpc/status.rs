@@ -20,6 +20,7 @@ pub fn grpc_code(code: ErrorCode) -> Code {
         ErrorCode::NotFound => Code::NotFound,
         ErrorCode::Conflict => Code::AlreadyExists,
         ErrorCode::Aborted => Code::Aborted,
+        ErrorCode::Gone => Code::OutOfRange,
         ErrorCode::RateLimited => Code::ResourceExhausted,
         ErrorCode::Internal => Code::Internal,
         ErrorCode::NotImplemented => Code::Unimplemented,

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use wa_gateway_core::events::retention::{self, RetentionPolicy};
 use wa_gateway_core::feed::{self, FeedConfig, Gateways};
 
 use crate::auth::{ApiKeyVerifier, Authenticator, FailureLimiter, JwksCache, JwksConfig, JwtConfig, JwtVerifier};
@@ -46,6 +47,8 @@ pub struct ServeConfig {
     pub backfill: BackfillConfig,
     /// How gateways' session feeds are followed.
     pub feed: FeedConfig,
+    /// How long session events are kept.
+    pub session_events: RetentionPolicy,
     /// REST options; its trusted proxies are the gRPC port's too.
     pub rest: gateway_rest::RestConfig,
     pub grpc_limits: GrpcLimits,
@@ -153,6 +156,9 @@ pub async fn start(mut config: ServeConfig) -> anyhow::Result<RunningServer> {
         lease: config.backfill.lease,
     };
     feed::follow_all(wiring, &followers, &shutdown);
+    // Session events older than retention, or past a session's cap, pruned
+    // in small batches (every replica prunes; each event goes once).
+    followers.spawn(retention::run(store.clone(), config.session_events, shutdown.clone()));
     followers.close();
 
     if config.demo_jwks.is_some() {

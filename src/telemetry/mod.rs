@@ -119,6 +119,8 @@ pub const GRPC_METHODS: &[&str] = &[
     "/wa.gateway.admin.v1.AdminService/ListSessionContacts",
     "/wa.gateway.admin.v1.AdminService/ListSessionGroups",
     "/wa.gateway.admin.v1.AdminService/ListSessionGroupParticipants",
+    "/wa.gateway.admin.v1.AdminService/ListSessionEvents",
+    "/wa.gateway.admin.v1.AdminService/WatchSessionEvents",
     "/wa.gateway.admin.v1.AdminService/WhoAmI",
     "/grpc.health.v1.Health/Check",
     "/grpc.health.v1.Health/Watch",

@@ -369,12 +369,18 @@ async fn an_armed_accept_button_and_its_focus_outlive_a_refresh_of_the_gateways_
         updated_at_ms: 1_750_000_000_000,
         ..Default::default()
     };
-    // 30 sessions stored with gw-1, of which its host holds 5: a held snapshot.
-    let script = Script { feed: true, snapshot: Some((0..5).map(hosted).collect()), ..Default::default() };
-    let (_host, url) = ScriptedHost::start(script).await;
+    // 30 sessions stored with gw-1, of which its host holds 5: a held
+    // snapshot (sent once the 30 are stored, so it certainly finds them).
+    let (host, url) = ScriptedHost::start(Script { feed: true, ..Default::default() }).await;
     let platform = Platform::start(&["--host", &format!("gw-1={url}")]).await;
     let lines: Vec<String> = (0..30).map(|i| line(&format!("h{i:02}"), "org_a", "working", "gw-1", "held")).collect();
     assert!(import(&platform.gw.db, &lines.join("\n")).status.success());
+    let snapshot = wa_gateway::proto::host::WatchSessionsResponse {
+        upserted: (0..5).map(hosted).collect(),
+        removed: vec![],
+        snapshot_complete: true,
+    };
+    host.send(snapshot).await;
     let origin = platform.gw.http("");
     let origin = origin.trim_end_matches('/');
     let browser = Browser::start(1280, 800).await;

@@ -16,6 +16,9 @@ pub enum ErrorCode {
     /// The request conflicts with the current state (nothing to cancel, a
     /// cursor outlived its data): ABORTED. Also 409 over REST.
     Aborted,
+    /// What the request names is no longer kept (a change stream's cursor
+    /// older than retention): OUT_OF_RANGE, 410 over REST.
+    Gone,
     RateLimited,
     Internal,
     NotImplemented,

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod backfill;
 pub mod directory;
 pub mod error;
+pub mod events;
 pub mod feed;
 pub mod hosts;
 pub mod paging;

@@ -5,6 +5,7 @@
 mod api_keys;
 mod directory;
 mod errors;
+mod events;
 mod followers;
 mod job_state;
 pub mod jobs;
@@ -38,6 +39,7 @@ pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0007_feed_tenures.sql",
     "0008_feed_holds.sql",
     "0009_status_count_deltas.sql",
+    "0010_session_events.sql",
 );
 
 pub struct PgDatabase {

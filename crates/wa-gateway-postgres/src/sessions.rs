@@ -31,7 +31,8 @@ async fn stored_versions(
     lock: &str,
 ) -> Result<HashMap<String, StoredVersion>, StoreError> {
     let mut stored = HashMap::with_capacity(ids.len());
-    let select = format!("SELECT id, organization_id, updated_at FROM sessions WHERE id = ANY($1){lock}");
+    let select =
+        format!("SELECT id, organization_id, updated_at, status, gateway_id FROM sessions WHERE id = ANY($1){lock}");
     for row in sqlx::query(&select).bind(ids).fetch_all(&mut *conn).await.map_err(from_sqlx)? {
         let (id, version) = rows::stored_version(&row)?;
         stored.insert(id, version);
@@ -141,8 +142,12 @@ impl SessionStore for crate::PgDatabase {
         // decision holds when the row is written.
         let mut stored = stored_versions(&mut tx, &raw, " FOR UPDATE").await?;
         let mut outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
-        let written: Vec<&Session> =
-            sessions.iter().zip(&outcomes).filter(|(_, o)| **o == Upsert::Written).map(|(s, _)| s).collect();
+        let written: Vec<&Session> = sessions
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Upsert::Written { .. }))
+            .map(|(s, _)| s)
+            .collect();
         let landed: HashSet<String> = WRITES
             .upsert::<Postgres>(&mut tx, &written, false, Over::OlderSameOrganization)
             .await?
@@ -157,9 +162,9 @@ impl SessionStore for crate::PgDatabase {
         if !raced.is_empty() {
             stored = stored_versions(&mut tx, &raced, "").await?;
             for (session, outcome) in sessions.iter().zip(outcomes.iter_mut()) {
-                if *outcome == Upsert::Written && !landed.contains(session.id.as_str()) {
+                if matches!(outcome, Upsert::Written { .. }) && !landed.contains(session.id.as_str()) {
                     *outcome = match writes::decide(stored.get(session.id.as_str()), session) {
-                        Upsert::Written => Upsert::NotNewer,
+                        Upsert::Written { .. } => Upsert::NotNewer,
                         decided => decided,
                     };
                 }

@@ -84,7 +84,7 @@ where
                 fresh.insert(row.text_at(0)?);
             }
             let read = format!(
-                "SELECT id, organization_id, updated_at FROM sessions WHERE id IN ({})",
+                "SELECT id, organization_id, updated_at, status, gateway_id FROM sessions WHERE id IN ({})",
                 placeholders.list(1, chunk.len())
             );
             let mut query = sqlx::query(&read);

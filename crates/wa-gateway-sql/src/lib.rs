@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod errors;
+pub mod events;
 pub mod gateways;
 pub mod import;
 pub mod migrations;

@@ -274,9 +274,15 @@ pub fn push_row<R: Columns, T>(
     Ok(())
 }
 
-/// A row of `SELECT id, organization_id, updated_at FROM sessions`: the id
+/// A row of `SELECT id, organization_id, updated_at, status, gateway_id FROM sessions`: the id
 /// and what an import or a feed compares a record with.
 pub fn stored_version(row: &impl Columns) -> Result<(String, StoredVersion), StoreError> {
-    let version = StoredVersion { organization_id: row.text("organization_id")?, updated_at: row.int("updated_at")? };
+    let status = row.text("status")?;
+    let version = StoredVersion {
+        organization_id: row.text("organization_id")?,
+        updated_at: row.int("updated_at")?,
+        status: status.parse().map_err(|e: String| StoreError::Corrupt(format!("session status: {e}")))?,
+        gateway_id: row.opt_text("gateway_id")?,
+    };
     Ok((row.text("id")?, version))
 }

@@ -27,6 +27,15 @@ pub enum Over {
 }
 
 impl Over {
+    /// Who writes under this rule, as the row's `written_by` names it (the
+    /// session events' `source`, migrations 0008/0010).
+    fn writer(self) -> &'static str {
+        match self {
+            Self::OlderSameOrganization => "'feed'",
+            Self::Any | Self::NoNewer => "'import'",
+        }
+    }
+
     fn condition(self) -> &'static str {
         match self {
             Self::Any => "",
@@ -96,13 +105,14 @@ impl SessionWrites {
         let mut written = Vec::with_capacity(sessions.len());
         for chunk in sessions.chunks(self.rows_per_statement.max(1)) {
             let values = (0..chunk.len())
-                .map(|row| format!("({})", self.placeholders.list(row * COLUMNS + 1, COLUMNS)))
+                .map(|row| format!("({}, {})", self.placeholders.list(row * COLUMNS + 1, COLUMNS), over.writer()))
                 .collect::<Vec<_>>()
                 .join(", ");
             let created_at = if keep_created_at { "" } else { ", created_at = excluded.created_at" };
             let statement = format!(
-                "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES {values} \
-                 ON CONFLICT (id) DO UPDATE SET {SESSION_UPSERT_UPDATES}{created_at}{} RETURNING id",
+                "INSERT INTO sessions ({SESSION_COLUMNS}, written_by) VALUES {values} \
+                 ON CONFLICT (id) DO UPDATE SET {SESSION_UPSERT_UPDATES}, written_by = excluded.written_by\
+                 {created_at}{} RETURNING id",
                 over.condition()
             );
             let mut query = sqlx::query(&statement);

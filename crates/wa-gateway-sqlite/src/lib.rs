@@ -4,6 +4,7 @@ mod api_keys;
 pub mod backup;
 mod directory;
 mod errors;
+mod events;
 mod readers;
 mod sessions;
 #[cfg(test)]
@@ -40,6 +41,7 @@ pub const MIGRATIONS: wa_gateway_sql::Embedded = wa_gateway_sql::embed!(
     "0005_session_filter_indexes.sql",
     "0006_sessions_revision.sql",
     "0007_session_status_counts.sql",
+    "0008_session_events.sql",
 );
 
 pub struct SqliteDatabase {

@@ -38,6 +38,19 @@ const STATEMENT_CACHE: usize = 64;
 /// between threads, hence `Sync`).
 pub(super) type Value<'a> = &'a (dyn rusqlite::ToSql + Sync);
 
+/// `base` followed by each condition whose value is present, and those
+/// values in order: a listing's statement for the filters it was given.
+pub(super) fn conditional<'a>(mut base: String, conditions: &[(&str, Option<Value<'a>>)]) -> (String, Vec<Value<'a>>) {
+    let mut values = Vec::with_capacity(conditions.len());
+    for (condition, value) in conditions {
+        if let Some(value) = value {
+            base.push_str(condition);
+            values.push(*value);
+        }
+    }
+    (base, values)
+}
+
 pub(super) struct Readers {
     file: PathBuf,
     idle: Mutex<Vec<Connection>>,

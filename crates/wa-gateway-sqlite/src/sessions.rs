@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
-use crate::readers::{ReaderRow, Value};
+use crate::readers::{ReaderRow, Value, conditional};
 use wa_gateway_core::paging::PageRequest;
 use wa_gateway_core::sessions::model::{Session, SessionFilter, SessionId};
 use wa_gateway_core::sessions::writes::{self, FeedWriter, StoredVersion, Upsert};
@@ -79,14 +79,7 @@ impl SessionStore for crate::SqliteDatabase {
             (" AND id > ?", page.after.as_ref().map(|v| v as Value<'_>)),
             (" ORDER BY id LIMIT ?", Some(&limit)),
         ];
-        let mut sql = format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1");
-        let mut values: Vec<Value<'_>> = Vec::with_capacity(conditions.len());
-        for (condition, value) in conditions {
-            if let Some(value) = value {
-                sql.push_str(condition);
-                values.push(value);
-            }
-        }
+        let (sql, values) = conditional(format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE 1 = 1"), &conditions);
         self.readers
             .read(|conn| {
                 let mut statement = conn.prepare_cached(&sql).map_err(from_rusqlite)?;
@@ -128,8 +121,9 @@ impl SessionStore for crate::SqliteDatabase {
         self.gateway_sessions().check_tenure(&mut tx, writer).await?;
         let mut stored: HashMap<String, StoredVersion> = HashMap::new();
         for chunk in sessions.chunks(500) {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("SELECT id, organization_id, updated_at FROM sessions WHERE id IN (");
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT id, organization_id, updated_at, status, gateway_id FROM sessions WHERE id IN (",
+            );
             let mut list = q.separated(", ");
             for session in chunk {
                 list.push_bind(session.id.as_str());
@@ -141,8 +135,12 @@ impl SessionStore for crate::SqliteDatabase {
             }
         }
         let outcomes: Vec<Upsert> = sessions.iter().map(|s| writes::decide(stored.get(s.id.as_str()), s)).collect();
-        let written: Vec<&Session> =
-            sessions.iter().zip(&outcomes).filter(|(_, o)| **o == Upsert::Written).map(|(s, _)| s).collect();
+        let written: Vec<&Session> = sessions
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Upsert::Written { .. }))
+            .map(|(s, _)| s)
+            .collect();
         let landed = WRITES.upsert::<Sqlite>(&mut tx, &written, false, Over::OlderSameOrganization).await?;
         if !landed.is_empty() {
             bump_revision(&mut tx).await?;

@@ -8,6 +8,7 @@ import { renderSignIn, refusal, verify } from './signin.js';
 import { renderSessions } from './sessions.js';
 import { renderSession } from './session.js';
 import { renderGateways } from './gateways.js';
+import { renderChanges } from './changes.js';
 
 const main = document.getElementById('main');
 const who = document.getElementById('who');
@@ -61,6 +62,7 @@ function render() {
   main.focus({ preventScroll: true });
   if (query.get('view') === 'session' && query.get('id')) stopView = renderSession(context);
   else if (query.get('view') === 'gateways') stopView = renderGateways(context);
+  else if (query.get('view') === 'changes') stopView = renderChanges(context);
   else stopView = renderSessions(context);
 }
 

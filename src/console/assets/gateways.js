@@ -2,7 +2,7 @@
 // status (each count opens the sessions list filtered to it), its last
 // error, and a held snapshot an operator may accept.
 
-import { call } from './api.js';
+import { call, withQuery } from './api.js';
 import { fill, h, link, status, text, time } from './dom.js';
 import { STATUSES } from './sessions.js';
 
@@ -22,8 +22,9 @@ export function renderGateways({ main }) {
     clearTimeout(timer);
     try {
       const { body } = await call('/api/v1/admin/gateways', { signal: controller.signal });
+      const changes = await lastHour(body.data, controller.signal);
       if (stopped) return;
-      view.show(body.data);
+      view.show(body.data, changes);
     } catch (error) {
       if (stopped || error.name === 'AbortError') return;
       fill(notice, error.message);
@@ -53,6 +54,20 @@ export function renderGateways({ main }) {
   };
 }
 
+const HOUR_MS = 3_600_000;
+const COUNTED = 500;
+
+/** Each gateway's session events in the last hour: a count, `500+` past a page. */
+async function lastHour(gateways, signal) {
+  const since = Date.now() - HOUR_MS;
+  const counts = await Promise.all(gateways.map(async (g) => {
+    const path = withQuery('/api/v1/admin/session-events', { gatewayId: g.id, since, limit: COUNTED });
+    const { body } = await call(path, { signal });
+    return [g.id, { since, count: body.nextCursor ? `${COUNTED}+` : String(body.data.length) }];
+  }));
+  return new Map(counts);
+}
+
 /**
  * The gateways table, updated in place on every refresh: a row's cells get
  * their new values, but its accept button stays the same element, so a
@@ -68,7 +83,7 @@ class GatewaysTable {
     this.refreshes = 0;
   }
 
-  show(gateways) {
+  show(gateways, changes) {
     this.refreshes += 1;
     this.wrap.dataset.refreshes = String(this.refreshes);
     const ids = gateways.map((g) => g.id).join('\n');
@@ -83,23 +98,23 @@ class GatewaysTable {
       const body = h('tbody', {}, gateways.map((g) => this.row(g)));
       fill(this.wrap, h('table', { class: 'gateways' },
         h('thead', {}, h('tr', {},
-          ['Gateway', 'Feed', 'Sessions', ...STATUSES, 'Last snapshot', 'Last event', 'Last error', ''].map((c) => h('th', { scope: 'col' }, c)))),
+          ['Gateway', 'Feed', 'Sessions', ...STATUSES, 'Changes (1 h)', 'Last snapshot', 'Last event', 'Last error', ''].map((c) => h('th', { scope: 'col' }, c)))),
         body));
     }
-    for (const g of gateways) this.update(g);
+    for (const g of gateways) this.update(g, changes.get(g.id));
   }
 
   row(g) {
-    const cells = cellsOf(g).map((_, i) => h('td', i >= 3 && i < 3 + STATUSES.length ? { 'data-status': STATUSES[i - 3] } : {}));
+    const cells = cellsOf(g, { since: 0, count: '' }).map((_, i) => h('td', i >= 3 && i < 3 + STATUSES.length ? { 'data-status': STATUSES[i - 3] } : {}));
     const action = h('td', {});
     const tr = h('tr', { 'data-gateway': g.id }, cells, action);
     this.rows.set(g.id, { cells, action, button: null });
     return tr;
   }
 
-  update(g) {
+  update(g, changes) {
     const row = this.rows.get(g.id);
-    cellsOf(g).forEach((content, i) => fill(row.cells[i], content));
+    cellsOf(g, changes).forEach((content, i) => fill(row.cells[i], content));
     if (g.heldRemovals > 0) {
       if (!row.button) {
         row.button = acceptButton(g.id, this.accept);
@@ -113,12 +128,13 @@ class GatewaysTable {
   }
 }
 
-function cellsOf(g) {
+function cellsOf(g, changes) {
   return [
     h('span', { title: g.hostUrl }, g.id),
     status(g.feed),
     link({ gatewayId: g.id }, String(g.sessions)),
     ...STATUSES.map((s) => link({ gatewayId: g.id, status: s }, String(g.statusCounts[s] ?? 0))),
+    link({ view: 'changes', gatewayId: g.id, since: changes.since }, changes.count),
     time(g.lastSnapshotAt),
     time(g.lastEventAt),
     h('span', { class: 'error-text' }, text(g.lastError)),

@@ -4,6 +4,7 @@
 import { ApiError, call, sessionPath, stream, withQuery } from './api.js';
 import { fill, h, link, status, text, time } from './dom.js';
 import { walk } from './pages.js';
+import { eventCells } from './changes.js';
 
 const FINISHED = new Set(['succeeded', 'failed']);
 
@@ -20,12 +21,21 @@ export function renderSession({ main, query }) {
   // A backfill that succeeds while the page is open shows its data at once.
   const backfill = backfillPanel(id, signal, () => storedData(data, id, tab, group, signal));
   const data = h('section', { class: 'card', 'aria-labelledby': 'data-title' });
+  const history = h('div', { id: 'history' });
   fill(main,
     h('p', {}, link({}, '← All sessions')),
     h('h1', {}, id),
     h('div', { class: 'columns' }, record, backfill.element),
+    h('section', { class: 'card', 'aria-labelledby': 'history-title' }, h('h2', { id: 'history-title' }, 'Status history'), history),
     data,
   );
+  // Newest first, paged: when it appeared, each status change and move.
+  walk(history, sessionPath(id, '/events'), {
+    header: ['Recorded', 'Gateway', 'Change', 'Source'],
+    row: (e) => eventCells(e, false),
+    empty: 'No changes are kept for this session.',
+    signal,
+  });
 
   call(sessionPath(id), { signal }).then(({ body }) => {
     document.title = `${body.label ?? id} · wa-gateway console`;

@@ -63,7 +63,12 @@ pub(crate) async fn upsert(
     let outcomes = store.upsert_newer(writer, &candidates).await?;
     for (session, upsert) in candidates.into_iter().zip(outcomes) {
         match upsert {
-            Upsert::Written => outcome.changed.push(session.id),
+            Upsert::Written { entered } => {
+                if let Some(status) = entered {
+                    super::metrics::transition(writer.gateway, status);
+                }
+                outcome.changed.push(session.id)
+            }
             Upsert::NotNewer => outcome.unchanged += 1,
             Upsert::OtherOrganization => outcome.refused.push(Refusal::OrganizationMove),
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::message::Refusal;
 use super::report::FeedState;
+use crate::sessions::model::SessionStatus;
 use crate::time::now_millis;
 
 /// Every series of `gateway`, created at zero so dashboards and alerts see them.
@@ -16,8 +17,19 @@ pub fn register(gateway: &str) {
         metrics::counter!("wa_gateway_feed_records_total", "gateway" => gateway.to_owned(), "outcome" => outcome)
             .absolute(0);
     }
+    for status in SessionStatus::ALL {
+        metrics::counter!("wa_gateway_session_transitions_total", "gateway" => gateway.to_owned(), "to" => status.as_str())
+            .absolute(0);
+    }
     held(gateway, false);
     state(gateway, FeedState::Connecting);
+}
+
+/// A session of `gateway` entered `to` (appeared, changed status, or moved
+/// here), as this gateway's feed wrote it.
+pub(crate) fn transition(gateway: &str, to: SessionStatus) {
+    metrics::counter!("wa_gateway_session_transitions_total", "gateway" => gateway.to_owned(), "to" => to.as_str())
+        .increment(1);
 }
 
 pub(crate) fn state(gateway: &str, current: FeedState) {

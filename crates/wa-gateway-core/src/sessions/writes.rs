@@ -1,7 +1,7 @@
 //! What an import reads back and writes through the store: the rows of the
 //! [`crate::store::SessionImport`] port.
 
-use super::model::Session;
+use super::model::{Session, SessionStatus};
 use crate::time::UnixMillis;
 
 /// What the store knows of one id when a line names it.
@@ -16,6 +16,19 @@ pub struct Inspection {
 pub struct StoredVersion {
     pub organization_id: String,
     pub updated_at: UnixMillis,
+    pub status: SessionStatus,
+    pub gateway_id: Option<String>,
+}
+
+impl StoredVersion {
+    pub fn of(session: &Session) -> Self {
+        Self {
+            organization_id: session.organization_id.clone(),
+            updated_at: session.updated_at,
+            status: session.status,
+            gateway_id: session.gateway_id.clone(),
+        }
+    }
 }
 
 /// One row to insert or update.
@@ -41,8 +54,10 @@ pub struct FeedWriter<'a> {
 /// What a whole-record upsert from a session host does to one session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Upsert {
-    /// New, or newer than the stored row: written.
-    Written,
+    /// New, or newer than the stored row: written. `entered` is the status
+    /// the session entered when it appeared, changed status or moved (what
+    /// makes a session event), `None` when neither changed.
+    Written { entered: Option<SessionStatus> },
     /// No newer than the stored row (last writer wins on `updated_at`).
     NotNewer,
     /// The stored row belongs to another organization: refused.
@@ -54,6 +69,9 @@ pub fn decide(stored: Option<&StoredVersion>, session: &Session) -> Upsert {
     match stored {
         Some(stored) if stored.organization_id != session.organization_id => Upsert::OtherOrganization,
         Some(stored) if stored.updated_at >= session.updated_at => Upsert::NotNewer,
-        _ => Upsert::Written,
+        Some(stored) if stored.status == session.status && stored.gateway_id == session.gateway_id => {
+            Upsert::Written { entered: None }
+        }
+        _ => Upsert::Written { entered: Some(session.status) },
     }
 }

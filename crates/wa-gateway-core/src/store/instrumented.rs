@@ -10,11 +10,12 @@ use async_trait::async_trait;
 
 use super::error::StoreError;
 use super::port::{
-    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, GatewayRemoval, Replaced, SessionImport, SessionStore, Slice,
-    Staging, StagingWrites, StatusCount,
+    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, EventStore, GatewayRemoval, Replaced, SessionImport,
+    SessionStore, Slice, Staging, StagingWrites, StatusCount,
 };
 use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
+use crate::events::model::{After, EventFilter, Position, Pruned, Retention, SessionEvent};
 use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId};
 use crate::sessions::writes::FeedWriter;
@@ -224,5 +225,32 @@ impl<D: Database> DirectoryStore for Instrumented<D> {
     #[tracing::instrument(level = "debug", name = "store.group_exists", skip_all, fields(db.system = self.system))]
     async fn group_exists(&self, session: &SessionId, generation: &str, group: &str) -> Result<bool, StoreError> {
         self.inner.group_exists(session, generation, group).await
+    }
+}
+
+#[async_trait]
+impl<D: Database> EventStore for Instrumented<D> {
+    #[tracing::instrument(level = "debug", name = "store.list_session_events", skip_all, fields(db.system = self.system))]
+    async fn list_session_events(
+        &self,
+        filter: &EventFilter,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<SessionEvent>, StoreError> {
+        self.inner.list_session_events(filter, limit, before).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.session_events_after", skip_all, fields(db.system = self.system))]
+    async fn session_events_after(&self, after: Position, limit: u32) -> Result<After, StoreError> {
+        self.inner.session_events_after(after, limit).await
+    }
+
+    async fn session_events_head(&self) -> Result<Position, StoreError> {
+        self.inner.session_events_head().await
+    }
+
+    #[tracing::instrument(level = "debug", name = "store.prune_session_events", skip_all, fields(db.system = self.system))]
+    async fn prune_session_events(&self, retention: &Retention) -> Result<Pruned, StoreError> {
+        self.inner.prune_session_events(retention).await
     }
 }

@@ -13,6 +13,6 @@ pub mod port;
 pub use error::{STORE_BUSY, StoreError};
 pub use instrumented::Instrumented;
 pub use port::{
-    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, GatewayRemoval, Replaced, SessionImport, SessionStore, Slice,
-    Staging, StagingWrites, StatusCount, Store,
+    ApiKeyRow, ApiKeyStore, Database, DirectoryStore, EventStore, GatewayRemoval, Replaced, SessionImport,
+    SessionStore, Slice, Staging, StagingWrites, StatusCount, Store,
 };

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use super::error::StoreError;
 use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
+use crate::events::model::{After, EventFilter, Position, Pruned, Retention, SessionEvent};
 use crate::feed::leases::FeedLeases;
 use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId, SessionStatus};
@@ -103,10 +104,10 @@ pub struct StatusCount {
     pub sessions: u64,
 }
 
-/// Everything the service asks of a database: its three capabilities and
+/// Everything the service asks of a database: its four capabilities and
 /// the care of the database itself.
 #[async_trait]
-pub trait Database: SessionStore + ApiKeyStore + DirectoryStore + Send + Sync + 'static {
+pub trait Database: SessionStore + ApiKeyStore + DirectoryStore + EventStore + Send + Sync + 'static {
     /// Applies every pending migration of this backend.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// The server's cursor-signing key, created on first use. It lives in the
@@ -250,6 +251,28 @@ pub trait SessionImport: Send {
     /// [`Self::inspect`]); answers the ids left out for that.
     async fn write(&mut self, sessions: &[SessionWrite]) -> Result<Vec<String>, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Session history (contract §6). The events are written by the store
+/// itself, in the transaction of every change of `sessions` (whoever writes
+/// it), so this port only reads and prunes them.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Up to `limit` events under `filter`, newest first by id, with ids
+    /// below `before` when given.
+    async fn list_session_events(
+        &self,
+        filter: &EventFilter,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<Vec<SessionEvent>, StoreError>;
+    /// Up to `limit` events after `after`, in commit order; `Gone` when some
+    /// event after it has been pruned.
+    async fn session_events_after(&self, after: Position, limit: u32) -> Result<After, StoreError>;
+    /// The position after every event committed so far.
+    async fn session_events_head(&self) -> Result<Position, StoreError>;
+    /// One batch of pruning, in a short transaction of its own.
+    async fn prune_session_events(&self, retention: &Retention) -> Result<Pruned, StoreError>;
 }
 
 /// A handle to the database; cheap to clone.

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod events;
 mod leases;
 mod state;
 
@@ -21,6 +22,7 @@ use super::port::{
 };
 use crate::backfill::board::JobBoard;
 use crate::directory::{Contact, Group, GroupSummary, Participant};
+use crate::events::model::EventSource;
 use crate::paging::PageRequest;
 use crate::sessions::model::{Session, SessionFilter, SessionId};
 use crate::sessions::writes::{FeedWriter, Inspection, SessionWrite, StoredVersion};
@@ -158,7 +160,7 @@ impl SessionStore for FakeDatabase {
     async fn upsert_sessions(&self, sessions: &[Session]) -> Result<(), StoreError> {
         let mut state = self.state();
         for session in sessions {
-            state.sessions.insert(session.id.as_str().to_owned(), session.clone());
+            state.put(session.clone(), EventSource::Import);
         }
         state.revision += 1;
         Ok(())
@@ -196,13 +198,10 @@ impl SessionStore for FakeDatabase {
         state::check_tenure(&state, writer)?;
         let mut outcomes = Vec::with_capacity(sessions.len());
         for session in sessions {
-            let stored = state
-                .sessions
-                .get(session.id.as_str())
-                .map(|s| StoredVersion { organization_id: s.organization_id.clone(), updated_at: s.updated_at });
+            let stored = state.sessions.get(session.id.as_str()).map(StoredVersion::of);
             let outcome = crate::sessions::writes::decide(stored.as_ref(), session);
-            if outcome == crate::sessions::writes::Upsert::Written {
-                state.sessions.insert(session.id.as_str().to_owned(), session.clone());
+            if matches!(outcome, crate::sessions::writes::Upsert::Written { .. }) {
+                state.put(session.clone(), EventSource::Feed);
             }
             outcomes.push(outcome);
         }
@@ -228,7 +227,7 @@ impl SessionStore for FakeDatabase {
         for id in ids {
             match state.sessions.get(id.as_str()).map(|s| s.gateway_id.as_deref() == Some(gateway)) {
                 Some(true) => {
-                    state.sessions.remove(id.as_str());
+                    state.take(id.as_str());
                     state.current.remove(id.as_str());
                     state.generations.retain(|(session, _), _| session != id.as_str());
                     removal.removed.push(id.clone());
@@ -273,10 +272,7 @@ impl SessionImport for FakeImport {
             .iter()
             .map(|id| Inspection {
                 repeated: !self.seen.insert(id.as_str().to_owned()),
-                stored: state
-                    .sessions
-                    .get(id.as_str())
-                    .map(|s| StoredVersion { organization_id: s.organization_id.clone(), updated_at: s.updated_at }),
+                stored: state.sessions.get(id.as_str()).map(StoredVersion::of),
             })
             .collect())
     }
@@ -301,7 +297,7 @@ impl SessionImport for FakeImport {
                     session.created_at = stored.created_at;
                 }
             }
-            state.sessions.insert(session.id.as_str().to_owned(), session);
+            state.put(session, EventSource::Import);
         }
         state.revision += 1;
         Ok(())

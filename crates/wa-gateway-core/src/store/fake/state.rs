@@ -24,6 +24,10 @@ pub(super) struct State {
     pub generations: HashMap<(String, String), Rows>,
     /// The visible generation of each session.
     pub current: HashMap<String, String>,
+    /// Session history, oldest first (`events.rs`).
+    pub events: Vec<crate::events::model::SessionEvent>,
+    /// The newest position pruned.
+    pub pruned: crate::events::model::Position,
 }
 
 #[derive(Default)]
