@@ -3,7 +3,9 @@
 //! `sessions import` of the same records in the same run, on SQLite and on
 //! PostgreSQL. A snapshot's time runs from starting `serve` to the last
 //! record applied (read from its metrics), so it includes the server's
-//! start. Runs alternate (import, snapshot, …); each figure is the median of 3.
+//! start. Runs alternate (import, snapshot, snapshot without session events,
+//! …); each figure is the median of 3. "Without events" is the same binary
+//! on a database whose event triggers were dropped.
 //!
 //!     cargo bench --bench feed      # 100,000 sessions
 //!     cargo test --bench feed       # 2,000 sessions (smoke)
@@ -147,11 +149,11 @@ async fn main() {
     let jwks = JwksServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     println!(
-        "| backend | sessions | import | import without the status counters | snapshot over {GATEWAYS} gateways | rate ratio (snapshot / import) |"
+        "| backend | sessions | import | import without the status counters | snapshot over {GATEWAYS} gateways | rate ratio (snapshot / import) | snapshot without events | rate ratio (events on / off) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for backend in ["sqlite", "postgres"] {
-        let (mut imports, mut bare, mut snapshots) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut imports, mut bare, mut snapshots, mut eventless) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for run in 0..runs {
             let fresh = |tag: &str| {
                 let dir = dir.path().to_owned();
@@ -171,14 +173,20 @@ async fn main() {
             bare.push(import_time(&db, &lines));
             let db = fresh("feed").await;
             snapshots.push(snapshot_time(&db, &addrs, &jwks, n).await);
+            let db = fresh("feed-without-events").await;
+            assert!(cli(&db, &["--log", "warn", "migrate"]).status.success());
+            history::events_off(&db).await;
+            eventless.push(snapshot_time(&db, &addrs, &jwks, n).await);
         }
-        let (import, bare, snapshot) = (median(imports), median(bare), median(snapshots));
+        let (import, bare, snapshot, off) = (median(imports), median(bare), median(snapshots), median(eventless));
         println!(
-            "| {backend} | {n} | {:.2} s | {:.2} s | {:.2} s | {:.2} |",
+            "| {backend} | {n} | {:.2} s | {:.2} s | {:.2} s | {:.2} | {:.2} s | {:.2} |",
             import.as_secs_f64(),
             bare.as_secs_f64(),
             snapshot.as_secs_f64(),
-            import.as_secs_f64() / snapshot.as_secs_f64()
+            import.as_secs_f64() / snapshot.as_secs_f64(),
+            off.as_secs_f64(),
+            off.as_secs_f64() / snapshot.as_secs_f64()
         );
     }
 }

@@ -1,5 +1,7 @@
 //! The live directory under a steady stream of changes: 1,000 changes per
-//! second spread over 4 gateways for 10 s, against a real `serve` (SQLite).
+//! second spread over 4 gateways for 10 s, against a real `serve` (SQLite),
+//! with session events on and then off (the same binary with the event
+//! triggers dropped), each on a fresh database in the same run.
 //! It prints how long a change takes from the host's send to its
 //! visibility in REST `GET …/sessions/{id}` (every 10th change is followed;
 //! polled every 2 ms), and the p99 of REST ListSessions' first page under
@@ -55,10 +57,46 @@ async fn list_latencies(http: &reqwest::Client, url: &str, token: &str, how_long
     out
 }
 
+struct Measured {
+    delays: Vec<Duration>,
+    idle: Vec<Duration>,
+    loaded: Vec<Duration>,
+}
+
 #[tokio::main]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (per_second, seconds) = if full { (1_000u64, 10u64) } else { (100, 1) };
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("| what | events | p50 | p99 | max | baseline p99 (idle, same server) | ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut p99s = Vec::new();
+    for events in [true, false] {
+        let m = run(per_second, seconds, events).await;
+        let on = if events { "on" } else { "off" };
+        p99s.push(percentile(m.delays.clone(), 0.99));
+        println!(
+            "| send → visible, {per_second} changes/s over {GATEWAYS} gateways, {} followed | {on} | {:.1} ms | {:.1} ms | {:.1} ms | | |",
+            m.delays.len(),
+            ms(percentile(m.delays.clone(), 0.5)),
+            ms(percentile(m.delays.clone(), 0.99)),
+            ms(percentile(m.delays, 1.0)),
+        );
+        let (idle99, loaded99) = (percentile(m.idle, 0.99), percentile(m.loaded.clone(), 0.99));
+        println!(
+            "| REST ListSessions (50) under that load, {} calls | {on} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} |",
+            m.loaded.len(),
+            ms(percentile(m.loaded.clone(), 0.5)),
+            ms(loaded99),
+            ms(percentile(m.loaded, 1.0)),
+            ms(idle99),
+            loaded99.as_secs_f64() / idle99.as_secs_f64()
+        );
+    }
+    println!("\nvisibility p99, events on / events off: {:.2}", p99s[0].as_secs_f64() / p99s[1].as_secs_f64());
+}
+
+async fn run(per_second: u64, seconds: u64, events: bool) -> Measured {
     let base = 1_750_000_000_000i64;
     let mut hosts = Vec::new();
     let mut flags = Vec::new();
@@ -72,7 +110,9 @@ async fn main() {
     let jwks = JwksServer::start().await;
     let token = mint(KeyKind::Rsa, "rsa-1", &super_admin_claims());
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let gw = Gateway::start(&jwks.url(), &flags).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = history::sqlite_database(&dir.path().join("latency.db"), events).await;
+    let gw = Gateway::start_with_db(&db, &jwks.url(), &flags).await;
     let http = reqwest::Client::new();
     let last = format!("lat-{}-{:05}", GATEWAYS - 1, SESSIONS_PER_GATEWAY - 1);
     eventually("the snapshots", Duration::from_secs(120), || async {
@@ -130,24 +170,5 @@ async fn main() {
             _ => panic!("{} of {expected} followed changes became visible", delays.len()),
         }
     }
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("| what | p50 | p99 | max | baseline p99 (idle, same server) | ratio |");
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| send → visible, {per_second} changes/s over {GATEWAYS} gateways, {} followed | {:.1} ms | {:.1} ms | {:.1} ms | | |",
-        delays.len(),
-        ms(percentile(delays.clone(), 0.5)),
-        ms(percentile(delays.clone(), 0.99)),
-        ms(percentile(delays, 1.0)),
-    );
-    let (idle99, loaded99) = (percentile(idle, 0.99), percentile(loaded.clone(), 0.99));
-    println!(
-        "| REST ListSessions (50) under that load, {} calls | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} |",
-        loaded.len(),
-        ms(percentile(loaded.clone(), 0.5)),
-        ms(loaded99),
-        ms(percentile(loaded, 1.0)),
-        ms(idle99),
-        loaded99.as_secs_f64() / idle99.as_secs_f64()
-    );
+    Measured { delays, idle, loaded }
 }

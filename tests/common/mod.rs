@@ -6,6 +6,7 @@
 pub mod certs;
 pub mod env;
 pub mod h2raw;
+pub mod history;
 pub mod host;
 pub mod jwks;
 pub mod otlp;
