@@ -74,13 +74,15 @@ pub async fn prune_round(store: &Store, policy: &RetentionPolicy, stop: &Cancell
     total
 }
 
-/// Prunes every `policy.every` until `stop`.
+/// Prunes every `policy.every` until `stop`, the first time one interval
+/// after the start (a starting replica has more urgent uses for its
+/// connections).
 pub async fn run(store: Store, policy: RetentionPolicy, stop: CancellationToken) {
     loop {
-        prune_round(&store, &policy, &stop).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(policy.every) => {}
         }
+        prune_round(&store, &policy, &stop).await;
     }
 }
