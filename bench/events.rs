@@ -224,10 +224,54 @@ async fn watcher_delay(per_second: u64, seconds: u64) {
     );
 }
 
+/// The events table's size on PostgreSQL: `events` events inserted as the
+/// triggers would (one commit row per 1,000), then `pg_total_relation_size`
+/// of the events table (indexes and TOAST included) and of the commits.
+async fn postgres_size(events: u64) {
+    let db = pg::database().await;
+    let out = cli(&db, &["--log", "warn", "migrate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut conn = sqlx::PgConnection::connect(&db).await.unwrap();
+    let start = now_ms() - events as i64 * 60;
+    sqlx::raw_sql(&format!(
+        "INSERT INTO session_events (tx, session_id, organization_id, gateway_id, kind, from_status, to_status, \
+                                     changed_at, recorded_at, source) \
+         SELECT (1000 + i / 1000)::text::xid8, 's' || lpad((i % 100000)::text, 6, '0'), 'org_' || (i % 100000 % 40), \
+                'gw-' || (i % 100000 % 4), 'status_changed', 'working', \
+                (ARRAY['working','scan_qr_code','failed','starting','stopped'])[1 + i % 5], \
+                {start} + i * 60, {start} + i * 60, 'feed' \
+         FROM generate_series(0, {last}) AS i; \
+         INSERT INTO session_event_commits (n, tx, committed_at) \
+         SELECT j, (1000 + j)::text::xid8, {start} FROM generate_series(0, {last} / 1000) AS j",
+        last = events - 1
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    for table in ["session_events", "session_event_commits"] {
+        sqlx::query(&format!("VACUUM ANALYZE {table}")).execute(&mut conn).await.unwrap();
+    }
+    let (table, commits): (i64, i64) = sqlx::query_as(
+        "SELECT pg_total_relation_size('session_events'), pg_total_relation_size('session_event_commits')",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let per_million = (table + commits) as f64 / (events as f64 / 1_000_000.0) / 1_048_576.0;
+    println!(
+        "\nsession_events with its indexes, and its commit rows: {per_million:.1} MiB per million events (PostgreSQL)"
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (events, per_second, seconds) = if full { (10_000_000, 1_000, 10) } else { (100_000, 100, 1) };
+    if std::env::args().any(|a| a == "size") {
+        postgres_size(events / 10).await;
+        return;
+    }
     fleet_query(events).await;
     watcher_delay(per_second, seconds).await;
+    postgres_size(events / 10).await;
 }
