@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::apply::{self, Upserted};
+use super::catch_up;
 use super::gateways::Gateways;
 use super::message::{FeedMessage, Refusal, Refused};
 use super::report::{FeedState, HoldId, new_hold_id};
@@ -179,37 +180,48 @@ impl Follower {
         if let Some(accepts) = accepts.as_mut() {
             accepts.borrow_and_update();
         }
+        // Read ahead of the last message and not joined to it (`catch_up`).
+        let mut ahead: Option<catch_up::Ahead> = None;
         loop {
-            let snapshotting = followed.present.is_some();
-            let next = async {
-                if snapshotting {
-                    tokio::time::timeout_at(stall_at, stream.next()).await.ok()
-                } else {
-                    Some(stream.next().await)
+            let read = match ahead.take() {
+                Some(read) => read,
+                None => {
+                    let snapshotting = followed.present.is_some();
+                    let next = async {
+                        if snapshotting {
+                            tokio::time::timeout_at(stall_at, stream.next()).await.ok()
+                        } else {
+                            Some(stream.next().await)
+                        }
+                    };
+                    tokio::select! {
+                        next = next => match next {
+                            None => return Ended::Stalled,
+                            Some(read) => read,
+                        },
+                        accepted = next_accept(accepts.as_mut()) => {
+                            let ours = followed.held.as_ref().is_some_and(|held| Some(held.id) == accepted);
+                            if !ours {
+                                continue;
+                            }
+                            if self.lease_lapsed() {
+                                return Ended::LeaseLost;
+                            }
+                            if let Err(error) = self.apply_held(followed).await {
+                                return error.into();
+                            }
+                            continue;
+                        }
+                        () = stop.cancelled() => return Ended::Stopped,
+                    }
                 }
             };
-            let message = tokio::select! {
-                next = next => match next {
-                    None => return Ended::Stalled,
-                    Some(Ok(Some(message))) => message,
-                    Some(Ok(None)) => return Ended::Closed,
-                    Some(Err(error)) => return Ended::Host(error),
-                },
-                accepted = next_accept(accepts.as_mut()) => {
-                    let ours = followed.held.as_ref().is_some_and(|held| Some(held.id) == accepted);
-                    if !ours {
-                        continue;
-                    }
-                    if self.lease_lapsed() {
-                        return Ended::LeaseLost;
-                    }
-                    if let Err(error) = self.apply_held(followed).await {
-                        return error.into();
-                    }
-                    continue;
-                }
-                () = stop.cancelled() => return Ended::Stopped,
+            let mut message = match read {
+                Ok(Some(message)) => message,
+                Ok(None) => return Ended::Closed,
+                Err(error) => return Ended::Host(error),
             };
+            ahead = catch_up::read_ahead(stream.as_mut(), &mut message);
             if self.lease_lapsed() {
                 return Ended::LeaseLost;
             }

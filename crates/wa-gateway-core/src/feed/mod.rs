@@ -9,6 +9,7 @@
 //! a gateway is held for an operator ([`Gateways::accept`]).
 
 mod apply;
+mod catch_up;
 mod cluster;
 mod fence;
 mod follower;

@@ -325,3 +325,38 @@ async fn a_snapshot_that_never_completes_is_bounded_and_removes_nothing() {
 fn session_ids_in_these_tests_are_valid() {
     assert!(ids(0..3).all(|id| SessionId::parse(&id).is_ok()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn messages_already_queued_are_joined_into_one_write_but_never_across_a_removal() {
+    use crate::events::model::{EventFilter, EventKind};
+    let f = Fixture::single();
+    f.follow(None);
+    let feed = f.feed().await;
+    feed.send(Ok(snapshot(ids(0..2), 10))).unwrap();
+    settle().await;
+    let revision = |r: String| r.parse::<u64>().unwrap();
+    let before = revision(f.store.sessions_revision().await.unwrap());
+
+    // A burst the follower finds queued: two changes, a removal, a re-add.
+    let change = |id: &str, at: i64, status| FeedMessage {
+        upserted: vec![Ok(Session::for_tests(id, "org", "ignored", status, at))],
+        removed: vec![],
+        snapshot_complete: false,
+    };
+    feed.send(Ok(change("s000", 11, SessionStatus::ScanQrCode))).unwrap();
+    feed.send(Ok(change("s001", 12, SessionStatus::Failed))).unwrap();
+    let s000 = SessionId::parse("s000").unwrap();
+    feed.send(Ok(FeedMessage { upserted: vec![], removed: vec![Ok(s000.clone())], snapshot_complete: false })).unwrap();
+    feed.send(Ok(change("s000", 13, SessionStatus::Working))).unwrap();
+    settle().await;
+
+    // Three writes, not four: the two changes were one.
+    assert_eq!(revision(f.store.sessions_revision().await.unwrap()) - before, 3);
+    assert_eq!(f.stored().await, ["s000", "s001"]);
+    // And in their order: s000 changed, left, came back.
+    let filter = EventFilter { session_id: Some(s000), ..Default::default() };
+    let mut kinds: Vec<EventKind> =
+        f.store.list_session_events(&filter, 10, None).await.unwrap().iter().map(|e| e.kind).collect();
+    kinds.reverse();
+    assert_eq!(kinds, [EventKind::Appeared, EventKind::StatusChanged, EventKind::Removed, EventKind::Appeared]);
+}

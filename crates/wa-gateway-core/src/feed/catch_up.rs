@@ -1,0 +1,41 @@
+//! Catching up: the messages a host has already sent behind the one being
+//! applied are applied with it, in one write, while they only add or change
+//! sessions. A feed that falls behind then pays one transaction for many
+//! messages instead of one each, and catches up instead of falling further.
+//! Removals and the end of a snapshot are never joined: they are applied in
+//! their place, after what came before them.
+
+use futures_util::FutureExt;
+
+use super::message::FeedMessage;
+use crate::hosts::{FeedStream, HostError};
+
+/// Most records one joined write holds (a host's own message limit).
+pub(crate) const MAX_RECORDS: usize = 5_000;
+
+/// What was read ahead and not joined: the next message, or the stream's end.
+pub(crate) type Ahead = Result<Option<FeedMessage>, HostError>;
+
+fn joinable(message: &FeedMessage) -> bool {
+    message.removed.is_empty() && !message.snapshot_complete
+}
+
+/// Joins to `message` the messages `stream` has ready now (never waiting),
+/// while both only add or change sessions and the records fit; answers the
+/// first thing read that was not joined.
+pub(crate) fn read_ahead(stream: &mut dyn FeedStream, message: &mut FeedMessage) -> Option<Ahead> {
+    if !joinable(message) {
+        return None;
+    }
+    loop {
+        // The host client's `next` awaits only the transport's next
+        // message, which keeps its place when a poll is not ready.
+        let read = stream.next().now_or_never()?;
+        match read {
+            Ok(Some(next)) if joinable(&next) && message.upserted.len() + next.upserted.len() <= MAX_RECORDS => {
+                message.upserted.extend(next.upserted);
+            }
+            other => return Some(other),
+        }
+    }
+}
