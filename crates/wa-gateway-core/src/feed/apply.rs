@@ -37,8 +37,10 @@ pub(crate) async fn upsert(
     now: UnixMillis,
 ) -> Result<Upserted, StoreError> {
     let mut outcome = Upserted::default();
-    // The last record of an id within a message is the one that counts.
-    let mut latest: HashMap<SessionId, Session> = HashMap::with_capacity(records.len());
+    // The last record of an id within a message is the one that counts, in
+    // the place of its first (so writes, and their events, keep the host's order).
+    let mut at: HashMap<SessionId, usize> = HashMap::with_capacity(records.len());
+    let mut latest: Vec<Session> = Vec::with_capacity(records.len());
     for record in records {
         match record {
             Ok(mut session) => {
@@ -48,7 +50,13 @@ pub(crate) async fn upsert(
                     continue;
                 }
                 session.gateway_id = Some(writer.gateway.to_owned());
-                latest.insert(session.id.clone(), session);
+                match at.get(&session.id) {
+                    Some(&i) => latest[i] = session,
+                    None => {
+                        at.insert(session.id.clone(), latest.len());
+                        latest.push(session);
+                    }
+                }
             }
             Err(Refused { id, reason }) => {
                 outcome.present.extend(id);
@@ -59,7 +67,7 @@ pub(crate) async fn upsert(
     if latest.is_empty() {
         return Ok(outcome);
     }
-    let candidates: Vec<Session> = latest.into_values().collect();
+    let candidates = latest;
     let outcomes = store.upsert_newer(writer, &candidates).await?;
     for (session, upsert) in candidates.into_iter().zip(outcomes) {
         match upsert {

@@ -3,12 +3,17 @@
 //! sessions. A feed that falls behind then pays one transaction for many
 //! messages instead of one each, and catches up instead of falling further.
 //! Removals and the end of a snapshot are never joined: they are applied in
-//! their place, after what came before them.
+//! their place, after what came before them. Nor is a message that names a
+//! session the joined write already has: each record is written, so each of
+//! a session's changes stays in its history.
+
+use std::collections::HashSet;
 
 use futures_util::FutureExt;
 
 use super::message::FeedMessage;
 use crate::hosts::{FeedStream, HostError};
+use crate::sessions::model::SessionId;
 
 /// Most records one joined write holds (a host's own message limit).
 pub(crate) const MAX_RECORDS: usize = 5_000;
@@ -20,6 +25,14 @@ fn joinable(message: &FeedMessage) -> bool {
     message.removed.is_empty() && !message.snapshot_complete
 }
 
+/// The sessions a message names (refused records with a valid id included).
+fn named(message: &FeedMessage) -> impl Iterator<Item = &SessionId> {
+    message.upserted.iter().filter_map(|record| match record {
+        Ok(session) => Some(&session.id),
+        Err(refused) => refused.id.as_ref(),
+    })
+}
+
 /// Joins to `message` the messages `stream` has ready now (never waiting),
 /// while both only add or change sessions and the records fit; answers the
 /// first thing read that was not joined.
@@ -27,12 +40,18 @@ pub(crate) fn read_ahead(stream: &mut dyn FeedStream, message: &mut FeedMessage)
     if !joinable(message) {
         return None;
     }
+    let mut sessions: HashSet<SessionId> = named(message).cloned().collect();
     loop {
         // The host client's `next` awaits only the transport's next
         // message, which keeps its place when a poll is not ready.
         let read = stream.next().now_or_never()?;
         match read {
-            Ok(Some(next)) if joinable(&next) && message.upserted.len() + next.upserted.len() <= MAX_RECORDS => {
+            Ok(Some(next))
+                if joinable(&next)
+                    && message.upserted.len() + next.upserted.len() <= MAX_RECORDS
+                    && named(&next).all(|id| !sessions.contains(id)) =>
+            {
+                sessions.extend(named(&next).cloned());
                 message.upserted.extend(next.upserted);
             }
             other => return Some(other),

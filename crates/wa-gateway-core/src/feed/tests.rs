@@ -360,3 +360,23 @@ async fn messages_already_queued_are_joined_into_one_write_but_never_across_a_re
     kinds.reverse();
     assert_eq!(kinds, [EventKind::Appeared, EventKind::StatusChanged, EventKind::Removed, EventKind::Appeared]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_change_of_a_session_already_in_the_joined_write_keeps_its_own_event() {
+    use crate::events::model::EventFilter;
+    let f = Fixture::single();
+    f.follow(None);
+    let feed = f.feed().await;
+    feed.send(Ok(snapshot(ids(0..1), 10))).unwrap();
+    settle().await;
+    // A flap: working → scan_qr_code → working, queued at once.
+    for (at, status) in [(11, SessionStatus::ScanQrCode), (12, SessionStatus::Working)] {
+        let record = Ok(Session::for_tests("s000", "org", "ignored", status, at));
+        feed.send(Ok(FeedMessage { upserted: vec![record], removed: vec![], snapshot_complete: false })).unwrap();
+    }
+    settle().await;
+    let filter = EventFilter { session_id: Some(SessionId::parse("s000").unwrap()), ..Default::default() };
+    let events = f.store.list_session_events(&filter, 10, None).await.unwrap();
+    let changed: Vec<i64> = events.iter().map(|e| e.changed_at).collect();
+    assert_eq!(changed, [12, 11, 10], "each change of the flap is kept");
+}
