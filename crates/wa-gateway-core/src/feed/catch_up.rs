@@ -40,18 +40,20 @@ pub(crate) fn read_ahead(stream: &mut dyn FeedStream, message: &mut FeedMessage)
     if !joinable(message) {
         return None;
     }
-    let mut sessions: HashSet<SessionId> = named(message).cloned().collect();
+    // Built only once a message is found waiting: a feed that keeps up
+    // pays nothing here.
+    let mut sessions: Option<HashSet<SessionId>> = None;
     loop {
         // The host client's `next` awaits only the transport's next
         // message, which keeps its place when a poll is not ready.
         let read = stream.next().now_or_never()?;
         match read {
-            Ok(Some(next))
-                if joinable(&next)
-                    && message.upserted.len() + next.upserted.len() <= MAX_RECORDS
-                    && named(&next).all(|id| !sessions.contains(id)) =>
-            {
-                sessions.extend(named(&next).cloned());
+            Ok(Some(next)) if joinable(&next) && message.upserted.len() + next.upserted.len() <= MAX_RECORDS => {
+                let joined = sessions.get_or_insert_with(|| named(message).cloned().collect());
+                if named(&next).any(|id| joined.contains(id)) {
+                    return Some(Ok(Some(next)));
+                }
+                joined.extend(named(&next).cloned());
                 message.upserted.extend(next.upserted);
             }
             other => return Some(other),
